@@ -1,0 +1,92 @@
+# crossbuild: every target names an intent and delegates to invoke (tasks.py),
+# which resolves flags > environment > config.toml > defaults and parallelises
+# itself; nothing here keeps state between targets, so `make -j` is safe.
+#
+# Variables (OpenIM names), passed through the environment:
+#   PLATFORMS="linux/amd64 linux_arm64"  BINS=api,push  IMAGES=api
+#   REGISTRY_PREFIX=host:port/ns  VERSION=v1.2.3  BASE_IMAGE=...  GO_IMAGE=...
+#   MODE=prebuilt|multistage  VERIFY=0  V=1 (echo commands)  CONFIG=path/to/config.toml
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV ?= .venv
+INVOKE := $(VENV)/bin/invoke
+STAMP := $(VENV)/.crossbuild-installed
+CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
+SERVICES := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/imdemo/cmd/*/main.go))))
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [VAR=value]\n\nTargets:\n"} \
+	  /^[a-zA-Z0-9_.%-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+## --- build -------------------------------------------------------------------
+.PHONY: build
+build: $(STAMP) ## Build the services for the host platform (BINS= filters)
+	@$(INVOKE) build $(CONFIG_FLAG)
+
+.PHONY: build.multiarch multiarch
+build.multiarch: $(STAMP) ## Cross-compile every service for every platform (PLATFORMS=)
+	@$(INVOKE) build.multiarch $(CONFIG_FLAG)
+
+multiarch: build.multiarch ## Alias of build.multiarch
+
+build.%: $(STAMP) ## Build one service for the host platform: make build.api
+	@$(INVOKE) build --services $* $(CONFIG_FLAG)
+
+## --- images ------------------------------------------------------------------
+.PHONY: image image.multiarch push.multiarch manifest setup registry.up registry.down
+image: $(STAMP) ## Build the images for the host platform and load them into docker
+	@$(INVOKE) image --load $(CONFIG_FLAG)
+
+image.multiarch: $(STAMP) ## Build every image for every platform and push one index per service
+	@$(INVOKE) image.multiarch $(CONFIG_FLAG)
+
+push.multiarch: image.multiarch ## Same as image.multiarch (pushing is part of it)
+
+image.%: $(STAMP) ## Build and push one service's multi-arch image: make image.api
+	@$(INVOKE) image.multiarch --services $* $(CONFIG_FLAG)
+
+manifest: $(STAMP) ## Merge the per-arch digests in build/digests/ into one index per service
+	@$(INVOKE) manifest $(CONFIG_FLAG)
+
+setup: $(STAMP) ## Check docker/buildx, register binfmt, create and bootstrap the builder
+	@$(INVOKE) setup $(CONFIG_FLAG)
+
+registry.up: $(STAMP) ## Start the embedded local registry (data under build/registry)
+	@$(INVOKE) registry.up $(CONFIG_FLAG)
+
+registry.down: $(STAMP) ## Stop the embedded local registry
+	@$(INVOKE) registry.down $(CONFIG_FLAG)
+
+## --- checks ------------------------------------------------------------------
+.PHONY: verify doctor tools test test.unit lint clean
+verify: $(STAMP) ## Verify the pushed images: platforms, configs, binaries, smoke runs
+	@$(INVOKE) verify $(CONFIG_FLAG)
+
+doctor: $(STAMP) ## Check the environment and print the fix for each problem
+	@$(INVOKE) doctor $(CONFIG_FLAG)
+
+tools: ## Install and start dockerd, registry, QEMU binfmt, skopeo, buildx, BuildKit (root, Debian)
+	@bash scripts/tools.sh
+
+test: $(STAMP) ## Run every test: unit and integration against the real tools
+	@$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test.unit: $(STAMP) ## Run the fast unit tests only
+	@$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff + mypy
+	@$(VENV)/bin/ruff check crossbuild tests tasks.py
+	@$(VENV)/bin/ruff format --check crossbuild tests tasks.py
+	@$(VENV)/bin/mypy
+
+clean: ## Remove build/ and the virtualenv's install stamp
+	@rm -rf build
+	@rm -f $(STAMP)

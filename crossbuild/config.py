@@ -1,0 +1,543 @@
+"""config.toml + environment + flags -> one frozen, validated Config.
+
+Precedence, resolved here and nowhere else: flags > environment variables
+(named as in OpenIM's make rules: PLATFORMS, BINS, IMAGES, REGISTRY_PREFIX,
+VERSION, BASE_IMAGE, plus GO_IMAGE, MODE) > config.toml > built-in defaults.
+Later stages receive the Config and never read the file or the environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from crossbuild import platforms as plat
+from crossbuild import version as ver
+from crossbuild.errors import UserError
+from crossbuild.platforms import Platform
+
+T = TypeVar("T")
+DEFAULT_CONFIG = "config.toml"
+MODES = ("prebuilt", "multistage")
+DRIVERS = ("docker-container", "remote", "kubernetes", "docker")
+DEFAULT_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
+DEFAULT_REGISTRY = "127.0.0.1:5000"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_TEMPLATE_FIELDS = ("version", "commit", "short_commit", "tree_state", "date", "service", "project")
+
+# The schema: table -> key -> expected type(s). Unknown keys are errors.
+_STR, _BOOL, _INT, _LIST, _TABLE = str, bool, int, list, dict
+SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "project": {"name": _STR, "module_dir": _STR, "output_dir": _STR, "source": _STR},
+    "services": {
+        "name": _STR, "package": _STR, "image": _STR, "smoke_args": _LIST,
+        "dockerfile": _STR, "mode": _STR,
+    },
+    "go": {
+        "ldflags": (_LIST, _STR), "x": _TABLE, "tags": _LIST, "cgo": _BOOL,
+        "trimpath": _BOOL, "jobs": _INT, "env": _TABLE,
+    },
+    "platforms": {"binaries": (_LIST, _STR), "images": (_LIST, _STR)},
+    "image": {
+        "registry_prefix": _STR, "tags": _LIST, "mode": _STR, "dockerfile": _STR,
+        "base_image": _STR, "go_image": _STR, "user": _STR, "labels": _TABLE,
+        "provenance": _BOOL, "verify": _BOOL,
+    },
+    "registry": {"address": _STR, "embedded": _BOOL, "data_dir": _STR, "insecure": _LIST, "mirrors": _TABLE},
+    "builder": {"name": _STR, "driver": _STR, "endpoint": _STR, "driver_opts": _TABLE, "nodes": _LIST, "buildkitd_config": _STR},
+    "builder.nodes": {"name": _STR, "endpoint": _STR, "platforms": (_LIST, _STR), "driver_opts": _TABLE},
+}
+TOP_LEVEL = ("project", "services", "go", "platforms", "image", "registry", "builder")
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    package: str  # relative to the module dir, "./cmd/api"
+    image: str  # repository name under the registry prefix
+    smoke_args: tuple[str, ...] = ("--version",)
+    dockerfile: str = ""  # own Dockerfile, relative to the config file; "" = mode's template
+    mode: str = ""  # "" = the project's mode
+
+    @property
+    def binary_name(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class BuilderNode:
+    name: str
+    endpoint: str
+    platforms: tuple[Platform, ...] = ()
+    driver_opts: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class BuilderConfig:
+    name: str = "crossbuild"
+    driver: str = "remote"
+    endpoint: str = "unix:///run/crossbuild-buildkitd.sock"
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    nodes: tuple[BuilderNode, ...] = ()
+    buildkitd_config: str = ""
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    address: str = DEFAULT_REGISTRY  # the embedded registry's listen address
+    embedded: bool = True
+    data_dir: Path = Path("build/registry")
+    insecure: tuple[str, ...] = ()
+    mirrors: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def is_insecure(self, host: str) -> bool:
+        """Plain HTTP for loopback and for registries listed as insecure."""
+        return is_loopback(host) or host in self.insecure
+
+
+@dataclass(frozen=True)
+class GoConfig:
+    ldflags: tuple[str, ...] = ()
+    x: tuple[tuple[str, str], ...] = ()  # (-X variable, template)
+    tags: tuple[str, ...] = ()
+    cgo: bool = False
+    trimpath: bool = True
+    jobs: int = 0  # 0 = number of cores
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    registry_prefix: str = f"{DEFAULT_REGISTRY}/crossbuild"
+    tags: tuple[str, ...] = ("{version}", "latest")
+    mode: str = "prebuilt"
+    dockerfile: str = ""
+    base_image: str = "scratch"
+    go_image: str = "localhost:5000/golang:local"
+    user: str = "65532:65532"
+    labels: tuple[tuple[str, str], ...] = ()
+    provenance: bool = False
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path  # the config file (may not exist: defaults)
+    root: Path  # directory of the config file; relative paths start here
+    name: str
+    module_dir: Path
+    output_dir: Path
+    source: str
+    services: tuple[Service, ...]
+    go: GoConfig
+    binary_platforms: tuple[Platform, ...]
+    image_platforms: tuple[Platform, ...]
+    image: ImageConfig
+    registry: RegistryConfig
+    builder: BuilderConfig
+    version: ver.VersionInfo
+    bins: tuple[str, ...] = ()  # BINS filter: selected service names
+    images: tuple[str, ...] = ()  # IMAGES filter
+    platforms_overridden: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.output_dir / "bin"
+
+    def service(self, name: str) -> Service:
+        for s in self.services:
+            if s.name == name:
+                return s
+        raise UserError(_unknown("service", name, [s.name for s in self.services]))
+
+    def selected_bins(self) -> tuple[Service, ...]:
+        return tuple(s for s in self.services if not self.bins or s.name in self.bins)
+
+    def selected_images(self) -> tuple[Service, ...]:
+        return tuple(s for s in self.services if not self.images or s.name in self.images)
+
+    def x_values(self, service: Service | None = None) -> dict[str, str]:
+        """The -X map with templates filled in."""
+        values = self.template_values(service)
+        return {var: fill_template(tmpl, values, f"go.x.{var}") for var, tmpl in self.go.x}
+
+    def template_values(self, service: Service | None = None) -> dict[str, str]:
+        values = self.version.template_values()
+        values["project"] = self.name
+        values["service"] = service.name if service else ""
+        return values
+
+    def image_ref(self, service: Service) -> str:
+        return f"{self.image.registry_prefix}/{service.image}"
+
+    def image_tags(self, service: Service) -> tuple[str, ...]:
+        values = self.template_values(service)
+        tags = (ver.tag_safe(fill_template(t, values, "image.tags")) for t in self.image.tags)
+        return tuple(dict.fromkeys(tags))
+
+    def mode_of(self, service: Service) -> str:
+        return service.mode or self.image.mode
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Values given on the command line; None means "not given"."""
+
+    platforms: tuple[str, ...] | None = None
+    bins: tuple[str, ...] | None = None
+    images: tuple[str, ...] | None = None
+    registry_prefix: str | None = None
+    version: str | None = None
+    base_image: str | None = None
+    go_image: str | None = None
+    mode: str | None = None
+    verify: bool | None = None
+
+
+def is_loopback(host: str) -> bool:
+    return host.rsplit(":", 1)[0] in LOCAL_HOSTS if not host.startswith("[") else host.startswith("[::1]")
+
+
+def fill_template(template: str, values: Mapping[str, str], where: str) -> str:
+    try:
+        return template.format_map(values)
+    except (KeyError, ValueError, IndexError) as exc:
+        raise UserError(
+            f"{where}: bad template '{template}': use only {{{'}, {'.join(_TEMPLATE_FIELDS)}}}"
+        ) from exc
+
+
+def _unknown(kind: str, name: str, known: Sequence[str]) -> str:
+    near = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean '{near[0]}'?)" if near else ""
+    return f"unknown {kind} '{name}'{hint}; known: {', '.join(known) or 'none'}"
+
+
+def _check_keys(table: Mapping[str, Any], schema_name: str, where: str) -> None:
+    schema = SCHEMA[schema_name]
+    for key, value in table.items():
+        if key not in schema:
+            near = difflib.get_close_matches(key, list(schema), n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(schema)}"
+            raise UserError(f"{where}: unknown key '{key}'{hint}")
+        expected = schema[key]
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
+            raise UserError(f"{where}.{key}: expected {names}, got {type(value).__name__} {value!r}")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; syntax errors name the file and the line."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read config: {exc.strerror}") from exc
+
+
+def _validate_tables(data: Mapping[str, Any], path: Path) -> None:
+    for key, value in data.items():
+        if key not in TOP_LEVEL:
+            near = difflib.get_close_matches(key, TOP_LEVEL, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; valid tables: {', '.join(TOP_LEVEL)}"
+            raise UserError(f"{path}: unknown table '{key}'{hint}")
+        if key == "services":
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise UserError(f"{path}: 'services' must be an array of tables: [[services]]")
+            for n, svc in enumerate(value):
+                _check_keys(svc, "services", f"{path}: services[{n}]")
+            continue
+        if not isinstance(value, dict):
+            raise UserError(f"{path}: '{key}' must be a table: [{key}]")
+        _check_keys(value, key, f"{path}: {key}")
+        if key == "builder":
+            for n, node in enumerate(value.get("nodes", [])):
+                if not isinstance(node, dict):
+                    raise UserError(f"{path}: builder.nodes[{n}] must be a table: [[builder.nodes]]")
+                _check_keys(node, "builder.nodes", f"{path}: builder.nodes[{n}]")
+
+
+def _str_pairs(table: Mapping[str, Any], where: str) -> tuple[tuple[str, str], ...]:
+    for k, v in table.items():
+        if not isinstance(v, str):
+            raise UserError(f"{where}.{k}: expected a string, got {type(v).__name__}")
+    return tuple((str(k), str(v)) for k, v in table.items())
+
+
+def _str_list(value: Any, where: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else list(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise UserError(f"{where}: expected strings, got {item!r}")
+    return tuple(items)
+
+
+def _env_list(environ: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    raw = environ.get(name, "").strip()
+    return tuple(plat.split_list(raw)) if raw else None
+
+
+def _env_str(environ: Mapping[str, str], name: str) -> str | None:
+    raw = environ.get(name, "").strip()
+    return raw or None
+
+
+def _env_bool(environ: Mapping[str, str], name: str) -> bool | None:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"{name}={raw}: expected 1 or 0")
+
+
+def pick(flag: T | None, env: T | None, conf: T | None, default: T) -> T:
+    """The precedence rule, in one place: flag > env > config > default."""
+    for value in (flag, env, conf):
+        if value is not None:
+            return value
+    return default
+
+
+def _has_main(pkg_dir: Path) -> bool:
+    for go_file in sorted(pkg_dir.glob("*.go")):
+        if go_file.name.endswith("_test.go"):
+            continue
+        try:
+            text = go_file.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if re.search(r"^package\s+main\b", text, re.MULTILINE):
+            return True
+    return False
+
+
+def discover_services(module_dir: Path) -> list[Service]:
+    """Every cmd/<name>/ directory holding a main package."""
+    cmd = module_dir / "cmd"
+    if not cmd.is_dir():
+        return []
+    return [
+        Service(name=d.name, package=f"./cmd/{d.name}", image=d.name)
+        for d in sorted(cmd.iterdir())
+        if d.is_dir() and _has_main(d)
+    ]
+
+
+def _services(data: Sequence[Mapping[str, Any]], module_dir: Path, where: Path) -> tuple[Service, ...]:
+    if not data:
+        found = discover_services(module_dir)
+        if not found:
+            raise UserError(
+                f"{module_dir}: no main packages under cmd/*/; list them in {where} as [[services]] "
+                "with name and package"
+            )
+        return tuple(found)
+    services: list[Service] = []
+    for n, raw in enumerate(data):
+        name = raw.get("name")
+        if not name:
+            raise UserError(f"{where}: services[{n}] needs a name")
+        if not _NAME.match(name):
+            raise UserError(f"{where}: service name '{name}' must be lower-case letters, digits, '.', '_' or '-'")
+        package = raw.get("package", f"./cmd/{name}")
+        if not package.startswith("./"):
+            package = "./" + package
+        pkg_dir = module_dir / package
+        if not pkg_dir.is_dir():
+            raise UserError(f"{where}: service '{name}': package directory {pkg_dir} does not exist")
+        if not _has_main(pkg_dir):
+            raise UserError(f"{where}: service '{name}': {package} has no 'package main' .go file, so it builds no binary")
+        mode = raw.get("mode", "")
+        if mode and mode not in MODES:
+            raise UserError(f"{where}: service '{name}': mode must be one of {', '.join(MODES)}, got '{mode}'")
+        services.append(
+            Service(
+                name=name,
+                package=package,
+                image=raw.get("image", name),
+                smoke_args=_str_list(raw.get("smoke_args", ["--version"]), f"services[{n}].smoke_args"),
+                dockerfile=raw.get("dockerfile", ""),
+                mode=mode,
+            )
+        )
+    names = [s.name for s in services]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UserError(f"{where}: service listed twice: {', '.join(dupes)}")
+    return tuple(services)
+
+
+def _filter(names: tuple[str, ...] | None, services: Sequence[Service], var: str) -> tuple[str, ...]:
+    if not names:
+        return ()
+    known = [s.name for s in services]
+    for name in names:
+        if name not in known:
+            raise UserError(f"{var}: " + _unknown("service", name, known))
+    return names
+
+
+def _builder(data: Mapping[str, Any], where: Path) -> BuilderConfig:
+    driver = data.get("driver", BuilderConfig.driver)
+    if driver not in DRIVERS:
+        raise UserError(f"{where}: builder.driver must be one of {', '.join(DRIVERS)}, got '{driver}'")
+    endpoint = data.get("endpoint", BuilderConfig.endpoint if driver == "remote" else "")
+    if driver in ("remote",) and not endpoint:
+        raise UserError(f"{where}: builder.driver = 'remote' needs builder.endpoint, e.g. unix:///run/buildkit.sock or tcp://host:1234")
+    nodes = []
+    for n, node in enumerate(data.get("nodes", [])):
+        if not node.get("name"):
+            raise UserError(f"{where}: builder.nodes[{n}] needs a name")
+        nodes.append(
+            BuilderNode(
+                name=node["name"],
+                endpoint=node.get("endpoint", ""),
+                platforms=plat.parse_platforms(node["platforms"]) if node.get("platforms") else (),
+                driver_opts=_str_pairs(node.get("driver_opts", {}), f"builder.nodes[{n}].driver_opts"),
+            )
+        )
+    name = data.get("name", BuilderConfig.name)
+    if not _NAME.match(name):
+        raise UserError(f"{where}: builder.name '{name}' must be lower-case letters, digits, '.', '_' or '-'")
+    return BuilderConfig(
+        name=name,
+        driver=driver,
+        endpoint=endpoint,
+        driver_opts=_str_pairs(data.get("driver_opts", {}), "builder.driver_opts"),
+        nodes=tuple(nodes),
+        buildkitd_config=data.get("buildkitd_config", ""),
+    )
+
+
+def _registry(data: Mapping[str, Any], root: Path, output_dir: Path) -> RegistryConfig:
+    mirrors = []
+    for host, urls in data.get("mirrors", {}).items():
+        mirrors.append((host, _str_list(urls, f"registry.mirrors.{host}")))
+    data_dir = Path(data["data_dir"]) if "data_dir" in data else output_dir / "registry"
+    return RegistryConfig(
+        address=data.get("address", DEFAULT_REGISTRY),
+        embedded=data.get("embedded", True),
+        data_dir=data_dir if data_dir.is_absolute() else root / data_dir,
+        insecure=_str_list(data.get("insecure", []), "registry.insecure"),
+        mirrors=tuple(mirrors),
+    )
+
+
+def load(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Overrides | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read, merge and validate everything the pipeline needs, once."""
+    overrides = overrides or Overrides()
+    environ = os.environ if environ is None else environ
+    cfg_path = Path(path or environ.get("CROSSBUILD_CONFIG") or DEFAULT_CONFIG).resolve()
+    if path is not None and not cfg_path.is_file():
+        raise UserError(f"{cfg_path}: config file not found; create one with `crossbuild init`")
+    data = read_toml(cfg_path) if cfg_path.is_file() else {}
+    _validate_tables(data, cfg_path)
+    root = cfg_path.parent
+
+    project = data.get("project", {})
+    module_dir = (root / project.get("module_dir", ".")).resolve()
+    if not module_dir.is_dir():
+        raise UserError(f"{cfg_path}: project.module_dir {module_dir} does not exist")
+    if not (module_dir / "go.mod").is_file():
+        raise UserError(f"{cfg_path}: project.module_dir {module_dir} has no go.mod; point it at the Go module root")
+    output_dir = root / project.get("output_dir", "build")
+    name = project.get("name", module_dir.name)
+
+    services = _services(data.get("services", []), module_dir, cfg_path)
+
+    go = data.get("go", {})
+    ldflags = go.get("ldflags", [])
+    go_cfg = GoConfig(
+        ldflags=tuple(ldflags.split()) if isinstance(ldflags, str) else _str_list(ldflags, "go.ldflags"),
+        x=_str_pairs(go.get("x", {}), "go.x"),
+        tags=_str_list(go.get("tags", []), "go.tags"),
+        cgo=go.get("cgo", False),
+        trimpath=go.get("trimpath", True),
+        jobs=go.get("jobs", 0),
+        env=_str_pairs(go.get("env", {}), "go.env"),
+    )
+    if go_cfg.jobs < 0:
+        raise UserError(f"{cfg_path}: go.jobs must be >= 0 (0 means one per core)")
+
+    conf_platforms = data.get("platforms", {})
+    flag_platforms = overrides.platforms or None
+    env_platforms = _env_list(environ, "PLATFORMS")
+    chosen = flag_platforms or env_platforms
+    binary_platforms = plat.parse_platforms(chosen or conf_platforms.get("binaries", DEFAULT_PLATFORMS))
+    image_platforms = plat.parse_platforms(chosen or conf_platforms.get("images", DEFAULT_PLATFORMS))
+    if not chosen and "images" in conf_platforms:
+        try:
+            plat.require_image_platforms(image_platforms)
+        except UserError as exc:
+            raise UserError(f"{cfg_path}: platforms.images: {exc}") from exc
+
+    image = data.get("image", {})
+    mode = pick(overrides.mode, _env_str(environ, "MODE"), image.get("mode"), ImageConfig.mode)
+    if mode not in MODES:
+        raise UserError(f"MODE={mode}: must be one of {', '.join(MODES)}")
+    tags = _str_list(image.get("tags", list(ImageConfig.tags)), "image.tags")
+    if not tags:
+        raise UserError(f"{cfg_path}: image.tags must list at least one tag template")
+    image_cfg = ImageConfig(
+        registry_prefix=pick(
+            overrides.registry_prefix,
+            _env_str(environ, "REGISTRY_PREFIX"),
+            image.get("registry_prefix"),
+            f"{DEFAULT_REGISTRY}/{name}",
+        ).rstrip("/"),
+        tags=tags,
+        mode=mode,
+        dockerfile=image.get("dockerfile", ""),
+        base_image=pick(overrides.base_image, _env_str(environ, "BASE_IMAGE"), image.get("base_image"), "scratch"),
+        go_image=pick(overrides.go_image, _env_str(environ, "GO_IMAGE"), image.get("go_image"), ImageConfig.go_image),
+        user=image.get("user", ImageConfig.user),
+        labels=_str_pairs(image.get("labels", {}), "image.labels"),
+        provenance=image.get("provenance", False),
+        verify=pick(overrides.verify, _env_bool(environ, "VERIFY"), image.get("verify"), True),
+    )
+    if "/" not in image_cfg.registry_prefix and "." not in image_cfg.registry_prefix:
+        # a bare name would be read by docker as a Docker Hub user; that is allowed but say nothing
+        pass
+
+    version_info = ver.compute(module_dir, environ, overrides.version or _env_str(environ, "VERSION"))
+    for var, tmpl in go_cfg.x:
+        fill_template(tmpl, {**version_info.template_values(), "project": name, "service": ""}, f"go.x.{var}")
+
+    bins = overrides.bins if overrides.bins is not None else _env_list(environ, "BINS")
+    imgs = overrides.images if overrides.images is not None else _env_list(environ, "IMAGES")
+    return Config(
+        path=cfg_path,
+        root=root,
+        name=name,
+        module_dir=module_dir,
+        output_dir=output_dir,
+        source=project.get("source", ""),
+        services=services,
+        go=go_cfg,
+        binary_platforms=binary_platforms,
+        image_platforms=image_platforms,
+        image=image_cfg,
+        registry=_registry(data.get("registry", {}), root, output_dir),
+        builder=_builder(data.get("builder", {}), cfg_path),
+        version=version_info,
+        bins=_filter(bins, services, "BINS"),
+        images=_filter(imgs, services, "IMAGES"),
+        platforms_overridden=bool(chosen),
+    )

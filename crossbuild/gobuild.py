@@ -1,0 +1,172 @@
+"""Cross-compile the services with `go build`, one invocation per platform.
+
+All services of one platform go into ONE `go build -o dir/ pkg...` so shared
+packages compile once; platforms run in parallel on a bounded pool. After the
+build every binary is checked: its header must match the platform and every
+`-X` value must really be in it (the Go linker silently ignores -X for a
+symbol that does not exist, see golang/go#11009 / cmd/link docs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossbuild import binaries, runner
+from crossbuild.config import Config, Service
+from crossbuild.errors import CommandError, UserError
+from crossbuild.platforms import Platform
+
+
+@dataclass(frozen=True)
+class BinaryResult:
+    service: str
+    platform: Platform
+    path: Path
+    size: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class PlatformResult:
+    platform: Platform
+    binaries: tuple[BinaryResult, ...]
+    seconds: float
+    error: str = ""
+
+
+def binary_path(bin_dir: Path, platform: Platform, service: Service) -> Path:
+    """build/bin/<os>/<arch>[/<variant>]/<service>[.exe] - exactly $TARGETPLATFORM."""
+    return bin_dir / str(platform) / f"{service.binary_name}{platform.exe_suffix}"
+
+
+def ldflags(cfg: Config, service: Service | None = None) -> str:
+    """The -ldflags string: configured flags, then one -X per variable."""
+    parts = list(cfg.go.ldflags)
+    for var, value in cfg.x_values(service).items():
+        parts.append(f"-X={var}={value}" if " " not in value else f"-X '{var}={value}'")
+    return " ".join(parts)
+
+
+def go_build_argv(cfg: Config, out: str, packages: Sequence[str], service: Service | None = None) -> list[str]:
+    argv = ["go", "build", "-buildvcs=false"]
+    runner.add_flag(argv, "-trimpath", cfg.go.trimpath)
+    if cfg.go.tags:
+        argv += ["-tags", ",".join(cfg.go.tags)]
+    flags = ldflags(cfg, service)
+    if flags:
+        argv += ["-ldflags", flags]
+    argv += ["-o", out, *packages]
+    return argv
+
+
+def go_env(cfg: Config, platform: Platform) -> dict[str, str]:
+    env = dict(cfg.go.env)
+    env["CGO_ENABLED"] = "1" if cfg.go.cgo else "0"
+    env.update(platform.go_env())
+    return env
+
+
+def check_x_targets(cfg: Config, services: Sequence[Service]) -> None:
+    """Fail before compiling when an -X variable's package is not linked into a service.
+
+    This is the OpenIM failure: -X pointed at a package path that did not
+    exist, and the linker ignored it for years without a word.
+    """
+    if not cfg.go.x or not services:
+        return
+    fmt = "{{.ImportPath}}|{{.Name}}|{{join .Deps \" \"}}"
+    out = runner.output(
+        ["go", "list", "-f", fmt, *[s.package for s in services]],
+        cwd=cfg.module_dir,
+        env={"CGO_ENABLED": "1" if cfg.go.cgo else "0"},
+        hint="go list failed: is the module buildable? run `go build ./...` in " + str(cfg.module_dir),
+    )
+    deps_by_service: dict[str, set[str]] = {}
+    for svc, line in zip(services, out.splitlines(), strict=False):
+        import_path, _name, deps = line.split("|", 2)
+        deps_by_service[svc.name] = {import_path, *deps.split()}
+    for var, _tmpl in cfg.go.x:
+        pkg, _, name = var.rpartition(".")
+        if not pkg or not name:
+            raise UserError(f"go.x: '{var}' is not <import path>.<variable>, e.g. example.com/app/pkg/version.Version")
+        missing = [s.name for s in services if pkg not in deps_by_service.get(s.name, set())]
+        if missing:
+            raise UserError(
+                f"go.x: -X {var}: package {pkg} is not linked into {', '.join(missing)}; "
+                "the Go linker would ignore it silently. Fix the import path in config.toml [go.x]"
+            )
+
+
+def _compile_error(cfg: Config, platform: Platform, services: Sequence[Service], exc: CommandError) -> str:
+    """Name the services whose sources appear in the compiler output (else all of them)."""
+    text = exc.stderr or exc.stdout
+    named = []
+    for s in services:
+        rel = s.package.removeprefix("./")
+        if re.search(rf"(^|[\s/]){re.escape(rel)}/[^/\s]+\.go:", text, re.MULTILINE) or f"# {rel}" in text:
+            named.append(s.name)
+    who = ", ".join(named or [s.name for s in services])
+    tail = "\n".join(text.rstrip().splitlines()[-12:])
+    return f"compile failed for {who} on {platform}:\n{tail}"
+
+
+def build_platform(cfg: Config, platform: Platform, services: Sequence[Service]) -> PlatformResult:
+    start = time.monotonic()
+    out_dir = cfg.bin_dir / str(platform)
+    env = go_env(cfg, platform)
+    # go build -o dir/ names each binary after its package directory; services whose
+    # name differs, or whose directory name repeats, are built on their own.
+    basenames = [Path(s.package).name for s in services]
+    grouped = [s for s, b in zip(services, basenames, strict=True) if b == s.name and basenames.count(b) == 1]
+    single = [s for s in services if s not in grouped]
+    if not runner.OPTIONS.dry_run:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if grouped:
+            runner.run(
+                go_build_argv(cfg, str(out_dir) + os.sep, [s.package for s in grouped]),
+                env=env, cwd=cfg.module_dir,
+            )
+        for s in single:
+            target = binary_path(cfg.bin_dir, platform, s)
+            runner.run(go_build_argv(cfg, str(target), [s.package], s), env=env, cwd=cfg.module_dir)
+    except CommandError as exc:
+        return PlatformResult(platform, (), time.monotonic() - start, _compile_error(cfg, platform, services, exc))
+    results = []
+    for s in services:
+        path = binary_path(cfg.bin_dir, platform, s)
+        if runner.OPTIONS.dry_run:
+            results.append(BinaryResult(s.name, platform, path, 0))
+            continue
+        problems = tuple(binaries.check_binary(path, platform, cfg.x_values(s)))
+        results.append(BinaryResult(s.name, platform, path, path.stat().st_size, problems))
+    return PlatformResult(platform, tuple(results), time.monotonic() - start)
+
+
+def workers(cfg: Config, n_platforms: int) -> int:
+    cores = cfg.go.jobs or os.cpu_count() or 1
+    return max(1, min(cores, n_platforms))
+
+
+def build(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> list[PlatformResult]:
+    """Build every service for every platform; never raises for a compile error."""
+    if runner.which("go") is None:
+        raise UserError("go: command not found; install Go >= 1.22 (https://go.dev/dl/) or run `make tools`")
+    check_x_targets(cfg, services)
+    with ThreadPoolExecutor(max_workers=workers(cfg, len(platforms))) as pool:
+        return list(pool.map(lambda p: build_platform(cfg, p, services), platforms))
+
+
+def clean(cfg: Config) -> None:
+    shutil.rmtree(cfg.bin_dir, ignore_errors=True)

@@ -1,0 +1,31 @@
+# crossbuild "multistage" image: the Go build runs inside BuildKit on the
+# BUILD platform and cross-compiles for the TARGET platform (GOOS/GOARCH/GOARM
+# from TARGETOS/TARGETARCH/TARGETVARIANT), so no stage runs under emulation.
+# crossbuild renders @SERVICE@, @PACKAGE@ and @USER@ per service into build/dockerfiles/.
+ARG GO_IMAGE=localhost:5000/golang:local
+ARG BASE_IMAGE=scratch
+
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS builder
+ARG TARGETOS
+ARG TARGETARCH
+ARG TARGETVARIANT
+ARG LDFLAGS=""
+ARG GO_TAGS=""
+ARG CGO_ENABLED=0
+ARG TRIMPATH=-trimpath
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/root/.cache/go-build \
+    --mount=type=cache,target=/go/pkg/mod \
+    case "$TARGETARCH" in \
+      arm) export GOARM="${TARGETVARIANT#v}" ;; \
+      amd64) export GOAMD64="${TARGETVARIANT:-v1}" ;; \
+    esac; \
+    GOOS="$TARGETOS" GOARCH="$TARGETARCH" CGO_ENABLED="$CGO_ENABLED" \
+    go build -buildvcs=false $TRIMPATH -tags "$GO_TAGS" -ldflags "$LDFLAGS" \
+      -o /out/@SERVICE@ @PACKAGE@
+
+FROM ${BASE_IMAGE}
+COPY --from=builder /out/@SERVICE@ /usr/local/bin/@SERVICE@
+USER @USER@
+ENTRYPOINT ["/usr/local/bin/@SERVICE@"]

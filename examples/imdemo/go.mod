@@ -1,0 +1,3 @@
+module github.com/crossbuild-example/imdemo
+
+go 1.22
