@@ -90,3 +90,10 @@ lint: $(STAMP) ## ruff + mypy
 clean: ## Remove build/ and the virtualenv's install stamp
 	@rm -rf build
 	@rm -f $(STAMP)
+
+.PHONY: go-image audit
+go-image: $(STAMP) ## Build the offline Go builder image for multistage mode and push it
+	@$(INVOKE) go-image $(CONFIG_FLAG)
+
+audit: $(STAMP) ## Audit the example compose file's images for missing architectures (COMPOSE=)
+	@$(INVOKE) audit --compose $(or $(COMPOSE),examples/imdemo/docker-compose.yml) $(CONFIG_FLAG)

@@ -192,9 +192,7 @@ def _read_elf(data: bytes) -> Header:
     if klass not in (ELFCLASS32, ELFCLASS64):
         raise ValueError(f"ELF file with invalid class {klass} (expected 1 = 32-bit or 2 = 64-bit)")
     if order not in (ELFDATA2LSB, ELFDATA2MSB):
-        raise ValueError(
-            f"ELF file with invalid data encoding {order} (expected 1 = LSB or 2 = MSB)"
-        )
+        raise ValueError(f"ELF file with invalid data encoding {order} (expected 1 = LSB or 2 = MSB)")
     bits = 32 if klass == ELFCLASS32 else 64
     endian = "little" if order == ELFDATA2LSB else "big"
     (machine,) = struct.unpack_from("<H" if endian == "little" else ">H", data, E_MACHINE_OFFSET)
@@ -207,9 +205,7 @@ def _read_pe(data: bytes) -> Header:
     (lfanew,) = struct.unpack_from("<I", data, E_LFANEW_OFFSET)
     end = lfanew + OPTIONAL_HEADER_OFFSET + 2
     if len(data) < end:
-        raise ValueError(
-            f"truncated PE file: the PE header at {lfanew:#x} ends past the {len(data)} bytes read"
-        )
+        raise ValueError(f"truncated PE file: the PE header at {lfanew:#x} ends past the {len(data)} bytes read")
     if data[lfanew : lfanew + len(PE_SIGNATURE)] != PE_SIGNATURE:
         raise ValueError("MZ (DOS) file without a PE signature: not a Windows executable")
     (machine,) = struct.unpack_from("<H", data, lfanew + len(PE_SIGNATURE))
@@ -244,9 +240,7 @@ def _reject_fat(data: bytes, magic: int) -> NoReturn:
         raise ValueError(f"truncated universal Mach-O header: {len(data)} bytes")
     (count,) = struct.unpack_from(">I", data, FAT_NARCH_OFFSET)
     if count == 0 or count > FAT_MAX_ARCHS:
-        raise ValueError(
-            f"not an ELF, PE or Mach-O executable (magic {magic:#x}, probably a Java class file)"
-        )
+        raise ValueError(f"not an ELF, PE or Mach-O executable (magic {magic:#x}, probably a Java class file)")
     size = FAT_ARCH_64_SIZE if magic == FAT_MAGIC_64 else FAT_ARCH_SIZE
     names = []
     for i in range(count):
@@ -333,14 +327,9 @@ def check_header(data: bytes, platform: Platform) -> list[str]:
     problems = []
     if got.format != want.format:
         article = _FORMAT_ARTICLES[got.format]
-        problems.append(
-            f"not an executable for {platform.os}: it is {article} {_FORMAT_NAMES[got.format]} file"
-        )
+        problems.append(f"not an executable for {platform.os}: it is {article} {_FORMAT_NAMES[got.format]} file")
     if got.machine != want.machine:
-        problems.append(
-            f"{_FORMAT_NAMES[got.format]} machine is {_describe(got.machine)}, "
-            f"expected {want.machine}"
-        )
+        problems.append(f"{_FORMAT_NAMES[got.format]} machine is {_describe(got.machine)}, expected {want.machine}")
     if got.bits != want.bits:
         problems.append(f"{got.bits}-bit, expected {want.bits}-bit")
     if got.endian != want.endian:

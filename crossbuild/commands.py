@@ -7,13 +7,18 @@ invoke Context. Each function loads the Config once and hands it down.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from crossbuild import builder, buildx, dockerfiles, doctor, gobuild, images, manifest, output, registry_server, runner
 from crossbuild import config as config_mod
-from crossbuild import gobuild, output, runner
-from crossbuild.config import Config, Overrides
+from crossbuild import audit as audit_mod
+from crossbuild import verify as verify_mod
+from crossbuild.config import Config, Overrides, Service
 from crossbuild.errors import UserError
-from crossbuild.platforms import Platform, host_platform
+from crossbuild.platforms import Platform, host_platform, require_image_platforms
+from crossbuild.registry import RegistryClient, parse_reference
 
 
 def load(config_path: str | None, overrides: Overrides) -> Config:
@@ -29,11 +34,13 @@ def build(
     cfg: Config,
     platforms: Sequence[Platform] | None = None,
     multiarch: bool = False,
+    services: Sequence[Service] | None = None,
 ) -> list[gobuild.PlatformResult]:
     """Cross-compile the selected services; raise UserError on any failure after the summary."""
     if platforms is None:
         platforms = cfg.binary_platforms if (multiarch or cfg.platforms_overridden) else (host_platform(),)
-    services = cfg.selected_bins()
+    if services is None:
+        services = cfg.selected_bins()
     output.step(
         f"go build {len(services)} service(s) x {len(platforms)} platform(s): "
         f"{', '.join(str(p) for p in platforms)} (version {cfg.version.version})"
@@ -44,7 +51,10 @@ def build(
     for pr in results:
         if pr.error:
             failures.append(pr.error)
-            rows += [[s.name, str(pr.platform), "-", output.status_word("failed")] for s in services]
+            rows += [
+                [s.name, str(pr.platform), "-", output.status_word("failed" if s.name in pr.failed else "skipped")]
+                for s in services
+            ]
             continue
         for br in pr.binaries:
             word = "ok" if br.ok else "failed"
@@ -61,8 +71,318 @@ def build(
 
 
 def clean(config_path: str | None) -> None:
-    import shutil  # noqa: PLC0415
-
     cfg = load(config_path, Overrides())
     shutil.rmtree(cfg.output_dir, ignore_errors=True)
     output.ok(f"removed {cfg.output_dir}")
+
+
+# --- images -------------------------------------------------------------------
+
+
+def _image_platforms(cfg: Config, platforms: Sequence[Platform] | None) -> tuple[Platform, ...]:
+    chosen = tuple(platforms) if platforms else cfg.image_platforms
+    require_image_platforms(chosen)
+    return chosen
+
+
+def _client(cfg: Config) -> RegistryClient:
+    return RegistryClient(insecure=cfg.registry.insecure)
+
+
+def _prepare_images(cfg: Config, platforms: Sequence[Platform], *, registry: bool) -> list[images.ImageTarget]:
+    """Preflight, cross-compile what prebuilt images copy, render Dockerfiles, plan targets."""
+    services = cfg.selected_images()
+    doctor.preflight(cfg, platforms)
+    client = _client(cfg)
+    if registry:
+        registry_server.ensure(cfg)
+        host = parse_reference(cfg.image.registry_prefix + "/x").registry
+        client.probe(host)
+    targets = images.plan(cfg, platforms, services)
+    multistage = [t for t in targets if cfg.mode_of(t.service) == "multistage"]
+    if multistage:
+        go_ref = parse_reference(cfg.image.go_image)
+        if client.manifest_exists(go_ref) is None:
+            raise UserError(
+                f"Go builder image {cfg.image.go_image} not found: build it offline with "
+                "`make go-image`, or set GO_IMAGE to one your builder can pull"
+            )
+    foreign_run = [t for t in targets if dockerfiles.runs_target_code(t.dockerfile.read_text())]
+    if foreign_run:
+        builder.register_binfmt(platforms)
+    prebuilt = images.prebuilt_services(cfg, targets)
+    if prebuilt:
+        build(cfg, platforms=platforms, services=prebuilt)
+    return targets
+
+
+def _published_table(published: Sequence[images.Published]) -> None:
+    rows = []
+    for p in published:
+        for tag in p.target.tags:
+            rows.append(
+                [
+                    p.target.service.name,
+                    f"{p.target.repository}:{tag}",
+                    p.digest[:19],
+                    ",".join(p.platforms),
+                    output.human_size(p.size),
+                ]
+            )
+    output.table(["service", "tag", "index digest", "platforms", "size"], rows)
+
+
+def image_multiarch(
+    cfg: Config, platforms: Sequence[Platform] | None = None, oci: bool = False
+) -> list[images.Published]:
+    plats = _image_platforms(cfg, platforms)
+    output.step(
+        f"images for {len(cfg.selected_images())} service(s) x {', '.join(map(str, plats))} "
+        f"-> {'build/oci/' if oci else cfg.image.registry_prefix} (version {cfg.version.version})"
+    )
+    targets = _prepare_images(cfg, plats, registry=not oci)
+    if oci:
+        for path in images.export_oci(cfg, targets):
+            output.ok(f"wrote {path}")
+        return []
+    published = images.publish(cfg, targets, _client(cfg), check=_verify_before_tagging(cfg))
+    if published:
+        _published_table(published)
+    return published
+
+
+def image(
+    cfg: Config,
+    platforms: Sequence[Platform] | None = None,
+    load: bool = False,
+    push_by_digest: bool = False,
+    oci: bool = False,
+) -> None:
+    """`make image` / `invoke image`: one platform into docker, by digest for CI, or OCI."""
+    if platforms:
+        plats = tuple(platforms)
+    elif cfg.platforms_overridden:
+        plats = cfg.image_platforms
+    else:
+        plats = (host_platform(),)
+    require_image_platforms(plats)
+    if push_by_digest:
+        output.step(f"push by digest: {', '.join(map(str, plats))}")
+        targets = _prepare_images(cfg, plats, registry=True)
+        for path in images.push_by_digest(cfg, targets):
+            output.ok(f"wrote {path}")
+        return
+    if oci:
+        image_multiarch(cfg, plats, oci=True)
+        return
+    if not load:
+        raise UserError(
+            "invoke image needs --load, --push-by-digest or --output oci; use `make image.multiarch` to push"
+        )
+    images.require_one_platform(plats)
+    output.step(f"image for {plats[0]} -> docker daemon")
+    targets = _prepare_images(cfg, plats, registry=False)
+    images.load(cfg, targets)
+    for t in targets:
+        output.ok(f"loaded {', '.join(t.refs())}")
+
+
+def merge_manifests(cfg: Config, legacy: bool = False) -> list[images.Published]:
+    services = cfg.selected_images() if (legacy or cfg.images) else manifest.services_with_digests(cfg)
+    if not services:
+        raise UserError(
+            f"no digests under {cfg.output_dir / 'digests'}: run `invoke image --platform P --push-by-digest` "
+            "for each platform first (or use --legacy for svc-<arch>:tag images)"
+        )
+    client = _client(cfg)
+    registry_server.ensure(cfg)
+    client.probe(parse_reference(cfg.image.registry_prefix + "/x").registry)
+    targets = images.plan(cfg, cfg.image_platforms, services)
+    plans = manifest.plan_from_legacy(targets, client) if legacy else manifest.plan_from_digests(cfg, targets)
+    output.step(f"merge {len(plans)} index(es) with buildx imagetools create")
+    published = manifest.merge(cfg, plans, client)
+    if published:
+        _published_table(published)
+    return published
+
+
+def setup(cfg: Config, platforms: Sequence[Platform] | None = None) -> None:
+    plats = _image_platforms(cfg, platforms)
+    output.step("builder setup")
+    output.ok(f"docker client {builder.check_docker_version()}")
+    output.ok(buildx.version())
+    targets = images.plan(cfg, plats, cfg.selected_images())
+    if any(dockerfiles.runs_target_code(t.dockerfile.read_text()) for t in targets):
+        registered = builder.register_binfmt(plats)
+        output.ok("QEMU binfmt: " + (", ".join(registered) if registered else "already registered"))
+    else:
+        output.ok("QEMU binfmt: not needed (no RUN step executes target-arch code)")
+    info = builder.ensure_builder(cfg, plats)
+    output.ok(f"builder '{info.name}' ({info.driver}, {info.status}): {', '.join(info.platforms)}")
+
+
+def registry_up(cfg: Config) -> None:
+    output.ok(registry_server.up(cfg))
+
+
+def registry_down(cfg: Config) -> None:
+    output.ok(registry_server.down(cfg))
+
+
+def go_image(cfg: Config, ref: str | None = None) -> str:
+    """Build the offline Go builder image (busybox + the host GOROOT) and push it."""
+    target = ref or cfg.image.go_image
+    busybox = runner.which("busybox")
+    if busybox is None:
+        raise UserError("busybox not found: apt-get install busybox-static (or run `make tools`)")
+    goroot = Path(runner.output(["go", "env", "GOROOT"]))
+    context = cfg.output_dir / "go-image"
+    if not runner.OPTIONS.dry_run:
+        shutil.rmtree(context, ignore_errors=True)
+        context.mkdir(parents=True)
+        shutil.copy2(busybox, context / "busybox")
+        shutil.copytree(goroot, context / "go", symlinks=True, ignore=shutil.ignore_patterns("test", "*_test.go"))
+    registry_server.ensure(cfg)
+    doctor.preflight(cfg, [host_platform()])
+    output.step(f"Go builder image {target} from {goroot}")
+    dockerfile = dockerfiles.template_path("go-builder", cfg.root)
+    buildx.build(
+        context=context,
+        file=dockerfile,
+        builder=cfg.builder.name,
+        platform=[str(host_platform())],
+        tag=[target],
+        output=["type=image,push=true"],
+        provenance=False,
+    )
+    output.ok(f"pushed {target}")
+    return target
+
+
+# --- verify -------------------------------------------------------------------
+
+
+def expectation(cfg: Config, service: Service, ref: str, platforms: Sequence[Platform]) -> verify_mod.Expectation:
+    return verify_mod.Expectation(
+        service=service.name,
+        ref=ref,
+        platforms=tuple(platforms),
+        binary=f"/usr/local/bin/{service.binary_name}",
+        values=tuple(cfg.x_values(service).items()),
+        smoke_args=service.smoke_args,
+    )
+
+
+def _expectations_for(cfg: Config, refs: Sequence[str], platforms: Sequence[Platform]) -> list[verify_mod.Expectation]:
+    if not refs:
+        return [
+            expectation(cfg, s, f"{cfg.image_ref(s)}:{cfg.image_tags(s)[0]}", platforms) for s in cfg.selected_images()
+        ]
+    by_repo = {parse_reference(cfg.image_ref(s)).repository: s for s in cfg.services}
+    result = []
+    for text in refs:
+        ref = parse_reference(text)
+        svc = by_repo.get(ref.repository)
+        if svc is not None:
+            result.append(expectation(cfg, svc, str(ref), platforms))
+        else:
+            name = ref.repository.rsplit("/", 1)[-1]
+            result.append(verify_mod.Expectation(name, str(ref), tuple(platforms), f"/usr/local/bin/{name}", ()))
+    return result
+
+
+def report_verify(cfg: Config, reports: Sequence[verify_mod.ImageReport], name: str) -> Path:
+    rows = [[svc, plat, output.status_word(res), detail] for svc, plat, res, detail in verify_mod.table_rows(reports)]
+    output.table(["service", "platform", "result", "detail"], rows)
+    path = cfg.output_dir / "reports" / f"{name}.json"
+    verify_mod.write_json(reports, path)
+    verify_mod.append_step_summary(reports)
+    output.info(f"report: {path}")
+    return path
+
+
+def verify(
+    cfg: Config, refs: Sequence[str] = (), smoke: bool = True, timeout: float = 30.0
+) -> list[verify_mod.ImageReport]:
+    platforms = _image_platforms(cfg, None)
+    exps = _expectations_for(cfg, refs, platforms)
+    output.step(f"verify {len(exps)} image(s) x {', '.join(map(str, platforms))}")
+    registry_server.ensure(cfg)
+    reports = verify_mod.verify(_client(cfg), exps, smoke_timeout=timeout, run_smoke=smoke)
+    report_verify(cfg, reports, "verify")
+    bad = [r for r in reports if not r.ok]
+    if bad:
+        raise UserError(f"verify failed for {', '.join(r.service for r in bad)}: see the table above")
+    return reports
+
+
+def _verify_before_tagging(cfg: Config) -> Callable[[images.ImageTarget, str], None] | None:
+    if not cfg.image.verify:
+        return None
+    client = _client(cfg)
+
+    def check(target: images.ImageTarget, digest: str) -> None:
+        exp = expectation(cfg, target.service, f"{target.repository}@{digest}", target.platforms)
+        reports = verify_mod.verify(client, [exp])
+        if not all(r.ok for r in reports):
+            report_verify(cfg, reports, f"verify-{target.service.name}")
+            raise UserError(f"{target.service.name}: verification failed (table above); no tag was moved")
+        output.ok(
+            f"verified {target.service.name}: {', '.join(p.platform + ' ' + p.result for p in reports[0].platforms)}"
+        )
+
+    return check
+
+
+def run_doctor(cfg: Config) -> list[doctor.Check]:
+    platforms = _image_platforms(cfg, None)
+    targets = images.plan(cfg, platforms, cfg.selected_images())
+    needs = any(dockerfiles.runs_target_code(t.dockerfile.read_text()) for t in targets)
+    output.step(f"doctor: {cfg.path} for {', '.join(map(str, platforms))}")
+    checks = doctor.run_all(cfg, platforms, _client(cfg), needs)
+    for c in checks:
+        line = f"{c.name}: {c.detail}"
+        if c.ok:
+            output.ok(line)
+        else:
+            (output.fail if c.blocking else output.warn)(line)
+            output.info(f"fix: {c.fix}")
+    blocking = [c for c in checks if not c.ok and c.blocking]
+    if blocking:
+        raise UserError(f"{len(blocking)} problem(s) block the job: {', '.join(c.name for c in blocking)}")
+    return checks
+
+
+def run_audit(
+    cfg: Config,
+    compose: str | None,
+    refs: Sequence[str],
+    platforms: Sequence[Platform] | None,
+    json_path: str | None = None,
+) -> list[audit_mod.AuditRow]:
+    entries: list[tuple[str, str, list[str]]] = []
+    if compose:
+        entries += audit_mod.read_compose(Path(compose))
+    entries += [("", ref, []) for ref in refs]
+    if not entries:
+        raise UserError("nothing to audit: give --compose docker-compose.yml and/or --image REF")
+    required = _image_platforms(cfg, platforms)
+    output.step(f"audit {len(entries)} image(s) for {', '.join(map(str, required))}")
+    rows = audit_mod.audit(_client(cfg), entries, required)
+    cells = audit_mod.table_rows(rows)
+    output.table(["service", "image", "architectures", "ports", "status"], cells)
+    for r in rows:
+        if r.suggestion:
+            output.info(f"{r.image}: {r.suggestion}")
+    text = audit_mod.to_json(rows)
+    if json_path == "-":
+        print(text, end="")
+    elif json_path:
+        Path(json_path).write_text(text)
+    report = cfg.output_dir / "reports" / "audit.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(text)
+    bad = [r for r in rows if not r.ok]
+    if bad:
+        raise UserError(f"{len(bad)} of {len(rows)} image(s) lack a required platform or could not be read")
+    return rows

@@ -37,21 +37,44 @@ _STR, _BOOL, _INT, _LIST, _TABLE = str, bool, int, list, dict
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "project": {"name": _STR, "module_dir": _STR, "output_dir": _STR, "source": _STR},
     "services": {
-        "name": _STR, "package": _STR, "image": _STR, "smoke_args": _LIST,
-        "dockerfile": _STR, "mode": _STR,
+        "name": _STR,
+        "package": _STR,
+        "image": _STR,
+        "smoke_args": _LIST,
+        "dockerfile": _STR,
+        "mode": _STR,
     },
     "go": {
-        "ldflags": (_LIST, _STR), "x": _TABLE, "tags": _LIST, "cgo": _BOOL,
-        "trimpath": _BOOL, "jobs": _INT, "env": _TABLE,
+        "ldflags": (_LIST, _STR),
+        "x": _TABLE,
+        "tags": _LIST,
+        "cgo": _BOOL,
+        "trimpath": _BOOL,
+        "jobs": _INT,
+        "env": _TABLE,
     },
     "platforms": {"binaries": (_LIST, _STR), "images": (_LIST, _STR)},
     "image": {
-        "registry_prefix": _STR, "tags": _LIST, "mode": _STR, "dockerfile": _STR,
-        "base_image": _STR, "go_image": _STR, "user": _STR, "labels": _TABLE,
-        "provenance": _BOOL, "verify": _BOOL,
+        "registry_prefix": _STR,
+        "tags": _LIST,
+        "mode": _STR,
+        "dockerfile": _STR,
+        "base_image": _STR,
+        "go_image": _STR,
+        "user": _STR,
+        "labels": _TABLE,
+        "provenance": _BOOL,
+        "verify": _BOOL,
     },
     "registry": {"address": _STR, "embedded": _BOOL, "data_dir": _STR, "insecure": _LIST, "mirrors": _TABLE},
-    "builder": {"name": _STR, "driver": _STR, "endpoint": _STR, "driver_opts": _TABLE, "nodes": _LIST, "buildkitd_config": _STR},
+    "builder": {
+        "name": _STR,
+        "driver": _STR,
+        "endpoint": _STR,
+        "driver_opts": _TABLE,
+        "nodes": _LIST,
+        "buildkitd_config": _STR,
+    },
     "builder.nodes": {"name": _STR, "endpoint": _STR, "platforms": (_LIST, _STR), "driver_opts": _TABLE},
 }
 TOP_LEVEL = ("project", "services", "go", "platforms", "image", "registry", "builder")
@@ -203,16 +226,19 @@ class Overrides:
 
 
 def is_loopback(host: str) -> bool:
-    return host.rsplit(":", 1)[0] in LOCAL_HOSTS if not host.startswith("[") else host.startswith("[::1]")
+    """localhost, 127.0.0.0/8 and [::1], with or without a port."""
+    host = host.lower()
+    if host.startswith("["):
+        return host.startswith("[::1]")
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name == "localhost" or name == "::1" or name.startswith("127.")
 
 
 def fill_template(template: str, values: Mapping[str, str], where: str) -> str:
     try:
         return template.format_map(values)
-    except (KeyError, ValueError, IndexError) as exc:
-        raise UserError(
-            f"{where}: bad template '{template}': use only {{{'}, {'.join(_TEMPLATE_FIELDS)}}}"
-        ) from exc
+    except (KeyError, ValueError, IndexError, AttributeError, TypeError) as exc:
+        raise UserError(f"{where}: bad template '{template}': use only {{{'}, {'.join(_TEMPLATE_FIELDS)}}}") from exc
 
 
 def _unknown(kind: str, name: str, known: Sequence[str]) -> str:
@@ -359,7 +385,9 @@ def _services(data: Sequence[Mapping[str, Any]], module_dir: Path, where: Path) 
         if not pkg_dir.is_dir():
             raise UserError(f"{where}: service '{name}': package directory {pkg_dir} does not exist")
         if not _has_main(pkg_dir):
-            raise UserError(f"{where}: service '{name}': {package} has no 'package main' .go file, so it builds no binary")
+            raise UserError(
+                f"{where}: service '{name}': {package} has no 'package main' .go file, so it builds no binary"
+            )
         mode = raw.get("mode", "")
         if mode and mode not in MODES:
             raise UserError(f"{where}: service '{name}': mode must be one of {', '.join(MODES)}, got '{mode}'")
@@ -396,7 +424,9 @@ def _builder(data: Mapping[str, Any], where: Path) -> BuilderConfig:
         raise UserError(f"{where}: builder.driver must be one of {', '.join(DRIVERS)}, got '{driver}'")
     endpoint = data.get("endpoint", BuilderConfig.endpoint if driver == "remote" else "")
     if driver in ("remote",) and not endpoint:
-        raise UserError(f"{where}: builder.driver = 'remote' needs builder.endpoint, e.g. unix:///run/buildkit.sock or tcp://host:1234")
+        raise UserError(
+            f"{where}: builder.driver = 'remote' needs builder.endpoint, e.g. unix:///run/buildkit.sock or tcp://host:1234"
+        )
     nodes = []
     for n, node in enumerate(data.get("nodes", [])):
         if not node.get("name"):
@@ -517,8 +547,11 @@ def load(
         pass
 
     version_info = ver.compute(module_dir, environ, overrides.version or _env_str(environ, "VERSION"))
+    values = {**version_info.template_values(), "project": name, "service": ""}
     for var, tmpl in go_cfg.x:
-        fill_template(tmpl, {**version_info.template_values(), "project": name, "service": ""}, f"go.x.{var}")
+        fill_template(tmpl, values, f"go.x.{var}")
+    for tmpl in image_cfg.tags:
+        fill_template(tmpl, values, "image.tags")
 
     bins = overrides.bins if overrides.bins is not None else _env_list(environ, "BINS")
     imgs = overrides.images if overrides.images is not None else _env_list(environ, "IMAGES")

@@ -17,12 +17,16 @@ from crossbuild.errors import UserError
 TEMPLATES = ("prebuilt", "multistage")
 
 
-def template_text(mode: str, root: Path) -> str:
+def template_path(mode: str, root: Path) -> Path:
     """The project's dockerfiles/<mode>.Dockerfile, else the copy shipped in the package."""
     local = root / "dockerfiles" / f"{mode}.Dockerfile"
     if local.is_file():
-        return local.read_text()
-    return resources.files("crossbuild").joinpath("templates", f"{mode}.Dockerfile").read_text()
+        return local
+    return Path(str(resources.files("crossbuild").joinpath("templates", f"{mode}.Dockerfile")))
+
+
+def template_text(mode: str, root: Path) -> str:
+    return template_path(mode, root).read_text()
 
 
 def render(text: str, service: Service, user: str) -> str:
@@ -31,9 +35,7 @@ def render(text: str, service: Service, user: str) -> str:
         if "@USER@" in line and not user:
             continue
         lines.append(
-            line.replace("@SERVICE@", service.binary_name)
-            .replace("@PACKAGE@", service.package)
-            .replace("@USER@", user)
+            line.replace("@SERVICE@", service.binary_name).replace("@PACKAGE@", service.package).replace("@USER@", user)
         )
     return "\n".join(lines) + "\n"
 

@@ -43,6 +43,7 @@ class PlatformResult:
     binaries: tuple[BinaryResult, ...]
     seconds: float
     error: str = ""
+    failed: tuple[str, ...] = ()  # services the compiler output blames
 
 
 def binary_path(bin_dir: Path, platform: Platform, service: Service) -> Path:
@@ -85,7 +86,7 @@ def check_x_targets(cfg: Config, services: Sequence[Service]) -> None:
     """
     if not cfg.go.x or not services:
         return
-    fmt = "{{.ImportPath}}|{{.Name}}|{{join .Deps \" \"}}"
+    fmt = '{{.ImportPath}}|{{.Name}}|{{join .Deps " "}}'
     out = runner.output(
         ["go", "list", "-f", fmt, *[s.package for s in services]],
         cwd=cfg.module_dir,
@@ -104,11 +105,13 @@ def check_x_targets(cfg: Config, services: Sequence[Service]) -> None:
         if missing:
             raise UserError(
                 f"go.x: -X {var}: package {pkg} is not linked into {', '.join(missing)}; "
-                "the Go linker would ignore it silently. Fix the import path in config.toml [go.x]"
+                f"the Go linker would ignore it silently. Fix the import path in {cfg.path.name} [go.x]"
             )
 
 
-def _compile_error(cfg: Config, platform: Platform, services: Sequence[Service], exc: CommandError) -> str:
+def _compile_error(
+    cfg: Config, platform: Platform, services: Sequence[Service], exc: CommandError
+) -> tuple[str, tuple[str, ...]]:
     """Name the services whose sources appear in the compiler output (else all of them)."""
     text = exc.stderr or exc.stdout
     named = []
@@ -116,9 +119,9 @@ def _compile_error(cfg: Config, platform: Platform, services: Sequence[Service],
         rel = s.package.removeprefix("./")
         if re.search(rf"(^|[\s/]){re.escape(rel)}/[^/\s]+\.go:", text, re.MULTILINE) or f"# {rel}" in text:
             named.append(s.name)
-    who = ", ".join(named or [s.name for s in services])
+    blamed = tuple(named or [s.name for s in services])
     tail = "\n".join(text.rstrip().splitlines()[-12:])
-    return f"compile failed for {who} on {platform}:\n{tail}"
+    return f"compile failed for {', '.join(blamed)} on {platform}:\n{tail}", blamed
 
 
 def build_platform(cfg: Config, platform: Platform, services: Sequence[Service]) -> PlatformResult:
@@ -136,13 +139,15 @@ def build_platform(cfg: Config, platform: Platform, services: Sequence[Service])
         if grouped:
             runner.run(
                 go_build_argv(cfg, str(out_dir) + os.sep, [s.package for s in grouped]),
-                env=env, cwd=cfg.module_dir,
+                env=env,
+                cwd=cfg.module_dir,
             )
         for s in single:
             target = binary_path(cfg.bin_dir, platform, s)
             runner.run(go_build_argv(cfg, str(target), [s.package], s), env=env, cwd=cfg.module_dir)
     except CommandError as exc:
-        return PlatformResult(platform, (), time.monotonic() - start, _compile_error(cfg, platform, services, exc))
+        message, blamed = _compile_error(cfg, platform, services, exc)
+        return PlatformResult(platform, (), time.monotonic() - start, message, blamed)
     results = []
     for s in services:
         path = binary_path(cfg.bin_dir, platform, s)

@@ -88,9 +88,7 @@ def _normalise_variant(os_: str, arch: str, variant: str, text: str) -> str:
     if arch == "arm":
         variant = variant or "v7"  # containerd's default for linux/arm
         if variant not in _ARM_VARIANTS:
-            raise UserError(
-                f"platform '{text}': arm variant must be one of v5, v6, v7 (GOARM), got '{variant}'"
-            )
+            raise UserError(f"platform '{text}': arm variant must be one of v5, v6, v7 (GOARM), got '{variant}'")
         return variant
     if arch == "arm64":
         if variant in ("", "v8", "v8.0"):
@@ -122,7 +120,8 @@ def parse_platform(text: str, valid: Iterable[str] | None = None) -> Platform:
     raw = text.strip()
     if not raw:
         raise UserError("empty platform: use os/arch, for example linux/arm64")
-    parts = re.split(r"[/_]", raw.lower())
+    # x86_64 holds the separator of the OpenIM form (linux_arm64): rename it before splitting
+    parts = re.split(r"[/_]", re.sub(r"x86[_-]64", "amd64", raw.lower()))
     if len(parts) not in (2, 3) or not all(parts):
         raise UserError(f"platform '{raw}' is not os/arch[/variant], for example linux/arm64 or linux/arm/v7")
     os_, arch = parts[0], parts[1]

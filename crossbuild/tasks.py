@@ -5,28 +5,30 @@ crossbuild.commands. User errors become one line on stderr and exit 1.
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from invoke import Collection, Exit, task
+from invoke.collection import Collection
+from invoke.exceptions import Exit
+from invoke.tasks import Task, task
 
 from crossbuild import commands, output
 from crossbuild.config import Overrides
 from crossbuild.errors import CommandError, CrossbuildError
-from crossbuild.platforms import split_list
-
-F = TypeVar("F", bound=Callable[..., Any])
+from crossbuild.platforms import parse_platforms, split_list
 
 COMMON_HELP = {
     "config": "config file (default: ./config.toml or $CROSSBUILD_CONFIG)",
     "dry_run": "print the commands without running them",
     "verbose": "echo every command as it runs (also V=1)",
     "platform": "target platform, repeatable or a list: linux/arm64, linux_arm64, 'linux/amd64,linux/arm/v7'",
+    "services": "only these services, a comma list (also BINS= / IMAGES=)",
 }
 
 
-def reported(fn: F) -> F:
+def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn crossbuild's expected errors into one clear message and a non-zero exit."""
 
     @functools.wraps(fn)
@@ -44,7 +46,22 @@ def reported(fn: F) -> F:
             print("interrupted", file=sys.stderr)
             raise Exit(code=130) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
+
+
+def cbtask(
+    *, iterable: Sequence[str] = (), positional: Sequence[str] | None = None, **help_text: str
+) -> Callable[[Callable[..., Any]], Task[Any]]:
+    """@task with error reporting and the shared flag help filled in from the signature."""
+
+    def decorate(fn: Callable[..., Any]) -> Task[Any]:
+        params = inspect.signature(fn).parameters
+        helps = {k: v for k, v in COMMON_HELP.items() if k in params}
+        helps.update(help_text)
+        made: Task[Any] = task(iterable=list(iterable), positional=positional, help=helps)(reported(fn))
+        return made
+
+    return decorate
 
 
 def _list(values: list[str] | str | None) -> tuple[str, ...] | None:
@@ -53,15 +70,18 @@ def _list(values: list[str] | str | None) -> tuple[str, ...] | None:
     return tuple(split_list(values))
 
 
-def _overrides(platform: list[str] | None = None, services: str | None = None, **kw: Any) -> Overrides:
-    return Overrides(platforms=_list(platform), bins=_list(services), **kw)
+def _oci(output_kind: str | None) -> bool:
+    if output_kind is None:
+        return False
+    if output_kind != "oci":
+        raise CrossbuildError(f"--output {output_kind}: only 'oci' is supported (OCI layout tarballs in build/oci/)")
+    return True
 
 
-@task(
-    iterable=["platform"],
-    help={**COMMON_HELP, "services": "only these services (comma list; also BINS=)", "multiarch": "every configured binary platform"},
-)
-@reported
+# --- build ----------------------------------------------------------------------
+
+
+@cbtask(iterable=["platform"], multiarch="every configured binary platform")
 def build(
     c: Any,
     platform: list[str] | None = None,
@@ -73,12 +93,11 @@ def build(
 ) -> None:
     """Cross-compile the Go services (host platform unless --platform/--multiarch/PLATFORMS)."""
     commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, _overrides(platform, services))
+    cfg = commands.load(config, Overrides(platforms=_list(platform), bins=_list(services)))
     commands.build(cfg, multiarch=multiarch)
 
 
-@task(iterable=["platform"], help={**COMMON_HELP, "services": "only these services (comma list; also BINS=)"})
-@reported
+@cbtask(iterable=["platform"])
 def build_multiarch(
     c: Any,
     platform: list[str] | None = None,
@@ -89,14 +108,159 @@ def build_multiarch(
 ) -> None:
     """Cross-compile every service for every configured binary platform."""
     commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, _overrides(platform, services))
+    cfg = commands.load(config, Overrides(platforms=_list(platform), bins=_list(services)))
     commands.build(cfg, multiarch=True)
 
 
-@task(help={"config": COMMON_HELP["config"]})
-@reported
+# --- images ---------------------------------------------------------------------
+
+
+@cbtask(
+    iterable=["platform"],
+    load="load the image (one platform) into the local docker daemon",
+    push_by_digest="push each platform by digest and record it under build/digests/ (CI matrix)",
+    output="'oci': write OCI layout tarballs under build/oci/ instead of pushing",
+)
+def image(
+    c: Any,
+    platform: list[str] | None = None,
+    services: str | None = None,
+    load: bool = False,
+    push_by_digest: bool = False,
+    output: str | None = None,
+    config: str | None = None,
+    dry_run: bool = False,
+    verbose: bool = False,
+) -> None:
+    """Build images for one platform (host by default): --load, --push-by-digest or --output oci."""
+    commands.setup_runner(dry_run, verbose)
+    cfg = commands.load(config, Overrides(platforms=_list(platform), images=_list(services)))
+    commands.image(cfg, load=load, push_by_digest=push_by_digest, oci=_oci(output))
+
+
+@cbtask(iterable=["platform"], output="'oci': write OCI layout tarballs under build/oci/ instead of pushing")
+def image_multiarch(
+    c: Any,
+    platform: list[str] | None = None,
+    services: str | None = None,
+    output: str | None = None,
+    config: str | None = None,
+    dry_run: bool = False,
+    verbose: bool = False,
+) -> None:
+    """Build every image platform, push one index per service, verify it, then move the tags."""
+    commands.setup_runner(dry_run, verbose)
+    cfg = commands.load(config, Overrides(platforms=_list(platform), images=_list(services)))
+    commands.image_multiarch(cfg, oci=_oci(output))
+
+
+@cbtask(legacy="merge per-arch repositories svc-<arch>:tag (OpenIM style) instead of build/digests/")
+def manifest(
+    c: Any,
+    services: str | None = None,
+    legacy: bool = False,
+    config: str | None = None,
+    dry_run: bool = False,
+    verbose: bool = False,
+) -> None:
+    """Merge per-arch digests into one index per service, then move the tags."""
+    commands.setup_runner(dry_run, verbose)
+    cfg = commands.load(config, Overrides(images=_list(services)))
+    commands.merge_manifests(cfg, legacy=legacy)
+
+
+@cbtask(iterable=["platform"])
+def setup(
+    c: Any, platform: list[str] | None = None, config: str | None = None, dry_run: bool = False, verbose: bool = False
+) -> None:
+    """Check docker and buildx, register QEMU where needed, create and bootstrap the builder."""
+    commands.setup_runner(dry_run, verbose)
+    commands.setup(commands.load(config, Overrides(platforms=_list(platform))))
+
+
+@cbtask()
+def registry_up(c: Any, config: str | None = None) -> None:
+    """Start the embedded local registry (data under build/registry)."""
+    commands.registry_up(commands.load(config, Overrides()))
+
+
+@cbtask()
+def registry_down(c: Any, config: str | None = None) -> None:
+    """Stop the embedded local registry."""
+    commands.registry_down(commands.load(config, Overrides()))
+
+
+@cbtask(ref="image reference (default: [image] go_image / GO_IMAGE)")
+def go_image(
+    c: Any, ref: str | None = None, config: str | None = None, dry_run: bool = False, verbose: bool = False
+) -> None:
+    """Build the offline Go builder image from the host toolchain and push it."""
+    commands.setup_runner(dry_run, verbose)
+    commands.go_image(commands.load(config, Overrides()), ref)
+
+
+# --- checks ---------------------------------------------------------------------
+
+
+@cbtask(
+    iterable=["platform", "image"],
+    positional=["ref"],
+    ref="an image to verify (default: every service image of this version)",
+    image="more images to verify (repeatable)",
+    no_smoke="skip the smoke runs (registry checks only)",
+    timeout="smoke run timeout in seconds",
+)
+def verify(
+    c: Any,
+    ref: str | None = None,
+    image: list[str] | None = None,
+    platform: list[str] | None = None,
+    services: str | None = None,
+    no_smoke: bool = False,
+    timeout: float = 30.0,
+    config: str | None = None,
+    verbose: bool = False,
+) -> None:
+    """Verify images: platforms, configs, binaries read from the layers, smoke runs. [IMAGE]"""
+    commands.setup_runner(False, verbose)
+    cfg = commands.load(config, Overrides(platforms=_list(platform), images=_list(services)))
+    refs = ([ref] if ref else []) + list(image or [])
+    commands.verify(cfg, refs=refs, smoke=not no_smoke, timeout=timeout)
+
+
+@cbtask(iterable=["platform"])
+def doctor(c: Any, platform: list[str] | None = None, config: str | None = None, verbose: bool = False) -> None:
+    """Check docker, buildx, the builder, QEMU, Go, the registry and disk; print the fix for each problem."""
+    commands.setup_runner(False, verbose)
+    commands.run_doctor(commands.load(config, Overrides(platforms=_list(platform))))
+
+
+@cbtask(
+    iterable=["platform", "image"],
+    compose="a docker compose file whose images to audit",
+    image="an image reference to audit (repeatable)",
+    platform="required platforms (default: [platforms] images)",
+    json="also write the result as JSON to this file ('-' for stdout)",
+)
+def audit(
+    c: Any,
+    compose: str | None = None,
+    image: list[str] | None = None,
+    platform: list[str] | None = None,
+    json: str | None = None,
+    config: str | None = None,
+    verbose: bool = False,
+) -> None:
+    """Audit third-party images for missing architectures (compose file or --image)."""
+    commands.setup_runner(False, verbose)
+    cfg = commands.load(config, Overrides())
+    plats = list(parse_platforms(platform)) if platform else None
+    commands.run_audit(cfg, compose, list(image or []), plats, json)
+
+
+@cbtask()
 def clean(c: Any, config: str | None = None) -> None:
-    """Remove build/ (binaries, images metadata, reports, registry data)."""
+    """Remove build/ (binaries, rendered Dockerfiles, reports, registry data)."""
     commands.clean(config)
 
 
@@ -104,6 +268,18 @@ build_ns = Collection("build")
 build_ns.add_task(build, name="build", default=True)
 build_ns.add_task(build_multiarch, name="multiarch")
 
+image_ns = Collection("image")
+image_ns.add_task(image, name="image", default=True)
+image_ns.add_task(image_multiarch, name="multiarch")
+
+registry_ns = Collection("registry")
+registry_ns.add_task(registry_up, name="up")
+registry_ns.add_task(registry_down, name="down")
+
 ns = Collection()
 ns.add_collection(build_ns)
-ns.add_task(clean)
+ns.add_collection(image_ns)
+ns.add_collection(registry_ns)
+for _task in (manifest, setup, verify, doctor, audit, clean):
+    ns.add_task(_task)
+ns.add_task(go_image, name="go-image")

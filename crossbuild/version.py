@@ -71,9 +71,15 @@ def compute(repo: Path, environ: Mapping[str, str], override: str | None = None)
     version = override or describe or FALLBACK_VERSION
     epoch_text = environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch_text:
-        if not epoch_text.isdigit():
-            raise UserError(f"SOURCE_DATE_EPOCH must be seconds since 1970 (an integer), got '{epoch_text}'")
-        date = _format_epoch(int(epoch_text))
+        try:
+            if not re.fullmatch(r"[0-9]+", epoch_text):
+                raise ValueError(epoch_text)
+            date = _format_epoch(int(epoch_text))
+        except (ValueError, OverflowError, OSError) as exc:
+            raise UserError(
+                f"SOURCE_DATE_EPOCH must be seconds since 1970 (a non-negative integer before year 10000), "
+                f"got '{epoch_text}'"
+            ) from exc
     else:
         commit_time = _git(repo, "log", "-1", "--format=%ct") if commit != "unknown" else None
         if commit_time and commit_time.isdigit():

@@ -110,9 +110,7 @@ _ELF_COMBOS = [
     ids=[f"EM{m}-{b}-{e}" for m, b, e in _ELF_COMBOS],
 )
 def test_read_header_elf_every_machine_class_and_endian(machine: int, bits: int, endian: str) -> None:
-    assert read_header(elf(machine, bits, endian)) == Header(
-        "elf", _elf_name(machine, bits, endian), bits, endian
-    )
+    assert read_header(elf(machine, bits, endian)) == Header("elf", _elf_name(machine, bits, endian), bits, endian)
 
 
 # Every GOARCH Go links as ELF, with the header a correct binary has.
@@ -133,9 +131,7 @@ _GOOD_ELF = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("arch", "machine", "bits", "endian"), _GOOD_ELF, ids=[row[0] for row in _GOOD_ELF]
-)
+@pytest.mark.parametrize(("arch", "machine", "bits", "endian"), _GOOD_ELF, ids=[row[0] for row in _GOOD_ELF])
 def test_correct_elf_binary_has_no_problems(arch: str, machine: int, bits: int, endian: str) -> None:
     platform = Platform("linux", arch, "v7" if arch == "arm" else "")
     data = elf(machine, bits, endian)
@@ -234,23 +230,22 @@ def test_read_header_rejects_non_executables(data: bytes, match: str) -> None:
 # --- expected_header --------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("platform", "want"),
-    [
-        (Platform("linux", "amd64"), Header("elf", "amd64", 64, "little")),
-        (Platform("freebsd", "386"), Header("elf", "386", 32, "little")),
-        (Platform("android", "arm64"), Header("elf", "arm64", 64, "little")),
-        (Platform("linux", "arm", "v6"), Header("elf", "arm", 32, "little")),
-        (Platform("linux", "s390x"), Header("elf", "s390x", 64, "big")),
-        (Platform("linux", "mips"), Header("elf", "mips", 32, "big")),
-        (Platform("linux", "mips64"), Header("elf", "mips64", 64, "big")),
-        (Platform("windows", "amd64"), Header("pe", "amd64", 64, "little")),
-        (Platform("windows", "386"), Header("pe", "386", 32, "little")),
-        (Platform("darwin", "arm64"), Header("macho", "arm64", 64, "little")),
-        (Platform("ios", "arm64"), Header("macho", "arm64", 64, "little")),
-    ],
-    ids=lambda v: str(v) if isinstance(v, Platform) else "",
-)
+_EXPECTED = [
+    (Platform("linux", "amd64"), Header("elf", "amd64", 64, "little")),
+    (Platform("freebsd", "386"), Header("elf", "386", 32, "little")),
+    (Platform("android", "arm64"), Header("elf", "arm64", 64, "little")),
+    (Platform("linux", "arm", "v6"), Header("elf", "arm", 32, "little")),
+    (Platform("linux", "s390x"), Header("elf", "s390x", 64, "big")),
+    (Platform("linux", "mips"), Header("elf", "mips", 32, "big")),
+    (Platform("linux", "mips64"), Header("elf", "mips64", 64, "big")),
+    (Platform("windows", "amd64"), Header("pe", "amd64", 64, "little")),
+    (Platform("windows", "386"), Header("pe", "386", 32, "little")),
+    (Platform("darwin", "arm64"), Header("macho", "arm64", 64, "little")),
+    (Platform("ios", "arm64"), Header("macho", "arm64", 64, "little")),
+]
+
+
+@pytest.mark.parametrize(("platform", "want"), _EXPECTED, ids=[str(p) for p, _ in _EXPECTED])
 def test_expected_header(platform: Platform, want: Header) -> None:
     assert expected_header(platform) == want
     assert is_checkable(platform)
@@ -291,7 +286,11 @@ def test_expected_header_refuses_what_it_cannot_check(platform: Platform, match:
             ["ELF machine is arm (32-bit ARM), expected arm64", "32-bit, expected 64-bit"],
         ),
         (elf(62, bits=32), Platform("linux", "amd64"), ["32-bit, expected 64-bit"]),
-        (elf(183, endian="big"), Platform("linux", "arm64"), ["big-endian, expected little-endian"]),
+        (
+            elf(183, endian="big"),
+            Platform("linux", "arm64"),
+            ["big-endian, expected little-endian"],
+        ),
         (
             elf(21, endian="little"),
             Platform("linux", "ppc64"),
@@ -386,7 +385,15 @@ _INFO = build_info(
         ("GOAR", None),
         ("path", None),
     ],
-    ids=["GOARM", "GOARM64-not-GOARM", "CGO_ENABLED", "quoted-ldflags", "absent", "prefix", "not-build"],
+    ids=[
+        "GOARM",
+        "GOARM64-not-GOARM",
+        "CGO_ENABLED",
+        "quoted-ldflags",
+        "absent",
+        "prefix",
+        "not-build",
+    ],
 )
 def test_go_build_setting(key: str, want: str | None) -> None:
     assert go_build_setting(_INFO, key) == want
@@ -505,9 +512,7 @@ def test_check_binary_combines_every_check(tmp_path: Path) -> None:
     platform = Platform("linux", "arm", "v6")
     assert check_binary(path, platform, {"main.version": "v1.0.0"}) == []
 
-    problems = check_binary(
-        path, Platform("linux", "arm", "v7"), {"main.version": "v1.0.0", "bad/pkg.v": "v2"}
-    )
+    problems = check_binary(path, Platform("linux", "arm", "v7"), {"main.version": "v1.0.0", "bad/pkg.v": "v2"})
     assert problems == [
         "built with GOARM=6, expected GOARM=7 for linux/arm/v7",
         "-X bad/pkg.v=v2 is not in the binary (the Go linker ignores -X for a symbol that "
@@ -570,9 +575,7 @@ def _go_build(src: Path, platform: Platform, ldflags: str, out: Path) -> bytes:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(
-    ("platform", "wrong"), _GO_TARGETS, ids=[str(p) for p, _ in _GO_TARGETS]
-)
+@pytest.mark.parametrize(("platform", "wrong"), _GO_TARGETS, ids=[str(p) for p, _ in _GO_TARGETS])
 def test_real_go_binaries(tmp_path: Path, platform: Platform, wrong: Platform) -> None:
     if shutil.which("go") is None:
         pytest.skip("go is not installed")

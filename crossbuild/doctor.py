@@ -1,0 +1,205 @@
+"""Environment checks; each one prints ok or the exact command that fixes it.
+
+The image targets run the relevant subset as a preflight, so a missing piece
+fails in the first second with the fix, not ten minutes into a build.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from crossbuild import builder, buildx, runner
+from crossbuild.config import Config
+from crossbuild.errors import CommandError, UserError
+from crossbuild.platforms import Platform
+from crossbuild.registry import RegistryClient, parse_reference
+
+MIN_FREE_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    blocking: bool = True
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "failed" if self.blocking else "warn"
+
+
+def docker_versions() -> list[Check]:
+    try:
+        client = buildx.docker_client_version()
+    except (UserError, CommandError):
+        return [
+            Check(
+                "docker client",
+                False,
+                "docker CLI not found",
+                "install docker: https://docs.docker.com/engine/install/ or `make tools`",
+            )
+        ]
+    checks = [Check("docker client", True, client)]
+    res = runner.run(["docker", "version", "--format", "{{.Server.Version}}"], check=False, mutates=False)
+    if res.returncode == 0 and res.stdout.strip():
+        checks.append(Check("docker daemon", True, res.stdout.strip()))
+    else:
+        tail = (res.stderr.strip().splitlines() or ["no answer"])[-1]
+        checks.append(
+            Check(
+                "docker daemon",
+                False,
+                tail,
+                "start it: `sudo systemctl start docker` (or `make tools`)",
+                blocking=False,
+            )
+        )
+    return checks
+
+
+def buildx_version() -> Check:
+    try:
+        return Check("buildx", True, buildx.version())
+    except UserError:
+        return Check(
+            "buildx",
+            False,
+            "docker buildx plugin not found",
+            "go install github.com/docker/buildx/cmd/buildx@v0.36.1 && "
+            "cp $(go env GOPATH)/bin/buildx ~/.docker/cli-plugins/docker-buildx (or `make tools`)",
+        )
+
+
+def builder_state(cfg: Config, platforms: Sequence[Platform]) -> Check:
+    name = cfg.builder.name
+    try:
+        info = buildx.inspect(name)
+    except (UserError, CommandError) as exc:
+        return Check(f"builder {name}", False, str(exc), "make setup")
+    if info is None:
+        return Check(f"builder {name}", False, "does not exist", "make setup")
+    if info.status != "running":
+        try:
+            info = buildx.inspect(name, bootstrap=True) or info
+        except CommandError as exc:
+            return Check(
+                f"builder {name}",
+                False,
+                f"{info.driver}, {info.status}: cannot bootstrap ({exc.tail(1)})",
+                f"docker buildx inspect --bootstrap {name}; check its endpoint {cfg.builder.endpoint}",
+            )
+    if info.status != "running":
+        return Check(
+            f"builder {name}",
+            False,
+            f"{info.driver}, status {info.status or 'unknown'}",
+            f"docker buildx inspect --bootstrap {name}",
+        )
+    missing = [str(p) for p in platforms if not info.platforms_cover(p)]
+    if missing:
+        return Check(
+            f"builder {name}",
+            False,
+            f"does not build {', '.join(missing)}",
+            "make setup (registers QEMU), or add a node for them in [[builder.nodes]]",
+        )
+    return Check(f"builder {name}", True, f"{info.driver}, running, {', '.join(info.platforms)}")
+
+
+def binfmt(platforms: Sequence[Platform], needed: bool) -> list[Check]:
+    checks = []
+    for p in builder.foreign(platforms):
+        if p.arch == "386":
+            continue
+        name = builder.QEMU_ARCH.get(p.arch, p.arch)
+        if builder.binfmt_registered(p.arch):
+            checks.append(Check(f"binfmt {p.arch}", True, f"/proc/sys/fs/binfmt_misc/qemu-{name}"))
+        else:
+            checks.append(
+                Check(
+                    f"binfmt {p.arch}",
+                    False,
+                    "not registered: foreign images cannot be smoke-tested" + ("" if not needed else " or built"),
+                    f"sudo sh -c 'cat /usr/lib/binfmt.d/qemu-{name}.conf > /proc/sys/fs/binfmt_misc/register' "
+                    "(apt-get install qemu-user-static first), or `make setup`",
+                    blocking=needed,
+                )
+            )
+    return checks
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def go_version(cfg: Config) -> Check:
+    if runner.which("go") is None:
+        return Check("go", False, "not found", "install Go: https://go.dev/dl/")
+    have = runner.output(["go", "env", "GOVERSION"])
+    match = re.search(r"^go\s+(\S+)", (cfg.module_dir / "go.mod").read_text(), re.MULTILINE)
+    want = match.group(1) if match else "1.0"
+    if _version_tuple(have.removeprefix("go")) < _version_tuple(want):
+        return Check("go", False, f"{have}, but go.mod asks for go {want}", f"install Go >= {want}: https://go.dev/dl/")
+    return Check("go", True, f"{have} (go.mod: go {want})")
+
+
+def registry(cfg: Config, client: RegistryClient) -> Check:
+    from crossbuild import registry_server  # noqa: PLC0415 - avoid an import cycle through commands
+
+    host = parse_reference(cfg.image.registry_prefix + "/x").registry
+    try:
+        scheme = client.probe(host)
+    except UserError as exc:
+        if registry_server.serves_image_registry(cfg):
+            return Check(f"registry {host}", True, "embedded registry not running; it starts on demand", blocking=False)
+        return Check(
+            f"registry {host}",
+            False,
+            str(exc),
+            f"start the registry or set REGISTRY_PREFIX; for the local one: make registry.up",
+        )
+    return Check(f"registry {host}", True, f"answers over {scheme.upper()}")
+
+
+def disk(cfg: Config) -> Check:
+    path = cfg.output_dir if cfg.output_dir.exists() else cfg.root
+    free = shutil.disk_usage(path).free
+    gib = free / 1024**3
+    if free < MIN_FREE_BYTES:
+        return Check(
+            "disk",
+            False,
+            f"{gib:.1f} GiB free under {path}",
+            "free space or set [project] output_dir elsewhere",
+            blocking=free < MIN_FREE_BYTES // 4,
+        )
+    return Check("disk", True, f"{gib:.1f} GiB free under {path}")
+
+
+def run_all(cfg: Config, platforms: Sequence[Platform], client: RegistryClient, needs_emulation: bool) -> list[Check]:
+    checks = docker_versions()
+    bx = buildx_version()
+    checks.append(bx)
+    if bx.ok:
+        checks.append(builder_state(cfg, platforms))
+    checks += binfmt(platforms, needs_emulation)
+    checks.append(go_version(cfg))
+    checks.append(registry(cfg, client))
+    checks.append(disk(cfg))
+    return checks
+
+
+def preflight(cfg: Config, platforms: Sequence[Platform]) -> None:
+    """The subset an image build needs; raise the first blocking problem with its fix."""
+    for check in (buildx_version(), builder_state(cfg, platforms)):
+        if not check.ok and check.blocking:
+            raise UserError(f"{check.name}: {check.detail}; fix: {check.fix}")

@@ -1,0 +1,280 @@
+"""Per-arch images and one index per service, built by ONE `buildx bake`.
+
+Every service becomes a bake target; all of them build in a single buildx
+invocation so shared base layers are resolved and pushed once. Images are
+pushed by digest (no tag), checked, and only then tagged by putting the very
+same index bytes under each tag, so a failed build or check never moves a tag.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crossbuild import buildx, dockerfiles, gobuild, runner
+from crossbuild.config import Config, Service
+from crossbuild.errors import UserError
+from crossbuild.platforms import Platform
+from crossbuild.registry import Reference, RegistryClient, index_entries, is_index, parse_reference
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    service: Service
+    repository: str  # registry/prefix/name, no tag
+    tags: tuple[str, ...]
+    platforms: tuple[Platform, ...]
+    dockerfile: Path
+    context: Path
+    args: tuple[tuple[str, str], ...]
+    labels: tuple[tuple[str, str], ...]
+
+    @property
+    def bake_name(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_-]", "_", self.service.name)
+
+    def refs(self) -> list[str]:
+        return [f"{self.repository}:{t}" for t in self.tags]
+
+
+@dataclass(frozen=True)
+class Published:
+    target: ImageTarget
+    digest: str  # index digest
+    platforms: tuple[str, ...]
+    size: int  # compressed bytes of all platforms' layers and configs
+
+
+def labels(cfg: Config, service: Service) -> dict[str, str]:
+    """OCI annotation keys as labels (image-spec annotations.md)."""
+    values = {
+        "org.opencontainers.image.title": service.name,
+        "org.opencontainers.image.version": cfg.version.version,
+        "org.opencontainers.image.revision": cfg.version.commit,
+        "org.opencontainers.image.created": cfg.version.date,
+    }
+    if cfg.source:
+        values["org.opencontainers.image.source"] = cfg.source
+    values.update(dict(cfg.image.labels))
+    return values
+
+
+def build_args(cfg: Config, service: Service) -> dict[str, str]:
+    args = {"BASE_IMAGE": cfg.image.base_image}
+    if cfg.mode_of(service) == "multistage":
+        args.update(
+            GO_IMAGE=cfg.image.go_image,
+            LDFLAGS=gobuild.ldflags(cfg, service),
+            GO_TAGS=",".join(cfg.go.tags),
+            CGO_ENABLED="1" if cfg.go.cgo else "0",
+            TRIMPATH="-trimpath" if cfg.go.trimpath else "",
+        )
+    else:
+        args["BIN_DIR"] = str(cfg.bin_dir.resolve().relative_to(cfg.root))
+    return args
+
+
+def plan(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> list[ImageTarget]:
+    targets = []
+    for s in services:
+        mode = cfg.mode_of(s)
+        targets.append(
+            ImageTarget(
+                service=s,
+                repository=cfg.image_ref(s),
+                tags=cfg.image_tags(s),
+                platforms=tuple(platforms),
+                dockerfile=dockerfiles.dockerfile_for(cfg, s),
+                context=cfg.module_dir if mode == "multistage" else cfg.root,
+                args=tuple(build_args(cfg, s).items()),
+                labels=tuple(labels(cfg, s).items()),
+            )
+        )
+    return targets
+
+
+def prebuilt_services(cfg: Config, targets: Sequence[ImageTarget]) -> list[Service]:
+    return [t.service for t in targets if cfg.mode_of(t.service) == "prebuilt" and not t.service.dockerfile]
+
+
+def write_bake(
+    cfg: Config, targets: Sequence[ImageTarget], outputs: Callable[[ImageTarget], list[str]], with_tags: bool, name: str
+) -> Path:
+    """Write build/bake/<name>.json: one target per service, one group over all."""
+    definition: dict[str, Any] = {"group": {"default": {"targets": [t.bake_name for t in targets]}}, "target": {}}
+    cache_dir = cfg.output_dir / "cache" / "buildkit"
+    for t in targets:
+        multistage = cfg.mode_of(t.service) == "multistage"
+        definition["target"][t.bake_name] = buildx.bake_target(
+            context=str(t.context),
+            dockerfile=str(t.dockerfile),
+            platforms=[str(p) for p in t.platforms],
+            args=dict(t.args),
+            labels=dict(t.labels),
+            tags=t.refs() if with_tags else (),
+            output=outputs(t),
+            # a local cache export lets a second runner start warm (multistage builds only:
+            # prebuilt images are two COPY steps, cheaper than the cache round trip)
+            cache_from=[f"type=local,src={cache_dir / t.bake_name}"]
+            if multistage and (cache_dir / t.bake_name / "index.json").is_file()
+            else (),
+            cache_to=[f"type=local,dest={cache_dir / t.bake_name},mode=max"] if multistage else (),
+        )
+    path = cfg.output_dir / "bake" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(definition, indent=2) + "\n")
+    return path
+
+
+def bake(
+    cfg: Config, targets: Sequence[ImageTarget], outputs: Callable[[ImageTarget], list[str]], with_tags: bool, name: str
+) -> dict[str, dict[str, Any]]:
+    file = write_bake(cfg, targets, outputs, with_tags, name)
+    metadata_file = cfg.output_dir / "bake" / f"{name}.metadata.json"
+    return buildx.bake(
+        file=file,
+        builder=cfg.builder.name,
+        metadata_file=metadata_file,
+        provenance=cfg.image.provenance,
+        cwd=cfg.root,
+    )
+
+
+def push_by_digest_output(t: ImageTarget) -> list[str]:
+    return [f"type=image,name={t.repository},push-by-digest=true,name-canonical=true,push=true"]
+
+
+def digest_of(metadata: dict[str, dict[str, Any]], t: ImageTarget) -> str:
+    entry = metadata.get(t.bake_name, {})
+    digest = entry.get("containerimage.digest")
+    if not isinstance(digest, str) or not digest.startswith("sha256:"):
+        raise UserError(f"buildx reported no digest for {t.service.name}; see build/bake/*.metadata.json")
+    return digest
+
+
+def describe(client: RegistryClient, ref: Reference) -> tuple[tuple[str, ...], int, str, bytes, str]:
+    """(platforms, total size, media type, raw bytes, digest) of a pushed image."""
+    manifest = client.get_manifest(ref)
+    if not is_index(manifest.media_type):
+        size = sum(int(layer.get("size", 0)) for layer in manifest.data.get("layers", []))
+        return (), size, manifest.media_type, manifest.raw, manifest.digest
+    plats = []
+    size = 0
+    for entry in index_entries(manifest.data):
+        if entry.is_attestation or entry.platform is None:
+            continue
+        plats.append(str(entry.platform))
+        child = client.get_manifest(Reference(ref.registry, ref.repository, None, entry.digest))
+        size += int(child.data.get("config", {}).get("size", 0))
+        size += sum(int(layer.get("size", 0)) for layer in child.data.get("layers", []))
+    return tuple(plats), size, manifest.media_type, manifest.raw, manifest.digest
+
+
+def check_platforms(target: ImageTarget, found: Sequence[str]) -> None:
+    expected = {str(p) for p in target.platforms}
+    missing = sorted(expected - set(found))
+    extra = sorted(set(found) - expected)
+    if missing or extra:
+        raise UserError(
+            f"{target.service.name}: pushed index has platforms {', '.join(found) or 'none'}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unexpected {', '.join(extra)}" if extra else "")
+            + "; no tag was moved"
+        )
+
+
+def move_tags(client: RegistryClient, target: ImageTarget, raw: bytes, media_type: str) -> None:
+    ref = parse_reference(target.repository)
+    for tag in target.tags:
+        client.put_manifest(ref.registry, ref.repository, tag, raw, media_type)
+
+
+def publish(
+    cfg: Config,
+    targets: Sequence[ImageTarget],
+    client: RegistryClient,
+    check: Callable[[ImageTarget, str], None] | None = None,
+) -> list[Published]:
+    """Build and push every target by digest, check each, then move the tags."""
+    metadata = bake(cfg, targets, push_by_digest_output, with_tags=False, name="multiarch")
+    if runner.OPTIONS.dry_run:
+        return []
+    staged = []
+    for t in targets:
+        digest = digest_of(metadata, t)
+        ref = parse_reference(f"{t.repository}@{digest}")
+        plats, size, media_type, raw, _ = describe(client, ref)
+        check_platforms(t, plats)
+        staged.append((t, digest, plats, size, media_type, raw))
+    if check is not None:
+        for t, digest, *_ in staged:
+            check(t, digest)
+    published = []
+    for t, digest, plats, size, media_type, raw in staged:
+        move_tags(client, t, raw, media_type)
+        published.append(Published(t, digest, plats, size))
+    return published
+
+
+def require_one_platform(platforms: Sequence[Platform]) -> None:
+    if len(platforms) != 1:
+        raise UserError(
+            f"--load takes exactly one platform, got {len(platforms)}: the docker daemon's "
+            "classic image store holds one platform per tag. Use `make image.multiarch` to push "
+            "all platforms to a registry, `--output oci` for an OCI layout tarball, or "
+            "`--platform linux/arm64 --load` for one of them"
+        )
+
+
+def load(cfg: Config, targets: Sequence[ImageTarget]) -> None:
+    """Build one platform and load it into the local docker daemon."""
+    for t in targets:
+        require_one_platform(t.platforms)
+    bake(cfg, targets, lambda t: ["type=docker"], with_tags=True, name="load")
+
+
+def export_oci(cfg: Config, targets: Sequence[ImageTarget]) -> list[Path]:
+    """Write each service's multi-arch image as an OCI layout tarball under build/oci/."""
+    oci_dir = cfg.output_dir / "oci"
+    oci_dir.mkdir(parents=True, exist_ok=True)
+    paths = {t.bake_name: oci_dir / f"{t.service.name}.tar" for t in targets}
+    bake(cfg, targets, lambda t: [f"type=oci,dest={paths[t.bake_name]}"], with_tags=True, name="oci")
+    return list(paths.values())
+
+
+def push_by_digest(cfg: Config, targets: Sequence[ImageTarget]) -> list[Path]:
+    """One platform per run (a CI matrix leg); record each digest under build/digests/."""
+    metadata = bake(cfg, targets, push_by_digest_output, with_tags=False, name="by-digest")
+    written = []
+    for t in targets:
+        if runner.OPTIONS.dry_run:
+            continue
+        digest = digest_of(metadata, t)
+        for p in t.platforms:
+            path = cfg.output_dir / "digests" / t.service.name / f"{p.slug}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            record = {"service": t.service.name, "repository": t.repository, "platform": str(p), "digest": digest}
+            path.write_text(json.dumps(record, indent=2) + "\n")
+            written.append(path)
+    return written
+
+
+def read_digests(cfg: Config, service: Service) -> dict[str, dict[str, str]]:
+    """platform -> record, from build/digests/<service>/*.json."""
+    found: dict[str, dict[str, str]] = {}
+    for path in sorted((cfg.output_dir / "digests" / service.name).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}: not a digest record ({exc}); delete it and rebuild that platform") from exc
+        found[record["platform"]] = record
+    return found
+
+
+def legacy_repository(repository: str, platform: Platform) -> str:
+    """OpenIM's per-arch repositories: svc-amd64, svc-arm64, svc-armv7."""
+    return f"{repository}-{platform.arch}{platform.variant}"

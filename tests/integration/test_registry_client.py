@@ -1,0 +1,599 @@
+"""RegistryClient against a real registry (Debian's docker-registry, distribution 2.8).
+
+The registry is seeded here with plain HTTP calls written from the OCI
+distribution-spec (POST + PUT monolithic blob upload, PUT manifest), never with
+crossbuild's code, and results are cross-checked with skopeo where the brief
+asks for an independent witness. A small in-process token server covers the
+Bearer/Basic auth flows, which the local registry (no auth) cannot exercise.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import hashlib
+import http.server
+import io
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import tarfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crossbuild.errors import UserError
+from crossbuild.platforms import Platform
+from crossbuild.registry import (
+    Reference,
+    RegistryClient,
+    image_for_platform,
+    is_index,
+    parse_reference,
+    platforms_of,
+)
+
+pytestmark = pytest.mark.integration
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+HELLO = b"\x7fELF\x01\x01\x01hello from arm/v7\n" + bytes(range(256))
+MULTI = "crossbuild/multi"
+SINGLE = "crossbuild/single"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def layer_tar_gz(files: dict[str, bytes], links: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """(gzip'd tar, diff_id = sha256 of the uncompressed tar) as image-spec layer.md defines them."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
+    raw = buf.getvalue()
+    return gzip.compress(raw, mtime=0), sha256(raw)
+
+
+def canonical(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+
+
+def http_call(
+    method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, dict(resp.headers.items()), resp.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, dict(exc.headers.items()), exc.read()
+        finally:
+            exc.close()
+
+
+@dataclass
+class Seeder:
+    """Pushes content with the spec's raw endpoints (end-4a/end-6 blob upload, end-7 manifest put)."""
+
+    base: str
+
+    def blob(self, repo: str, data: bytes, media_type: str) -> dict[str, Any]:
+        status, headers, _ = http_call("POST", f"{self.base}/v2/{repo}/blobs/uploads/")
+        assert status == 202, status
+        location = urllib.parse.urljoin(self.base, headers["Location"])
+        digest = sha256(data)
+        sep = "&" if "?" in location else "?"
+        status, _, body = http_call(
+            "PUT",
+            f"{location}{sep}digest={urllib.parse.quote(digest)}",
+            data,
+            {"Content-Type": "application/octet-stream"},
+        )
+        assert status == 201, (status, body)
+        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    def manifest(self, repo: str, reference: str, media_type: str, raw: bytes) -> str:
+        status, headers, body = http_call(
+            "PUT", f"{self.base}/v2/{repo}/manifests/{reference}", raw, {"Content-Type": media_type}
+        )
+        assert status == 201, (status, body)
+        assert headers["Docker-Content-Digest"] == sha256(raw)
+        return sha256(raw)
+
+    def image(
+        self,
+        repo: str,
+        config: dict[str, Any],
+        layers: list[tuple[bytes, str]],
+        *,
+        docker: bool = False,
+        layer_type: str = OCI_LAYER_GZIP,
+        tag: str | None = None,
+    ) -> tuple[str, bytes]:
+        config = {**config, "rootfs": {"type": "layers", "diff_ids": [diff for _, diff in layers]}}
+        config_desc = self.blob(repo, canonical(config), DOCKER_CONFIG if docker else OCI_CONFIG)
+        layer_descs = [self.blob(repo, data, layer_type) for data, _ in layers]
+        media_type = DOCKER_MANIFEST if docker else OCI_MANIFEST
+        raw = canonical({"schemaVersion": 2, "mediaType": media_type, "config": config_desc, "layers": layer_descs})
+        return self.manifest(repo, tag or sha256(raw), media_type, raw), raw
+
+
+@dataclass
+class Seeded:
+    host: str
+    root: Path  # the registry's storage root directory
+    index_digest: str = ""
+    index_raw: bytes = b""
+    amd64_digest: str = ""
+    arm64_digest: str = ""
+    attestation_digest: str = ""
+    single_digest: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def ref(self, text: str) -> Reference:
+        return parse_reference(f"{self.host}/{text}")
+
+
+def seed(seeder: Seeder, seeded: Seeded) -> None:
+    amd_layer = layer_tar_gz({"usr/local/bin/hello": b"amd64 binary"})
+    arm_layer = layer_tar_gz({"usr/local/bin/hello": b"arm64 binary"})
+    entry = {"Entrypoint": ["/usr/local/bin/hello"]}
+    seeded.amd64_digest, amd_raw = seeder.image(
+        MULTI, {"architecture": "amd64", "os": "linux", "config": entry}, [amd_layer]
+    )
+    seeded.arm64_digest, arm_raw = seeder.image(
+        MULTI, {"architecture": "arm64", "os": "linux", "config": entry}, [arm_layer]
+    )
+    # A buildx-style provenance attestation: in-toto layer, unknown/unknown platform in the index.
+    statement = canonical(
+        {"_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://slsa.dev/provenance/v0.2"}
+    )
+    seeded.attestation_digest, att_raw = seeder.image(
+        MULTI,
+        {"architecture": "unknown", "os": "unknown", "config": {}},
+        [(statement, sha256(statement))],
+        layer_type="application/vnd.in-toto+json",
+    )
+    index: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": seeded.amd64_digest,
+                "size": len(amd_raw),
+                "platform": {"architecture": "amd64", "os": "linux"},
+            },
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": seeded.arm64_digest,
+                "size": len(arm_raw),
+                "platform": {"architecture": "arm64", "os": "linux"},
+            },
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": seeded.attestation_digest,
+                "size": len(att_raw),
+                "annotations": {
+                    "vnd.docker.reference.digest": seeded.amd64_digest,
+                    "vnd.docker.reference.type": "attestation-manifest",
+                },
+                "platform": {"architecture": "unknown", "os": "unknown"},
+            },
+        ],
+    }
+    # Pretty-printed on purpose: the client must keep bytes, not re-serialise.
+    seeded.index_raw = json.dumps(index, indent=3).encode()
+    seeded.index_digest = seeder.manifest(MULTI, "v1", OCI_INDEX, seeded.index_raw)
+
+    hello_layer = layer_tar_gz({"usr/local/bin/hello": HELLO}, links={"usr/bin/hello": "../local/bin/hello"})
+    seeded.single_digest, _ = seeder.image(
+        SINGLE,
+        {"architecture": "arm", "os": "linux", "variant": "v7", "config": {"Entrypoint": ["/usr/local/bin/hello"]}},
+        [hello_layer],
+        docker=True,
+        layer_type=DOCKER_LAYER,
+        tag="v1",
+    )
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the TLS instance's certificate is self-signed
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"docker-registry exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"docker-registry did not answer {url} within {timeout:g}s: {log.read_text(errors='replace')[-2000:]}")
+
+
+@contextlib.contextmanager
+def run_registry(root: Path, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Run docker-registry on a free loopback port; yields host:port, stops it on exit."""
+    binary = shutil.which("docker-registry") or shutil.which("registry")
+    if binary is None:
+        pytest.skip("docker-registry is not installed (make tools installs Debian's docker-registry)")
+    port = free_port()
+    config = root / "config.yml"
+    text = (
+        "version: 0.1\n"
+        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    if tls is not None:
+        text += f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
+    config.write_text(text)
+    log = root / "registry.log"
+    with (
+        log.open("wb") as log_file,
+        subprocess.Popen(
+            [binary, "serve", str(config)], stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        ) as proc,
+    ):
+        try:
+            _wait_ready(f"{'https' if tls else 'http'}://127.0.0.1:{port}/v2/", proc, log)
+            yield f"127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
+    root = tmp_path_factory.mktemp("registry")
+    with run_registry(root) as host:
+        seeded = Seeded(host=host, root=root / "data")
+        seed(Seeder(f"http://{host}"), seeded)
+        yield seeded
+
+
+@pytest.fixture
+def client() -> RegistryClient:
+    return RegistryClient(timeout=10)
+
+
+def _blob_file(root: Path, digest: str) -> Path:
+    """Where distribution's filesystem driver keeps a blob's bytes."""
+    hexpart = digest.removeprefix("sha256:")
+    return root / "docker/registry/v2/blobs/sha256" / hexpart[:2] / hexpart / "data"
+
+
+# --- reading ------------------------------------------------------------------
+
+
+def test_probe_uses_plain_http_for_loopback(registry: Seeded, client: RegistryClient) -> None:
+    assert client.probe(registry.host) == "http"
+
+
+def test_get_manifest_of_index_keeps_bytes_and_digest(registry: Seeded, client: RegistryClient) -> None:
+    manifest = client.get_manifest(registry.ref(f"{MULTI}:v1"))
+    assert manifest.media_type == OCI_INDEX
+    assert is_index(manifest.media_type)
+    assert manifest.raw == registry.index_raw
+    assert manifest.digest == registry.index_digest == "sha256:" + hashlib.sha256(registry.index_raw).hexdigest()
+    assert [m["digest"] for m in manifest.data["manifests"]] == [
+        registry.amd64_digest,
+        registry.arm64_digest,
+        registry.attestation_digest,
+    ]
+
+
+def test_get_manifest_by_digest_and_docker_media_type(registry: Seeded, client: RegistryClient) -> None:
+    by_digest = client.get_manifest(registry.ref(f"{MULTI}@{registry.arm64_digest}"))
+    assert by_digest.digest == registry.arm64_digest
+    assert by_digest.media_type == OCI_MANIFEST
+    single = client.get_manifest(registry.ref(f"{SINGLE}:v1"))
+    assert single.media_type == DOCKER_MANIFEST
+    assert single.digest == registry.single_digest
+    assert not is_index(single.media_type)
+
+
+def test_platforms_of_index_skips_attestations(registry: Seeded, client: RegistryClient) -> None:
+    assert platforms_of(client, registry.ref(f"{MULTI}:v1")) == [Platform("linux", "amd64"), Platform("linux", "arm64")]
+
+
+def test_platforms_of_single_image_reads_its_config(registry: Seeded, client: RegistryClient) -> None:
+    assert platforms_of(client, registry.ref(f"{SINGLE}:v1")) == [Platform("linux", "arm", "v7")]
+
+
+def test_image_for_platform(registry: Seeded, client: RegistryClient) -> None:
+    manifest, config = image_for_platform(client, registry.ref(f"{MULTI}:v1"), Platform("linux", "arm64", "v8"))
+    assert manifest.digest == registry.arm64_digest
+    assert (config["os"], config["architecture"]) == ("linux", "arm64")
+    manifest, config = image_for_platform(client, registry.ref(f"{SINGLE}:v1"), Platform("linux", "arm", "v7"))
+    assert manifest.digest == registry.single_digest
+    assert config["variant"] == "v7"
+    with pytest.raises(UserError, match=r"has no linux/s390x image; it has linux/amd64, linux/arm64"):
+        image_for_platform(client, registry.ref(f"{MULTI}:v1"), Platform("linux", "s390x"))
+    with pytest.raises(UserError, match=r"single linux/arm/v7 image, not linux/amd64"):
+        image_for_platform(client, registry.ref(f"{SINGLE}:v1"), Platform("linux", "amd64"))
+
+
+def test_extract_file_returns_the_known_bytes(registry: Seeded, client: RegistryClient) -> None:
+    manifest = client.get_manifest(registry.ref(f"{SINGLE}:v1"))
+    assert client.extract_file(registry.host, SINGLE, manifest.data, "/usr/local/bin/hello") == HELLO
+    assert client.extract_file(registry.host, SINGLE, manifest.data, "/usr/bin/hello") == HELLO  # symlink
+    assert client.extract_file(registry.host, SINGLE, manifest.data, "/usr/local/bin/absent") is None
+    amd64, _ = image_for_platform(client, registry.ref(f"{MULTI}:v1"), Platform("linux", "amd64"))
+    assert client.extract_file(registry.host, MULTI, amd64.data, "usr/local/bin/hello") == b"amd64 binary"
+
+
+def test_manifest_exists(registry: Seeded, client: RegistryClient) -> None:
+    assert client.manifest_exists(registry.ref(f"{MULTI}:v1")) == registry.index_digest
+    assert client.manifest_exists(registry.ref(f"{MULTI}@{registry.amd64_digest}")) == registry.amd64_digest
+    assert client.manifest_exists(registry.ref(f"{MULTI}:nope")) is None
+    assert client.manifest_exists(registry.ref("crossbuild/no-such-repo:v1")) is None
+
+
+def test_get_json_blob_reads_config(registry: Seeded, client: RegistryClient) -> None:
+    manifest = client.get_manifest(registry.ref(f"{SINGLE}:v1"))
+    config = client.get_json_blob(registry.host, SINGLE, manifest.data["config"]["digest"])
+    assert (config["architecture"], config["variant"]) == ("arm", "v7")
+
+
+# --- writing ------------------------------------------------------------------
+
+
+def test_put_manifest_moves_a_tag_byte_for_byte(registry: Seeded, client: RegistryClient) -> None:
+    original = client.get_manifest(registry.ref(f"{MULTI}:v1"))
+    digest = client.put_manifest(registry.host, MULTI, "release", original.raw, original.media_type)
+    assert digest == original.digest
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        pytest.skip("skopeo is not installed (make tools installs it)")
+    witness = subprocess.run(
+        [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/{MULTI}:release"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert "sha256:" + hashlib.sha256(witness.stdout).hexdigest() == original.digest
+    assert client.get_manifest(registry.ref(f"{MULTI}:release")).raw == original.raw
+
+
+def test_list_tags(registry: Seeded, client: RegistryClient) -> None:
+    manifest = client.get_manifest(registry.ref(f"{SINGLE}:v1"))
+    for tag in ("b", "a", "c"):
+        client.put_manifest(registry.host, SINGLE, tag, manifest.raw, manifest.media_type)
+    assert sorted(client.list_tags(registry.host, SINGLE)) == ["a", "b", "c", "v1"]
+    assert client.list_tags(registry.host, "crossbuild/no-such-repo") == []
+
+
+# --- failures -----------------------------------------------------------------
+
+
+def test_not_found_image_is_a_user_error(registry: Seeded, client: RegistryClient) -> None:
+    with pytest.raises(UserError, match=rf"^image {registry.host}/{MULTI}:nope not found in {registry.host}$"):
+        client.get_manifest(registry.ref(f"{MULTI}:nope"))
+    with pytest.raises(UserError, match="not found in"):
+        client.get_manifest(registry.ref("crossbuild/no-such-repo:v1"))
+    with pytest.raises(UserError, match="not found in"):
+        client.get_blob(registry.host, MULTI, "sha256:" + "0" * 64)
+
+
+def test_unreachable_registry_is_a_user_error() -> None:
+    port = free_port()  # nothing listens there once the probe socket is closed
+    client = RegistryClient(timeout=5)
+    with pytest.raises(UserError, match=rf"registry 127.0.0.1:{port} is not reachable: .*make registry.up") as info:
+        client.probe(f"127.0.0.1:{port}")
+    assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match="is not reachable"):
+        client.get_manifest(parse_reference(f"127.0.0.1:{port}/x/y:v1"))
+
+
+def test_corrupt_content_is_refused(registry: Seeded, client: RegistryClient) -> None:
+    seeder = Seeder(f"http://{registry.host}")
+    data = b"unique blob for the corruption test"
+    desc = seeder.blob("crossbuild/corrupt", data, "application/octet-stream")
+    _blob_file(registry.root, desc["digest"]).write_bytes(b"tampered blob for the corruption tes")
+    with pytest.raises(UserError, match="wrong content"):
+        client.get_blob(registry.host, "crossbuild/corrupt", desc["digest"])
+    # Manifests live in the same blob store: change the bytes but keep valid JSON.
+    digest, raw = seeder.image("crossbuild/corrupt", {"architecture": "amd64", "os": "linux"}, [])
+    _blob_file(registry.root, digest).write_bytes(raw + b" ")
+    with pytest.raises(UserError, match="refusing it"):
+        client.get_manifest(registry.ref(f"crossbuild/corrupt@{digest}"))
+
+
+# --- auth flows against an in-process token server ------------------------------
+
+USER, PASSWORD = "alice", "s3cr3t-pa55"
+MANIFEST = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []})
+
+
+@dataclass
+class FakeAuthRegistry:
+    """Answers like a token-auth registry (Docker Hub's flow) or a Basic-auth one."""
+
+    mode: str  # "bearer" or "basic"
+    token_requests: list[dict[str, list[str]]] = field(default_factory=list)
+    host: str = ""
+
+    def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def challenge(self, scope: str) -> None:
+                if fake.mode == "basic":
+                    value = 'Basic realm="fake"'
+                else:
+                    value = f'Bearer realm="http://{fake.host}/token",service="fake"'
+                    value += f',scope="{scope}"' if scope else ""
+                error = canonical({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
+                self.reply(401, error, {"WWW-Authenticate": value, "Content-Type": "application/json"})
+
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                auth = self.headers.get("Authorization", "")
+                good_basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+                if url.path == "/token":
+                    fake.token_requests.append(urllib.parse.parse_qs(url.query))
+                    if auth != good_basic:
+                        self.reply(401, canonical({"details": "incorrect username or password"}))
+                        return
+                    self.reply(200, canonical({"token": "tok-1", "expires_in": 300}))
+                    return
+                expected = good_basic if fake.mode == "basic" else "Bearer tok-1"
+                if url.path == "/v2/" and auth == expected:
+                    self.reply(200)
+                elif url.path == "/v2/":
+                    self.challenge("")
+                elif url.path == "/v2/app/manifests/v1":
+                    if auth != expected:
+                        self.challenge("repository:app:pull")
+                        return
+                    self.reply(200, MANIFEST, {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": sha256(MANIFEST)})
+                else:
+                    self.reply(404, canonical({"errors": [{"code": "NAME_UNKNOWN", "message": "unknown"}]}))
+
+            do_HEAD = do_GET
+
+        return Handler
+
+
+@pytest.fixture(params=["bearer", "basic"])
+def fake_registry(request: pytest.FixtureRequest) -> Iterator[FakeAuthRegistry]:
+    fake = FakeAuthRegistry(mode=request.param)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), fake.handler())
+    fake.host = f"127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, password: str) -> None:
+    auth = base64.b64encode(f"{USER}:{password}".encode()).decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+
+
+def test_auth_with_saved_login(
+    fake_registry: FakeAuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _login(tmp_path, monkeypatch, fake_registry.host, PASSWORD)
+    client = RegistryClient(timeout=10)
+    ref = parse_reference(f"{fake_registry.host}/app:v1")
+    assert client.get_manifest(ref).raw == MANIFEST
+    assert client.manifest_exists(ref) == sha256(MANIFEST)
+    if fake_registry.mode == "bearer":
+        # One token for the (registry, scope), reused by the second request.
+        assert fake_registry.token_requests == [{"service": ["fake"], "scope": ["repository:app:pull"]}]
+
+
+def test_auth_failures_never_show_the_password(
+    fake_registry: FakeAuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _login(tmp_path, monkeypatch, fake_registry.host, "wrong-" + PASSWORD)
+    with pytest.raises(UserError, match="docker login") as info:
+        RegistryClient(timeout=10).get_manifest(parse_reference(f"{fake_registry.host}/app:v1"))
+    assert PASSWORD not in str(info.value)
+    assert base64.b64encode(f"{USER}:wrong-{PASSWORD}".encode()).decode() not in str(info.value)
+
+
+def test_auth_without_login_asks_for_one(
+    fake_registry: FakeAuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no config.json there
+    with pytest.raises(UserError, match=rf"requires a login: run `docker login {fake_registry.host}`"):
+        RegistryClient(timeout=10).get_manifest(parse_reference(f"{fake_registry.host}/app:v1"))
+
+
+def test_tls_registry_with_self_signed_certificate(tmp_path: Path) -> None:
+    """A loopback registry serving HTTPS with a self-signed certificate is used over unverified TLS."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed; it makes the self-signed certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    with run_registry(tmp_path, tls=(cert, key)) as host:
+        client = RegistryClient(timeout=10)
+        assert client.probe(host) == "https"  # plain HTTP gets "400 Client sent an HTTP request to an HTTPS server"
+        assert client.list_tags(host, "crossbuild/empty") == []
+        with pytest.raises(UserError, match=f"not found in {host}"):
+            client.get_manifest(parse_reference(f"{host}/crossbuild/empty:v1"))

@@ -1,0 +1,191 @@
+"""Tests for crossbuild.dockerfiles: template rendering and the emulation check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crossbuild import config, dockerfiles
+from crossbuild.config import Overrides, Service
+from crossbuild.dockerfiles import render, runs_target_code
+from crossbuild.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = REPO_ROOT / "dockerfiles"
+PACKAGED = REPO_ROOT / "crossbuild" / "templates"
+
+API = Service(name="api", package="./cmd/api", image="api")
+RPC = Service(name="rpc-user", package="./cmd/rpc-user", image="imdemo-rpc")
+
+
+# --- render ------------------------------------------------------------------------------------
+
+
+def test_render_replaces_placeholders() -> None:
+    text = "COPY --from=b /out/@SERVICE@ /bin/@SERVICE@\nRUN go build -o x @PACKAGE@\nUSER @USER@\n"
+    assert render(text, RPC, "1000:1000") == (
+        "COPY --from=b /out/rpc-user /bin/rpc-user\nRUN go build -o x ./cmd/rpc-user\nUSER 1000:1000\n"
+    )
+
+
+def test_render_drops_user_line_when_user_empty() -> None:
+    text = 'FROM scratch\nUSER @USER@\nENTRYPOINT ["/@SERVICE@"]'
+    assert render(text, API, "") == 'FROM scratch\nENTRYPOINT ["/api"]\n'
+
+
+def test_render_keeps_lines_without_placeholders_verbatim() -> None:
+    text = "# comment with USER in it\nARG X=1\n\nFROM ${X}\n"
+    assert render(text, API, "") == text
+
+
+def test_render_always_ends_with_one_newline() -> None:
+    assert render("FROM scratch", API, "u") == "FROM scratch\n"
+    assert render("FROM scratch\n", API, "u") == "FROM scratch\n"
+
+
+def test_render_uses_binary_name_not_image_name() -> None:
+    # RPC's image is "imdemo-rpc", but the binary (and so the COPY/ENTRYPOINT path) is the service name
+    assert render("@SERVICE@", RPC, "") == "rpc-user\n"
+
+
+@pytest.mark.parametrize("directory", [SHIPPED, PACKAGED], ids=["dockerfiles", "package-templates"])
+def test_render_shipped_prebuilt(directory: Path) -> None:
+    out = render((directory / "prebuilt.Dockerfile").read_text(), API, "65532:65532")
+    assert "@SERVICE@" not in out
+    assert "@USER@" not in out
+    lines = out.splitlines()
+    assert "COPY ${BIN_DIR}/${TARGETPLATFORM}/api /usr/local/bin/api" in lines
+    assert "USER 65532:65532" in lines
+    assert lines[-1] == 'ENTRYPOINT ["/usr/local/bin/api"]'
+
+
+@pytest.mark.parametrize("directory", [SHIPPED, PACKAGED], ids=["dockerfiles", "package-templates"])
+def test_render_shipped_multistage(directory: Path) -> None:
+    out = render((directory / "multistage.Dockerfile").read_text(), RPC, "")
+    assert "@SERVICE@" not in out
+    assert "@PACKAGE@" not in out
+    assert "@USER@" not in out
+    assert "      -o /out/rpc-user ./cmd/rpc-user" in out.splitlines()
+    assert "COPY --from=builder /out/rpc-user /usr/local/bin/rpc-user" in out.splitlines()
+    assert not [line for line in out.splitlines() if line.startswith("USER")]
+
+
+# --- runs_target_code -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        SHIPPED / "prebuilt.Dockerfile",
+        SHIPPED / "multistage.Dockerfile",
+        PACKAGED / "prebuilt.Dockerfile",
+        PACKAGED / "multistage.Dockerfile",
+    ],
+    ids=["prebuilt", "multistage", "package-prebuilt", "package-multistage"],
+)
+def test_shipped_templates_need_no_emulation(path: Path) -> None:
+    assert runs_target_code(path.read_text()) is False
+
+
+def test_go_builder_dockerfile_runs_target_code() -> None:
+    # FROM scratch + RUN busybox: the RUN executes target-architecture code
+    assert runs_target_code((SHIPPED / "go-builder.Dockerfile").read_text()) is True
+
+
+CASES = [
+    ("FROM alpine\nRUN apk add curl\n", True),
+    ("FROM alpine AS base\nrun echo lower-case\n", True),
+    ("FROM --platform=$BUILDPLATFORM golang AS b\nRUN go build\nFROM scratch\nCOPY --from=b /x /x\n", False),
+    ("FROM --platform=${BUILDPLATFORM} golang AS b\nRUN go build\nFROM scratch\nCOPY --from=b /x /x\n", False),
+    ("FROM --platform=$BUILDPLATFORM golang AS b\nRUN go build\nFROM alpine\nRUN apk add tzdata\n", True),
+    ("FROM alpine\nRUN echo target\nFROM --platform=$BUILDPLATFORM golang\nRUN go build\n", True),
+    ("FROM --platform=$TARGETPLATFORM alpine\nRUN true\n", True),
+    ("FROM alpine\n# RUN commented out\nCOPY x /x\n", False),
+    ('FROM alpine\nCOPY x /x\nENTRYPOINT ["/x"]\n', False),
+    ("RUN before any FROM\n", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    CASES,
+    ids=[
+        "single-stage-run",
+        "lower-case-run",
+        "pinned-builder-only",
+        "pinned-builder-braces",
+        "final-stage-run",
+        "first-stage-run",
+        "target-platform",
+        "commented-run",
+        "no-run",
+        "run-before-from",
+        "empty",
+    ],
+)
+def test_runs_target_code(text: str, want: bool) -> None:
+    assert runs_target_code(text) is want
+
+
+# --- template_path and dockerfile_for -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["prebuilt", "multistage"])
+def test_template_path_falls_back_to_package(tmp_path: Path, mode: str) -> None:
+    assert dockerfiles.template_path(mode, tmp_path) == PACKAGED / f"{mode}.Dockerfile"
+
+
+def test_template_path_prefers_project_copy(tmp_path: Path) -> None:
+    local = tmp_path / "dockerfiles" / "prebuilt.Dockerfile"
+    local.parent.mkdir()
+    local.write_text("FROM scratch\nCOPY @SERVICE@ /\n")
+    assert dockerfiles.template_path("prebuilt", tmp_path) == local
+    assert dockerfiles.template_text("prebuilt", tmp_path) == "FROM scratch\nCOPY @SERVICE@ /\n"
+    assert dockerfiles.template_path("multistage", tmp_path) == PACKAGED / "multistage.Dockerfile"
+
+
+def _load(root: Path, body: str = "") -> config.Config:
+    cfg_path = root / "config.toml"
+    cfg_path.write_text('[project]\nmodule_dir = "mod"\n' + body)
+    return config.load(cfg_path, Overrides(), {"SOURCE_DATE_EPOCH": "0", "VERSION": "v1"})
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_dockerfile_for_renders_into_output_dir(tmp_path: Path, tiny_module: Path) -> None:
+    local = tmp_path / "dockerfiles" / "prebuilt.Dockerfile"
+    local.parent.mkdir()
+    local.write_text("FROM scratch\nCOPY @SERVICE@ /@SERVICE@\nUSER @USER@\n")
+    cfg = _load(tmp_path, '[image]\nuser = "1:1"\n')
+    out = dockerfiles.dockerfile_for(cfg, cfg.service("x"))
+    assert out == tmp_path / "build" / "dockerfiles" / "x.prebuilt.Dockerfile"
+    assert out.read_text() == "FROM scratch\nCOPY x /x\nUSER 1:1\n"
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_dockerfile_for_uses_service_mode(tmp_path: Path, tiny_module: Path) -> None:
+    cfg = _load(tmp_path, '[[services]]\nname = "x"\nmode = "multistage"\n')
+    out = dockerfiles.dockerfile_for(cfg, cfg.service("x"))
+    assert out.name == "x.multistage.Dockerfile"
+    assert "-o /out/x ./cmd/x" in out.read_text()
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_dockerfile_for_own_dockerfile_used_as_is(tmp_path: Path, tiny_module: Path) -> None:
+    own = tmp_path / "Dockerfile.x"
+    own.write_text("FROM scratch\nCOPY @SERVICE@ /\n")
+    cfg = _load(tmp_path, '[[services]]\nname = "x"\ndockerfile = "Dockerfile.x"\n')
+    assert dockerfiles.dockerfile_for(cfg, cfg.service("x")) == own.resolve()
+    assert own.read_text() == "FROM scratch\nCOPY @SERVICE@ /\n"
+    assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_dockerfile_for_missing_own_dockerfile(tmp_path: Path, tiny_module: Path) -> None:
+    cfg = _load(tmp_path, '[image]\ndockerfile = "nope.Dockerfile"\n')
+    with pytest.raises(UserError) as info:
+        dockerfiles.dockerfile_for(cfg, cfg.service("x"))
+    assert str(info.value) == (
+        f"{cfg.path}: Dockerfile {(tmp_path / 'nope.Dockerfile').resolve()} for service 'x' does not exist"
+    )
