@@ -125,9 +125,11 @@ def bake(
     targets: Sequence[str] = (),
     provenance: bool = False,
     cwd: Path | None = None,
+    no_cache: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Build every target of a bake definition in one invocation; return the metadata."""
     argv = ["docker", "buildx", "bake", "--builder", builder, "--file", str(file)]
+    runner.add_flag(argv, "--no-cache", no_cache)
     argv += ["--metadata-file", str(metadata_file)]
     argv += ["--provenance", "true" if provenance else "false"]
     argv += list(targets)

@@ -11,9 +11,21 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from crossbuild import builder, buildx, dockerfiles, doctor, gobuild, images, manifest, output, registry_server, runner
-from crossbuild import config as config_mod
 from crossbuild import audit as audit_mod
+from crossbuild import (
+    builder,
+    buildx,
+    dockerfiles,
+    doctor,
+    gobuild,
+    images,
+    incremental,
+    manifest,
+    output,
+    registry_server,
+    runner,
+)
+from crossbuild import config as config_mod
 from crossbuild import verify as verify_mod
 from crossbuild.config import Config, Overrides, Service
 from crossbuild.errors import UserError
@@ -62,7 +74,9 @@ def build(
             rows.append([br.service, str(pr.platform), size, output.status_word(word)])
             failures += [f"{br.service} {pr.platform}: {p}" for p in br.problems]
         if not pr.error:
-            output.ok(f"{pr.platform} in {pr.seconds:.1f}s")
+            output.ok(
+                f"{pr.platform}: unchanged, go build skipped" if pr.cached else f"{pr.platform} in {pr.seconds:.1f}s"
+            )
     if not runner.OPTIONS.dry_run:
         output.table(["service", "platform", "size", "result"], rows)
     if failures:
@@ -97,12 +111,17 @@ def _prepare_images(cfg: Config, platforms: Sequence[Platform], *, registry: boo
     if registry:
         registry_server.ensure(cfg)
         host = parse_reference(cfg.image.registry_prefix + "/x").registry
-        client.probe(host)
+        try:
+            client.probe(host)
+        except UserError:
+            if not runner.OPTIONS.dry_run:
+                raise
+            output.warn(f"registry {host} not reachable: the plan below cannot tell what is unchanged")
     targets = images.plan(cfg, platforms, services)
     multistage = [t for t in targets if cfg.mode_of(t.service) == "multistage"]
     if multistage:
         go_ref = parse_reference(cfg.image.go_image)
-        if client.manifest_exists(go_ref) is None:
+        if not runner.OPTIONS.dry_run and client.manifest_exists(go_ref) is None:
             raise UserError(
                 f"Go builder image {cfg.image.go_image} not found: build it offline with "
                 "`make go-image`, or set GO_IMAGE to one your builder can pull"
@@ -127,13 +146,42 @@ def _published_table(published: Sequence[images.Published]) -> None:
                     p.digest[:19],
                     ",".join(p.platforms),
                     output.human_size(p.size),
+                    p.action,
                 ]
             )
-    output.table(["service", "tag", "index digest", "platforms", "size"], rows)
+    output.table(["service", "tag", "index digest", "platforms", "size", "action"], rows)
+
+
+def _decide(cfg: Config, targets: Sequence[images.ImageTarget], client: RegistryClient) -> list[images.Decision]:
+    state = incremental.State(cfg.output_dir / "state" / "images.json")
+    try:
+        decisions = images.decide(cfg, targets, client, state)
+    except UserError:
+        if not runner.OPTIONS.dry_run:
+            raise
+        decisions = [images.Decision(t, "build", "registry not reachable to compare", {}) for t in targets]
+    if runner.OPTIONS.dry_run:
+        output.step("plan")
+        rows = [
+            [
+                d.target.service.name,
+                ", ".join(d.target.refs()),
+                ",".join(map(str, d.target.platforms)),
+                d.action,
+                d.reason,
+            ]
+            for d in decisions
+        ]
+        output.table(["service", "tags", "platforms", "action", "why"], rows)
+    else:
+        for d in decisions:
+            if d.action != "build":
+                output.info(f"{d.target.service.name}: {d.action} ({d.reason})")
+    return decisions
 
 
 def image_multiarch(
-    cfg: Config, platforms: Sequence[Platform] | None = None, oci: bool = False
+    cfg: Config, platforms: Sequence[Platform] | None = None, oci: bool = False, check_reproducible: bool = False
 ) -> list[images.Published]:
     plats = _image_platforms(cfg, platforms)
     output.step(
@@ -145,7 +193,11 @@ def image_multiarch(
         for path in images.export_oci(cfg, targets):
             output.ok(f"wrote {path}")
         return []
-    published = images.publish(cfg, targets, _client(cfg), check=_verify_before_tagging(cfg))
+    client = _client(cfg)
+    if check_reproducible:
+        return _check_reproducible(cfg, targets)
+    decisions = _decide(cfg, targets, client)
+    published = images.publish(cfg, targets, client, check=_verify_before_tagging(cfg), decisions=decisions)
     if published:
         _published_table(published)
     return published
@@ -386,3 +438,23 @@ def run_audit(
     if bad:
         raise UserError(f"{len(bad)} of {len(rows)} image(s) lack a required platform or could not be read")
     return rows
+
+
+def _check_reproducible(cfg: Config, targets: Sequence[images.ImageTarget]) -> list[images.Published]:
+    """Build every index twice (the second time without BuildKit's cache) and compare digests."""
+    output.step("reproducibility: two builds, the second with --no-cache")
+    first = images.bake(cfg, targets, images.push_by_digest_output, with_tags=False, name="repro-1")
+    second = images.bake(cfg, targets, images.push_by_digest_output, with_tags=False, name="repro-2", no_cache=True)
+    if runner.OPTIONS.dry_run:
+        return []
+    rows, differ = [], []
+    for t in targets:
+        a, b = images.digest_of(first, t), images.digest_of(second, t)
+        rows.append([t.service.name, a[:19], b[:19], output.status_word("ok" if a == b else "failed")])
+        if a != b:
+            differ.append(t.service.name)
+    output.table(["service", "first build", "second build", "same"], rows)
+    if differ:
+        raise UserError(f"not reproducible: {', '.join(differ)} gave different digests; see build/bake/repro-*.json")
+    output.ok("every image is bit-for-bit reproducible")
+    return []

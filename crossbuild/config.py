@@ -231,7 +231,7 @@ def is_loopback(host: str) -> bool:
     if host.startswith("["):
         return host.startswith("[::1]")
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return name == "localhost" or name == "::1" or name.startswith("127.")
+    return name in {"localhost", "::1"} or name.startswith("127.")
 
 
 def fill_template(template: str, values: Mapping[str, str], where: str) -> str:

@@ -10,7 +10,6 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from crossbuild import builder, buildx, runner
 from crossbuild.config import Config
@@ -165,7 +164,7 @@ def registry(cfg: Config, client: RegistryClient) -> Check:
             f"registry {host}",
             False,
             str(exc),
-            f"start the registry or set REGISTRY_PREFIX; for the local one: make registry.up",
+            "start the registry or set REGISTRY_PREFIX; for the local one: make registry.up",
         )
     return Check(f"registry {host}", True, f"answers over {scheme.upper()}")
 

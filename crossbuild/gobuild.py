@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossbuild import binaries, runner
+from crossbuild import binaries, incremental, runner
 from crossbuild.config import Config, Service
 from crossbuild.errors import CommandError, UserError
 from crossbuild.platforms import Platform
@@ -44,6 +44,7 @@ class PlatformResult:
     seconds: float
     error: str = ""
     failed: tuple[str, ...] = ()  # services the compiler output blames
+    cached: bool = False  # inputs unchanged since the last build: go build was not run
 
 
 def binary_path(bin_dir: Path, platform: Platform, service: Service) -> Path:
@@ -124,7 +125,28 @@ def _compile_error(
     return f"compile failed for {', '.join(blamed)} on {platform}:\n{tail}", blamed
 
 
-def build_platform(cfg: Config, platform: Platform, services: Sequence[Service]) -> PlatformResult:
+def _unchanged(
+    cfg: Config, platform: Platform, services: Sequence[Service], record: dict[str, object], key: str
+) -> bool:
+    if record.get("key") != key:
+        return False
+    digests = record.get("binaries")
+    if not isinstance(digests, dict):
+        return False
+    for s in services:
+        path = binary_path(cfg.bin_dir, platform, s)
+        if not path.is_file() or digests.get(s.name) != incremental.file_digest(path):
+            return False
+    return True
+
+
+def build_platform(
+    cfg: Config,
+    platform: Platform,
+    services: Sequence[Service],
+    inputs: str = "",
+    state: incremental.State | None = None,
+) -> PlatformResult:
     start = time.monotonic()
     out_dir = cfg.bin_dir / str(platform)
     env = go_env(cfg, platform)
@@ -133,18 +155,17 @@ def build_platform(cfg: Config, platform: Platform, services: Sequence[Service])
     basenames = [Path(s.package).name for s in services]
     grouped = [s for s, b in zip(services, basenames, strict=True) if b == s.name and basenames.count(b) == 1]
     single = [s for s in services if s not in grouped]
+    commands = []
+    if grouped:
+        commands.append(go_build_argv(cfg, str(out_dir) + os.sep, [s.package for s in grouped]))
+    commands += [go_build_argv(cfg, str(binary_path(cfg.bin_dir, platform, s)), [s.package], s) for s in single]
+    key = incremental.key_of({"inputs": inputs, "commands": commands, "env": env})
+    cached = bool(inputs) and state is not None and _unchanged(cfg, platform, services, state.get(str(platform)), key)
     if not runner.OPTIONS.dry_run:
         out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        if grouped:
-            runner.run(
-                go_build_argv(cfg, str(out_dir) + os.sep, [s.package for s in grouped]),
-                env=env,
-                cwd=cfg.module_dir,
-            )
-        for s in single:
-            target = binary_path(cfg.bin_dir, platform, s)
-            runner.run(go_build_argv(cfg, str(target), [s.package], s), env=env, cwd=cfg.module_dir)
+        for argv in [] if cached else commands:
+            runner.run(argv, env=env, cwd=cfg.module_dir)
     except CommandError as exc:
         message, blamed = _compile_error(cfg, platform, services, exc)
         return PlatformResult(platform, (), time.monotonic() - start, message, blamed)
@@ -156,7 +177,13 @@ def build_platform(cfg: Config, platform: Platform, services: Sequence[Service])
             continue
         problems = tuple(binaries.check_binary(path, platform, cfg.x_values(s)))
         results.append(BinaryResult(s.name, platform, path, path.stat().st_size, problems))
-    return PlatformResult(platform, tuple(results), time.monotonic() - start)
+    if state is not None and inputs and not runner.OPTIONS.dry_run:
+        if all(r.ok for r in results):
+            digests = {r.service: incremental.file_digest(r.path) for r in results}
+            state.put(str(platform), {"key": key, "binaries": digests})
+        else:
+            state.drop(str(platform))
+    return PlatformResult(platform, tuple(results), time.monotonic() - start, cached=cached)
 
 
 def workers(cfg: Config, n_platforms: int) -> int:
@@ -169,8 +196,18 @@ def build(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service
     if runner.which("go") is None:
         raise UserError("go: command not found; install Go >= 1.22 (https://go.dev/dl/) or run `make tools`")
     check_x_targets(cfg, services)
+    state = incremental.State(cfg.output_dir / "state" / "gobuild.json")
+    inputs = incremental.key_of(
+        {
+            "tree": incremental.tree_hash(cfg.module_dir, exclude=[cfg.output_dir]),
+            "go": runner.output(["go", "env", "GOVERSION", "GOFLAGS", "GOEXPERIMENT"]),
+        }
+    )
     with ThreadPoolExecutor(max_workers=workers(cfg, len(platforms))) as pool:
-        return list(pool.map(lambda p: build_platform(cfg, p, services), platforms))
+        results = list(pool.map(lambda p: build_platform(cfg, p, services, inputs, state), platforms))
+    if not runner.OPTIONS.dry_run:
+        state.save()
+    return results
 
 
 def clean(cfg: Config) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crossbuild import buildx, dockerfiles, gobuild, runner
+from crossbuild import buildx, dockerfiles, gobuild, incremental, runner
 from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
 from crossbuild.platforms import Platform
@@ -47,6 +47,7 @@ class Published:
     digest: str  # index digest
     platforms: tuple[str, ...]
     size: int  # compressed bytes of all platforms' layers and configs
+    action: str = "built"  # built | unchanged | retag
 
 
 def labels(cfg: Config, service: Service) -> dict[str, str]:
@@ -64,7 +65,9 @@ def labels(cfg: Config, service: Service) -> dict[str, str]:
 
 
 def build_args(cfg: Config, service: Service) -> dict[str, str]:
-    args = {"BASE_IMAGE": cfg.image.base_image}
+    # SOURCE_DATE_EPOCH fixes the image config's timestamps (BuildKit docs, "build reproducibility");
+    # with rewrite-timestamp=true on the exporter it also clamps file mtimes in the layers.
+    args = {"BASE_IMAGE": cfg.image.base_image, "SOURCE_DATE_EPOCH": str(cfg.version.epoch)}
     if cfg.mode_of(service) == "multistage":
         args.update(
             GO_IMAGE=cfg.image.go_image,
@@ -131,7 +134,12 @@ def write_bake(
 
 
 def bake(
-    cfg: Config, targets: Sequence[ImageTarget], outputs: Callable[[ImageTarget], list[str]], with_tags: bool, name: str
+    cfg: Config,
+    targets: Sequence[ImageTarget],
+    outputs: Callable[[ImageTarget], list[str]],
+    with_tags: bool,
+    name: str,
+    no_cache: bool = False,
 ) -> dict[str, dict[str, Any]]:
     file = write_bake(cfg, targets, outputs, with_tags, name)
     metadata_file = cfg.output_dir / "bake" / f"{name}.metadata.json"
@@ -141,11 +149,12 @@ def bake(
         metadata_file=metadata_file,
         provenance=cfg.image.provenance,
         cwd=cfg.root,
+        no_cache=no_cache,
     )
 
 
 def push_by_digest_output(t: ImageTarget) -> list[str]:
-    return [f"type=image,name={t.repository},push-by-digest=true,name-canonical=true,push=true"]
+    return [f"type=image,name={t.repository},push-by-digest=true,name-canonical=true,push=true,rewrite-timestamp=true"]
 
 
 def digest_of(metadata: dict[str, dict[str, Any]], t: ImageTarget) -> str:
@@ -193,16 +202,104 @@ def move_tags(client: RegistryClient, target: ImageTarget, raw: bytes, media_typ
         client.put_manifest(ref.registry, ref.repository, tag, raw, media_type)
 
 
+def content_key(cfg: Config, t: ImageTarget) -> str:
+    """Everything that decides the pushed index's content, hashed."""
+    if cfg.mode_of(t.service) == "multistage":
+        inputs = {"tree": incremental.tree_hash(cfg.module_dir, exclude=[cfg.output_dir])}
+    else:
+        inputs = {}
+        for p in t.platforms:
+            path = gobuild.binary_path(cfg.bin_dir, p, t.service)
+            inputs[str(p)] = incremental.file_digest(path) if path.is_file() else "missing"
+    return incremental.key_of(
+        {
+            "repository": t.repository,
+            "platforms": [str(p) for p in t.platforms],
+            "dockerfile": t.dockerfile.read_text(),
+            "args": dict(t.args),
+            "labels": dict(t.labels),
+            "provenance": cfg.image.provenance,
+            "inputs": inputs,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    target: ImageTarget
+    action: str  # build | unchanged | retag
+    reason: str
+    record: dict[str, Any]
+
+
+def decide(
+    cfg: Config, targets: Sequence[ImageTarget], client: RegistryClient, state: incremental.State
+) -> list[Decision]:
+    """Which targets need a build, which only need their tags put back, which nothing."""
+    decisions = []
+    for t in targets:
+        key = content_key(cfg, t)
+        record = (
+            {**state.get(t.service.name), "key": key} if state.get(t.service.name).get("key") == key else {"key": key}
+        )
+        digest = record.get("digest")
+        if not isinstance(digest, str):
+            why = "first build" if not state.get(t.service.name) else "inputs changed"
+            decisions.append(Decision(t, "build", why, record))
+            continue
+        ref = parse_reference(t.repository)
+        if client.manifest_exists(Reference(ref.registry, ref.repository, None, digest)) is None:
+            decisions.append(Decision(t, "build", "recorded index is gone from the registry", record))
+            continue
+        drifted = [
+            tag
+            for tag in t.tags
+            if client.manifest_exists(Reference(ref.registry, ref.repository, tag, None)) != digest
+        ]
+        if drifted:
+            decisions.append(Decision(t, "retag", f"inputs unchanged; tag(s) {', '.join(drifted)} moved back", record))
+        else:
+            decisions.append(Decision(t, "unchanged", "inputs unchanged and every tag points at the index", record))
+    return decisions
+
+
 def publish(
     cfg: Config,
     targets: Sequence[ImageTarget],
     client: RegistryClient,
     check: Callable[[ImageTarget, str], None] | None = None,
+    decisions: Sequence[Decision] = (),
 ) -> list[Published]:
-    """Build and push every target by digest, check each, then move the tags."""
+    """Build and push every target by digest, check each, then move the tags.
+
+    Targets decided "unchanged" are left alone, "retag" ones only get their
+    tags put back on the recorded index.
+    """
+    by_service = {d.target.service.name: d for d in decisions}
+    state = incremental.State(cfg.output_dir / "state" / "images.json")
+    done: list[Published] = []
+    for d in decisions:
+        if d.action == "build":
+            continue
+        if d.action == "retag" and not runner.OPTIONS.dry_run:
+            ref = parse_reference(d.target.repository)
+            manifest = client.get_manifest(Reference(ref.registry, ref.repository, None, d.record["digest"]))
+            move_tags(client, d.target, manifest.raw, manifest.media_type)
+        done.append(
+            Published(
+                d.target,
+                d.record["digest"],
+                tuple(d.record.get("platforms", ())),
+                int(d.record.get("size", 0)),
+                d.action,
+            )
+        )
+    targets = [t for t in targets if by_service.get(t.service.name, Decision(t, "build", "", {})).action == "build"]
+    if not targets:
+        return done
     metadata = bake(cfg, targets, push_by_digest_output, with_tags=False, name="multiarch")
     if runner.OPTIONS.dry_run:
-        return []
+        return done
     staged = []
     for t in targets:
         digest = digest_of(metadata, t)
@@ -217,7 +314,10 @@ def publish(
     for t, digest, plats, size, media_type, raw in staged:
         move_tags(client, t, raw, media_type)
         published.append(Published(t, digest, plats, size))
-    return published
+        key = by_service[t.service.name].record["key"] if t.service.name in by_service else content_key(cfg, t)
+        state.put(t.service.name, {"key": key, "digest": digest, "platforms": list(plats), "size": size})
+    state.save()
+    return done + published
 
 
 def require_one_platform(platforms: Sequence[Platform]) -> None:
@@ -242,7 +342,13 @@ def export_oci(cfg: Config, targets: Sequence[ImageTarget]) -> list[Path]:
     oci_dir = cfg.output_dir / "oci"
     oci_dir.mkdir(parents=True, exist_ok=True)
     paths = {t.bake_name: oci_dir / f"{t.service.name}.tar" for t in targets}
-    bake(cfg, targets, lambda t: [f"type=oci,dest={paths[t.bake_name]}"], with_tags=True, name="oci")
+    bake(
+        cfg,
+        targets,
+        lambda t: [f"type=oci,dest={paths[t.bake_name]},rewrite-timestamp=true"],
+        with_tags=True,
+        name="oci",
+    )
     return list(paths.values())
 
 

@@ -138,12 +138,17 @@ def image(
     commands.image(cfg, load=load, push_by_digest=push_by_digest, oci=_oci(output))
 
 
-@cbtask(iterable=["platform"], output="'oci': write OCI layout tarballs under build/oci/ instead of pushing")
+@cbtask(
+    iterable=["platform"],
+    output="'oci': write OCI layout tarballs under build/oci/ instead of pushing",
+    check_reproducible="build every image twice (the second without cache) and compare the digests",
+)
 def image_multiarch(
     c: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     output: str | None = None,
+    check_reproducible: bool = False,
     config: str | None = None,
     dry_run: bool = False,
     verbose: bool = False,
@@ -151,7 +156,7 @@ def image_multiarch(
     """Build every image platform, push one index per service, verify it, then move the tags."""
     commands.setup_runner(dry_run, verbose)
     cfg = commands.load(config, Overrides(platforms=_list(platform), images=_list(services)))
-    commands.image_multiarch(cfg, oci=_oci(output))
+    commands.image_multiarch(cfg, oci=_oci(output), check_reproducible=check_reproducible)
 
 
 @cbtask(legacy="merge per-arch repositories svc-<arch>:tag (OpenIM style) instead of build/digests/")

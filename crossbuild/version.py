@@ -36,6 +36,11 @@ class VersionInfo:
     def short_commit(self) -> str:
         return self.commit[:7] if self.commit != "unknown" else "unknown"
 
+    @property
+    def epoch(self) -> int:
+        """The date as seconds since 1970, for SOURCE_DATE_EPOCH in image builds."""
+        return int(dt.datetime.strptime(self.date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp())
+
     def template_values(self) -> dict[str, str]:
         return {
             "version": self.version,
