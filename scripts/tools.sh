@@ -14,7 +14,7 @@ BUILDKIT_ROOT=${CROSSBUILD_BUILDKIT_ROOT:-/var/lib/crossbuild-buildkit}
 BUILDER_NAME=${CROSSBUILD_BUILDER:-crossbuild}
 STATE_DIR=/var/lib/crossbuild-tools
 LOG_DIR=/var/log/crossbuild
-APT_PACKAGES=(docker.io docker-registry skopeo qemu-user-static busybox-static runc file binutils)
+APT_PACKAGES=(docker.io docker-registry skopeo qemu-user-static busybox-static runc file binutils curl)
 BINFMT_ARCHES=(aarch64 arm riscv64 ppc64le s390x)
 
 say() { printf '\033[36m==> %s\033[0m\n' "$*"; }
@@ -70,6 +70,24 @@ if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
   done
 fi
 ok "docker server $(docker version --format '{{.Server.Version}}')"
+
+say "local registry on 127.0.0.1:5000"
+if ! curl -fsS -o /dev/null http://127.0.0.1:5000/v2/ 2>/dev/null; then
+  mkdir -p /var/lib/crossbuild-registry /etc/crossbuild
+  cat > /etc/crossbuild/registry.yml <<YAML
+version: 0.1
+log: {level: warn}
+storage: {filesystem: {rootdirectory: /var/lib/crossbuild-registry}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:5000}
+YAML
+  setsid nohup docker-registry serve /etc/crossbuild/registry.yml >"$LOG_DIR/registry.log" 2>&1 < /dev/null &
+  for _ in $(seq 1 40); do
+    curl -fsS -o /dev/null http://127.0.0.1:5000/v2/ 2>/dev/null && break
+    sleep 0.25
+  done
+fi
+curl -fsS -o /dev/null http://127.0.0.1:5000/v2/
+ok "GET /v2/ answers 200"
 
 say "buildx ${BUILDX_VERSION} and buildkitd ${BUILDKIT_VERSION}"
 GOBIN_DIR="$(go env GOPATH)/bin"
