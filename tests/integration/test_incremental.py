@@ -10,10 +10,12 @@ import json
 import subprocess
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .conftest import CrossbuildClone
+if TYPE_CHECKING:
+    from conftest import CrossbuildClone
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
