@@ -97,7 +97,7 @@ def ensure_builder(cfg: Config, platforms: Sequence[Platform]) -> buildx.Builder
     if info is None:
         if b.driver == "docker":
             raise UserError(f"builder '{b.name}' does not exist; the 'docker' driver is the daemon's own builder")
-        conf: Path | None = None
+        conf = None
         if b.driver != "remote":
             conf = cfg.output_dir / "buildkitd.toml"
             conf.parent.mkdir(parents=True, exist_ok=True)
@@ -111,7 +111,19 @@ def ensure_builder(cfg: Config, platforms: Sequence[Platform]) -> buildx.Builder
             driver_opt=[f"{k}={v}" for k, v in b.driver_opts],
             buildkitd_config=conf,
         )
+        info = buildx.BuilderInfo(b.name, b.driver, "inactive", (), ())
+        output.ok(f"created builder '{b.name}' ({b.driver})")
+    elif info.driver and info.driver != b.driver:
+        raise UserError(
+            f"builder '{b.name}' exists with driver {info.driver}, config says {b.driver}: "
+            f"`docker buildx rm {b.name}` and run `make setup` again, or change [builder] name"
+        )
+    if b.nodes:
+        # append the configured nodes that are missing (also after a half-finished earlier setup)
+        node_conf: Path | None = cfg.output_dir / "buildkitd.toml" if b.driver != "remote" else None
         for node in b.nodes:
+            if node.name in info.nodes:
+                continue
             buildx.create(
                 name=b.name,
                 driver=b.driver,
@@ -120,16 +132,11 @@ def ensure_builder(cfg: Config, platforms: Sequence[Platform]) -> buildx.Builder
                 append=True,
                 platform=[str(p) for p in node.platforms],
                 driver_opt=[f"{k}={v}" for k, v in node.driver_opts],
-                buildkitd_config=conf,
+                buildkitd_config=node_conf,
             )
-        output.ok(f"created builder '{b.name}' ({b.driver})")
-    elif info.driver and info.driver != b.driver:
-        raise UserError(
-            f"builder '{b.name}' exists with driver {info.driver}, config says {b.driver}: "
-            f"`docker buildx rm {b.name}` and run `make setup` again, or change [builder] name"
-        )
+            output.ok(f"appended node '{node.name}' ({', '.join(map(str, node.platforms)) or 'its own platforms'})")
     if runner.OPTIONS.dry_run:
-        return info or buildx.BuilderInfo(b.name, b.driver, "dry-run", (), ())
+        return info
     info = buildx.inspect(b.name, bootstrap=True)
     if info is None:
         raise UserError(f"builder '{b.name}' vanished during bootstrap; run `make setup`")

@@ -41,7 +41,12 @@ def test_setup_creates_a_remote_builder_with_an_appended_node_idempotently(
 ) -> None:
     clone = crossbuild_clone
     assert _inspect(builder_name).returncode != 0
-    extra = f'\n[[builder.nodes]]\nname = "{builder_name}-arm"\nendpoint = "{SOCKET}"\nplatforms = ["linux/arm64"]\n'
+    # buildx refuses two nodes with one endpoint string: reach the same buildkitd through a symlink
+    link = clone.root / f"{builder_name}.sock"
+    link.symlink_to(SOCKET.removeprefix("unix://"))
+    extra = (
+        f'\n[[builder.nodes]]\nname = "{builder_name}-arm"\nendpoint = "unix://{link}"\nplatforms = ["linux/arm64"]\n'
+    )
     config = _config(clone, builder_name, extra)
 
     first = clone.invoke("setup", "--config", config)
