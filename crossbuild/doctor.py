@@ -10,6 +10,7 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from crossbuild import builder, buildx, runner
 from crossbuild.config import Config
@@ -78,14 +79,21 @@ def buildx_version() -> Check:
         )
 
 
+def make_cmd(cfg: Config, target: str) -> str:
+    """`make <target>`, naming the config file when it is not the default one."""
+    default = Path.cwd() / "config.toml"
+    return f"make {target}" if cfg.path == default.resolve() else f"make {target} CONFIG={cfg.path}"
+
+
 def builder_state(cfg: Config, platforms: Sequence[Platform]) -> Check:
     name = cfg.builder.name
+    setup = make_cmd(cfg, "setup")
     try:
         info = buildx.inspect(name)
     except (UserError, CommandError) as exc:
-        return Check(f"builder {name}", False, str(exc), "make setup")
+        return Check(f"builder {name}", False, str(exc), setup)
     if info is None:
-        return Check(f"builder {name}", False, "does not exist", "make setup")
+        return Check(f"builder {name}", False, "does not exist", setup)
     if info.status != "running":
         try:
             info = buildx.inspect(name, bootstrap=True) or info
@@ -109,7 +117,7 @@ def builder_state(cfg: Config, platforms: Sequence[Platform]) -> Check:
             f"builder {name}",
             False,
             f"does not build {', '.join(missing)}",
-            "make setup (registers QEMU), or add a node for them in [[builder.nodes]]",
+            f"{setup} (registers QEMU), or add a node for them in [[builder.nodes]]",
         )
     return Check(f"builder {name}", True, f"{info.driver}, running, {', '.join(info.platforms)}")
 

@@ -567,8 +567,10 @@ class RegistryClient:
             raise _NetworkError(_describe_network_error(exc, self.timeout)) from exc
 
     def _unreachable(self, host: str, reason: str) -> UserError:
-        if _is_loopback(host):
+        if _is_loopback(host) and host.rsplit(":", 1)[-1] == "5000":
             hint = "start it with `make registry.up` or check the address"
+        elif _is_loopback(host):
+            hint = "start a registry there or check the address (REGISTRY_PREFIX)"
         else:
             hint = "check the address and your network or proxy settings"
         return UserError(f"registry {host} is not reachable: {reason}; {hint}")
