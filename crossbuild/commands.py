@@ -458,3 +458,20 @@ def _check_reproducible(cfg: Config, targets: Sequence[images.ImageTarget]) -> l
         raise UserError(f"not reproducible: {', '.join(differ)} gave different digests; see build/bake/repro-*.json")
     output.ok("every image is bit-for-bit reproducible")
     return []
+
+
+def ci_github(cfg: Config, matrix: bool = False, path: str | None = None, force: bool = False) -> Path | None:
+    """`invoke ci.github`: write a GitHub Actions workflow for this config ('-' prints it)."""
+    from crossbuild import ci  # noqa: PLC0415 - PyYAML is only needed here
+
+    if path == "-":
+        print(ci.github_workflow(cfg, matrix), end="")
+        return None
+    target = Path(path) if path else ci.default_path(cfg, matrix)
+    written = ci.write_workflow(cfg, target, matrix=matrix, force=force)
+    output.ok(f"wrote {written}")
+    output.info(
+        f"set the repository secrets {' and '.join(ci.SECRETS)} and the variables {' and '.join(ci.VARIABLES)} "
+        "(Settings > Secrets and variables > Actions)"
+    )
+    return written

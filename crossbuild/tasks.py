@@ -269,6 +269,21 @@ def clean(c: Any, config: str | None = None) -> None:
     commands.clean(config)
 
 
+# --- CI -------------------------------------------------------------------------
+
+
+@cbtask(
+    matrix="one job per image platform on a native runner, pushed by digest, merged by a manifest job",
+    path="the workflow file (default: .github/workflows/multiarch[-matrix].yml next to the config; '-' prints it)",
+    force="overwrite an existing workflow file",
+)
+def ci_github(
+    c: Any, matrix: bool = False, path: str | None = None, force: bool = False, config: str | None = None
+) -> None:
+    """Write a GitHub Actions workflow that builds, pushes and verifies the multi-arch images."""
+    commands.ci_github(commands.load(config, Overrides()), matrix=matrix, path=path, force=force)
+
+
 build_ns = Collection("build")
 build_ns.add_task(build, name="build", default=True)
 build_ns.add_task(build_multiarch, name="multiarch")
@@ -288,3 +303,7 @@ ns.add_collection(registry_ns)
 for _task in (manifest, setup, verify, doctor, audit, clean):
     ns.add_task(_task)
 ns.add_task(go_image, name="go-image")
+
+ci_ns = Collection("ci")
+ci_ns.add_task(ci_github, name="github")
+ns.add_collection(ci_ns)

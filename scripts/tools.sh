@@ -151,3 +151,6 @@ ok "$(docker buildx inspect "$BUILDER_NAME" | grep -m1 -i '^Platforms' || true)"
 
 say "skopeo"
 ok "$(skopeo --version)"
+
+say "actionlint"
+ok "$(bash "$(dirname "$0")/actionlint.sh")"
