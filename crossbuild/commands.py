@@ -11,8 +11,8 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from crossbuild import audit as audit_mod
 from crossbuild import (
+    adopt,
     builder,
     buildx,
     dockerfiles,
@@ -25,6 +25,7 @@ from crossbuild import (
     registry_server,
     runner,
 )
+from crossbuild import audit as audit_mod
 from crossbuild import config as config_mod
 from crossbuild import verify as verify_mod
 from crossbuild.config import Config, Overrides, Service
@@ -475,3 +476,11 @@ def ci_github(cfg: Config, matrix: bool = False, path: str | None = None, force:
         "(Settings > Secrets and variables > Actions)"
     )
     return written
+
+
+# --- init ---------------------------------------------------------------------
+
+
+def init(directory: str, force: bool = False) -> adopt.InitResult:
+    """`crossbuild init DIR`: adopt crossbuild in an existing Go repository (there is no Config yet)."""
+    return adopt.init(Path(directory), force=force)

@@ -209,15 +209,12 @@ def go_image(
 
 @cbtask(
     iterable=["platform", "image"],
-    positional=["ref"],
-    ref="an image to verify (default: every service image of this version)",
-    image="more images to verify (repeatable)",
+    image="an image to verify, repeatable (default: every service image of this version)",
     no_smoke="skip the smoke runs (registry checks only)",
     timeout="smoke run timeout in seconds",
 )
 def verify(
     c: Any,
-    ref: str | None = None,
     image: list[str] | None = None,
     platform: list[str] | None = None,
     services: str | None = None,
@@ -226,11 +223,10 @@ def verify(
     config: str | None = None,
     verbose: bool = False,
 ) -> None:
-    """Verify images: platforms, configs, binaries read from the layers, smoke runs. [IMAGE]"""
+    """Verify images: platforms, configs, binaries read from the layers, smoke runs."""
     commands.setup_runner(False, verbose)
     cfg = commands.load(config, Overrides(platforms=_list(platform), images=_list(services)))
-    refs = ([ref] if ref else []) + list(image or [])
-    commands.verify(cfg, refs=refs, smoke=not no_smoke, timeout=timeout)
+    commands.verify(cfg, refs=list(image or []), smoke=not no_smoke, timeout=timeout)
 
 
 @cbtask(iterable=["platform"])
@@ -284,6 +280,17 @@ def ci_github(
     commands.ci_github(commands.load(config, Overrides()), matrix=matrix, path=path, force=force)
 
 
+@cbtask(
+    positional=["directory"],
+    directory="the Go repository to set up: the directory with go.mod, e.g. .",
+    force="overwrite files that exist and differ",
+)
+def init(c: Any, directory: str | None = None, force: bool = False, verbose: bool = False) -> None:
+    """Adopt crossbuild in an existing Go repository: config.toml, Makefile or crossbuild.mk, tasks.py, dockerfiles/."""
+    commands.setup_runner(False, verbose)
+    commands.init(directory or ".", force=force)
+
+
 build_ns = Collection("build")
 build_ns.add_task(build, name="build", default=True)
 build_ns.add_task(build_multiarch, name="multiarch")
@@ -300,7 +307,7 @@ ns = Collection()
 ns.add_collection(build_ns)
 ns.add_collection(image_ns)
 ns.add_collection(registry_ns)
-for _task in (manifest, setup, verify, doctor, audit, clean):
+for _task in (manifest, setup, verify, doctor, audit, clean, init):
     ns.add_task(_task)
 ns.add_task(go_image, name="go-image")
 

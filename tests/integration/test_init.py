@@ -1,0 +1,359 @@
+"""Integration tests of `crossbuild init`: adopt crossbuild in a fresh Go repository,
+then build and publish it with the generated files and no edits.
+
+Everything runs through the real command line (`crossbuild init .`, `make ...`)
+with the project's console command on PATH, in temporary git repositories.
+Results are checked with independent tools: `file` for the CPU of a binary,
+QEMU user-mode to run it, skopeo for the pushed image index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tomllib
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CROSSBUILD_BIN = PROJECT_ROOT / ".venv" / "bin"  # holds the `crossbuild` console command
+MODULE = "example.com/fresh"
+COMMANDS = ("greeter", "hello", "worker")
+TAG = "v0.9.0"
+PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+GENERATED = ("config.toml", "tasks.py", "dockerfiles/prebuilt.Dockerfile", "dockerfiles/multistage.Dockerfile")
+
+# Variables that would steer crossbuild, make, go or git if inherited.
+_LEAKY_ENV = (
+    "PLATFORMS",
+    "BINS",
+    "IMAGES",
+    "REGISTRY_PREFIX",
+    "VERSION",
+    "BASE_IMAGE",
+    "GO_IMAGE",
+    "MODE",
+    "VERIFY",
+    "V",
+    "CONFIG",
+    "CROSSBUILD",
+    "CROSSBUILD_CONFIG",
+    "SOURCE_DATE_EPOCH",
+    "GOOS",
+    "GOARCH",
+    "GOARM",
+    "GOAMD64",
+    "GOARM64",
+    "CGO_ENABLED",
+    "MAKEFLAGS",
+    "MFLAGS",
+    "MAKELEVEL",
+    "MAKEOVERRIDES",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+)
+
+BUILDINFO_GO = """// Package buildinfo is stamped at link time: -X example.com/fresh/internal/buildinfo.<Var>=...
+package buildinfo
+
+import (
+	"fmt"
+	"runtime"
+)
+
+var Version, Commit, BuildDate string
+
+// String is the --version line: name, version, commit, date and platform.
+func String(name string) string {
+	return fmt.Sprintf("%s %s commit=%s date=%s %s/%s", name, Version, Commit, BuildDate, runtime.GOOS, runtime.GOARCH)
+}
+"""
+
+MAIN_GO = """package main
+
+import (
+	"fmt"
+	"os"
+
+	"example.com/fresh/internal/buildinfo"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "--version" {
+		fmt.Println(buildinfo.String("@NAME@"))
+		return
+	}
+	fmt.Println("@NAME@: hello")
+}
+"""
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def base_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every command: crossbuild on PATH, git isolated from the user's setup."""
+    env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV}
+    env.update(
+        {
+            "PATH": f"{CROSSBUILD_BIN}{os.pathsep}{env.get('PATH', '')}",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CEILING_DIRECTORIES": str(root.parent),
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_AUTHOR_NAME": "Init Test",
+            "GIT_AUTHOR_EMAIL": "init@example.invalid",
+            "GIT_COMMITTER_NAME": "Init Test",
+            "GIT_COMMITTER_EMAIL": "init@example.invalid",
+            "GIT_AUTHOR_DATE": "@1700000000 +0000",
+            "GIT_COMMITTER_DATE": "@1700000000 +0000",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]], cwd: Path, timeout: float = 600, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in `cwd`; never raises for a non-zero exit (callers assert on it)."""
+    return subprocess.run(
+        [str(a) for a in argv],
+        cwd=cwd,
+        env=base_env(cwd, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def describe(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"{proc.args}: exit {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> str:
+    """Assert success; return stdout without colour codes."""
+    assert proc.returncode == 0, describe(proc)
+    return ANSI_ESCAPE.sub("", proc.stdout)
+
+
+def crossbuild_init(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(["crossbuild", "init", ".", *args], repo, timeout=300)
+
+
+def make(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run(["make", "--no-print-directory", *args], repo, timeout=900)
+
+
+def make_fresh_repo(root: Path, commands: Sequence[str] = COMMANDS) -> Path:
+    """A committed, tagged Go repository that has never seen crossbuild."""
+    root.mkdir(parents=True)
+    (root / "go.mod").write_text(f"module {MODULE}\n\ngo 1.22\n")
+    (root / "internal" / "buildinfo").mkdir(parents=True)
+    (root / "internal" / "buildinfo" / "buildinfo.go").write_text(BUILDINFO_GO)
+    for name in commands:
+        (root / "cmd" / name).mkdir(parents=True)
+        (root / "cmd" / name / "main.go").write_text(MAIN_GO.replace("@NAME@", name))
+    for argv in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "--no-verify", "-m", "fresh service repository"],
+        ["git", "tag", TAG],
+    ):
+        ok(run(argv, root, timeout=60))
+    return root
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    """sha256 and mtime of every file outside .git/ and build/."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in (".git", "build") or not path.is_file():
+            continue
+        files[rel.as_posix()] = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+    return files
+
+
+def file_type(path: Path) -> str:
+    return subprocess.run(["file", "-b", str(path)], capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fresh_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    for tool in ("git", "go", "make"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is required for the init integration tests")
+    if not (CROSSBUILD_BIN / "crossbuild").is_file():
+        pytest.fail(f"{CROSSBUILD_BIN / 'crossbuild'} missing: run `make build` once to create .venv")
+    return make_fresh_repo(tmp_path_factory.mktemp("init") / "fresh")
+
+
+@pytest.fixture(scope="module")
+def init_output(fresh_repo: Path) -> str:
+    """`crossbuild init .` run once in the fresh repository; its stdout."""
+    return ok(crossbuild_init(fresh_repo))
+
+
+# --- tests -------------------------------------------------------------------------------------------
+
+
+def test_init_writes_the_files(fresh_repo: Path, init_output: str) -> None:
+    for rel in (*GENERATED, "Makefile"):
+        assert (fresh_repo / rel).is_file(), f"{rel} not written:\n{init_output}"
+        assert re.search(rf"^{re.escape(rel)}\s+written$", init_output, re.MULTILINE), init_output
+    assert "next: make image.multiarch" in init_output
+    data = tomllib.loads((fresh_repo / "config.toml").read_text())
+    assert data["project"]["name"] == "fresh"
+    assert data["project"]["module_dir"] == "."
+    assert [s["name"] for s in data["services"]] == list(COMMANDS)
+    assert data["go"]["x"] == {
+        f"{MODULE}/internal/buildinfo.Version": "{version}",
+        f"{MODULE}/internal/buildinfo.Commit": "{commit}",
+        f"{MODULE}/internal/buildinfo.BuildDate": "{date}",
+    }
+    assert data["platforms"]["images"] == list(PLATFORMS)
+    assert data["image"]["registry_prefix"] == "localhost:5000/fresh"
+    assert data["builder"] == {
+        "name": "crossbuild",
+        "driver": "remote",
+        "endpoint": "unix:///run/crossbuild-buildkitd.sock",
+    }
+    assert (fresh_repo / "tasks.py").read_text().count("from crossbuild.tasks import ns") == 1
+    assert "CROSSBUILD ?= $(or $(wildcard .venv/bin/crossbuild),crossbuild)" in (fresh_repo / "Makefile").read_text()
+
+
+def test_build_multiarch_with_the_generated_files(fresh_repo: Path, init_output: str) -> None:
+    ok(make(fresh_repo, "build.multiarch"))
+    for name in COMMANDS:
+        binary = fresh_repo / "build" / "bin" / "linux" / "arm64" / name
+        assert binary.is_file(), f"missing {binary}"
+        described = file_type(binary)
+        assert "ELF 64-bit" in described, described
+        assert "aarch64" in described, described
+        assert "ARM, EABI5" in file_type(fresh_repo / "build" / "bin" / "linux" / "arm" / "v7" / name)
+        assert "x86-64" in file_type(fresh_repo / "build" / "bin" / "linux" / "amd64" / name)
+    hello = fresh_repo / "build" / "bin" / "linux" / "arm64" / "hello"
+    proc = run(["qemu-aarch64-static", hello, "--version"], fresh_repo, timeout=60)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout.startswith(f"hello {TAG} commit="), proc.stdout
+    assert proc.stdout.rstrip().endswith("linux/arm64"), proc.stdout
+
+
+@pytest.mark.docker
+def test_image_multiarch_with_the_generated_files(fresh_repo: Path, init_output: str) -> None:
+    prefix = f"localhost:5000/init-{uuid.uuid4().hex[:8]}"
+    ok(make(fresh_repo, "image.multiarch", f"REGISTRY_PREFIX={prefix}"))
+    for name in COMMANDS:
+        proc = run(
+            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{prefix}/{name}:{TAG}"],
+            fresh_repo,
+            timeout=120,
+        )
+        index = json.loads(ok(proc))
+        assert index["mediaType"] == "application/vnd.oci.image.index.v1+json", index
+        found = {
+            "/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant"))))
+            for m in index["manifests"]
+        }
+        assert set(PLATFORMS) <= found, f"{name}: index platforms {sorted(found)}"
+
+
+def test_rerun_changes_nothing(fresh_repo: Path, init_output: str) -> None:
+    before = snapshot(fresh_repo)
+    out = ok(crossbuild_init(fresh_repo))
+    assert "nothing to do: all files up to date" in out
+    assert "written" not in out
+    assert snapshot(fresh_repo) == before
+
+
+def test_existing_makefile_gets_crossbuild_mk(tmp_path: Path) -> None:
+    repo = tmp_path / "withmake"
+    user_makefile = ".PHONY: all verify\nall:\n\t@echo user-all\n\nverify:\n\t@echo user-verify\n"
+    make_fresh_repo(repo, commands=("hello",))
+    (repo / "Makefile").write_text(user_makefile)
+    out = ok(crossbuild_init(repo))
+    assert (repo / "Makefile").read_text() == user_makefile
+    assert re.search(r"^crossbuild\.mk\s+written$", out, re.MULTILINE), out
+    assert "add this line to your Makefile:\n    include crossbuild.mk" in out
+    mk = (repo / "crossbuild.mk").read_text()
+    assert "\ncrossbuild.verify: " in mk  # the user's verify stays theirs
+    assert "\ncrossbuild.build.multiarch build.multiarch: " in mk
+
+    # With the printed line added, both sets of targets work and the default goal is the user's.
+    with (repo / "Makefile").open("a") as fh:
+        fh.write("\ninclude crossbuild.mk\n")
+    assert ok(make(repo)) == "user-all\n"
+    assert ok(make(repo, "verify")) == "user-verify\n"
+    ok(make(repo, "build.multiarch", "PLATFORMS=linux/arm64"))
+    assert "aarch64" in file_type(repo / "build" / "bin" / "linux" / "arm64" / "hello")
+    again = ok(crossbuild_init(repo))
+    assert "nothing to do: all files up to date" in again
+    assert "add this line" not in again
+
+
+def test_version_variable_nobody_reads_is_left_out(tmp_path: Path) -> None:
+    repo = make_fresh_repo(tmp_path / "unused", commands=("hello",))
+    source = repo / "internal" / "buildinfo" / "buildinfo.go"
+    source.write_text(
+        source.read_text().replace(
+            "var Version, Commit, BuildDate string", "var GitTreeState string\n\nvar Version, Commit, BuildDate string"
+        )
+    )
+    out = ok(crossbuild_init(repo))
+    assert f"-X {MODULE}/internal/buildinfo.GitTreeState left out" in out
+    x = tomllib.loads((repo / "config.toml").read_text())["go"]["x"]
+    assert sorted(x) == sorted(f"{MODULE}/internal/buildinfo.{v}" for v in ("Version", "Commit", "BuildDate"))
+    ok(make(repo, "build"))
+
+
+def test_package_not_linked_into_every_service_is_left_out(tmp_path: Path) -> None:
+    repo = make_fresh_repo(tmp_path / "partial", commands=("hello",))
+    (repo / "cmd" / "plain").mkdir()
+    (repo / "cmd" / "plain" / "main.go").write_text(
+        'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("plain") }\n'
+    )
+    out = ok(crossbuild_init(repo))
+    assert f"{MODULE}/internal/buildinfo has version variables but is not linked into plain" in out
+    data = tomllib.loads((repo / "config.toml").read_text())
+    assert "x" not in data["go"]
+    assert data["image"]["verify"] is False  # plain --version prints no architecture
+    ok(make(repo, "build"))
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"main.go": "package main\n"}, "no go.mod"),
+        ({"go.mod": f"module {MODULE}\n", "cmd/lib/lib.go": "package lib\n"}, "no main packages under cmd/"),
+    ],
+)
+def test_init_errors_are_one_line(tmp_path: Path, files: dict[str, str], message: str) -> None:
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    proc = crossbuild_init(tmp_path)
+    assert proc.returncode == 1, describe(proc)
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, describe(proc)
+    assert message in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({Path(rel).parts[0] for rel in files})
