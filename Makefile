@@ -97,3 +97,10 @@ go-image: $(STAMP) ## Build the offline Go builder image for multistage mode and
 
 audit: $(STAMP) ## Audit the example compose file's images for missing architectures (COMPOSE=)
 	@$(INVOKE) audit --compose $(or $(COMPOSE),examples/imdemo/docker-compose.yml) $(CONFIG_FLAG)
+
+.PHONY: bundle bundle.load
+bundle: $(STAMP) ## Offline image bundles for air-gapped servers, one per platform: build/bundles/*.tar.gz (PLATFORMS=)
+	@$(INVOKE) bundle $(CONFIG_FLAG)
+
+bundle.load: $(STAMP) ## Verify and import a bundle: ARCHIVE=file.tar.gz [REGISTRY=host:port] (default: docker daemon)
+	@$(INVOKE) bundle.load $(ARCHIVE) $(if $(REGISTRY),--registry $(REGISTRY),)

@@ -324,8 +324,8 @@ def resolve_all(
         for ref, service in wanted:
             try:
                 result = _resolve(client, ref, service, platform)
-            except UserError as exc:
-                problems.append(f"{ref}: {exc}")
+            except UserError as exc:  # not found, denied, unreachable: listed with the others
+                problems.append(str(exc) if str(ref) in str(exc) else f"{ref}: {exc}")
                 continue
             if isinstance(result, str):
                 problems.append(f"{ref} {result}")
@@ -847,7 +847,6 @@ def _check_registry(registry: str) -> str:
 
 def _push(root: Path, manifest: BundleManifest, registry: str, client: RegistryClient) -> list[tuple[str, str]]:
     pusher = _BlobPusher(client, registry)
-    client.probe(registry)
     imported = []
     for img in manifest.images:
         src = img.reference
@@ -896,6 +895,9 @@ def load(path: Path, registry: str | None, client: RegistryClient | None) -> lis
     (`docker image inspect .Id`) for the docker daemon. Nothing is imported unless every check passes.
     """
     host = _check_registry(registry) if registry is not None else None
+    if host is not None:  # a wrong address fails now, not after minutes of checksums
+        client = client or RegistryClient()
+        client.probe(host)
     output.step(f"check {path}")
     with tempfile.TemporaryDirectory(prefix="crossbuild-bundle-") as tmp:
         scratch = Path(tmp)
@@ -910,6 +912,10 @@ def load(path: Path, registry: str | None, client: RegistryClient | None) -> lis
         )
         if host is not None:
             output.step(f"push {len(manifest.images)} image(s) to {host}")
+            if runner.OPTIONS.dry_run:
+                for img in manifest.images:
+                    output.info(f"[dry-run] would push {img.ref} ({img.digest}) to {host}/{img.reference.repository}")
+                return []
             return _push(root, manifest, host, client or RegistryClient())
         output.step(f"docker load {len(manifest.images)} image(s)")
         return _docker_load(root, manifest, scratch)

@@ -26,6 +26,7 @@ from crossbuild import (
     runner,
 )
 from crossbuild import audit as audit_mod
+from crossbuild import bundle as bundle_mod
 from crossbuild import config as config_mod
 from crossbuild import verify as verify_mod
 from crossbuild.config import Config, Overrides, Service
@@ -484,3 +485,36 @@ def ci_github(cfg: Config, matrix: bool = False, path: str | None = None, force:
 def init(directory: str, force: bool = False) -> adopt.InitResult:
     """`crossbuild init DIR`: adopt crossbuild in an existing Go repository (there is no Config yet)."""
     return adopt.init(Path(directory), force=force)
+
+
+# --- offline bundles ------------------------------------------------------------
+
+
+def bundle_create(
+    cfg: Config, platforms: Sequence[Platform] | None = None, extra_images: Sequence[str] = ()
+) -> list[Path]:
+    """`make bundle`: one offline archive per image platform (PLATFORMS=) under build/bundles/."""
+    plats = _image_platforms(cfg, platforms)
+    registry_server.ensure(cfg)
+    images_ = [*cfg.bundle_images, *extra_images]
+    output.step(
+        f"bundle {len(cfg.selected_images())} service image(s) + {len(images_)} more for {', '.join(map(str, plats))}"
+    )
+    paths = bundle_mod.create(cfg, _client(cfg), plats, images_)
+    for path in paths:
+        output.ok(f"wrote {path} ({output.human_size(path.stat().st_size)})" if path.exists() else f"{path}")
+    return paths
+
+
+def bundle_load(archive: str, registry: str | None = None, insecure: bool = False) -> list[tuple[str, str]]:
+    """`invoke bundle.load`: verify a bundle, then push it to `registry` or load it into docker.
+
+    Reads no config.toml: it runs on the air-gapped server, where only the archive is.
+    """
+    if insecure and not registry:
+        raise UserError("--insecure applies to --registry HOST:PORT only")
+    client = RegistryClient(insecure=[registry] if insecure and registry else ())
+    imported = bundle_mod.load(Path(archive), registry, client if registry else None)
+    for ref, digest in imported:
+        output.ok(f"{ref} -> {digest}")
+    return imported

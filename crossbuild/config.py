@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -75,9 +75,10 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "nodes": _LIST,
         "buildkitd_config": _STR,
     },
+    "bundle": {"images": _LIST},
     "builder.nodes": {"name": _STR, "endpoint": _STR, "platforms": (_LIST, _STR), "driver_opts": _TABLE},
 }
-TOP_LEVEL = ("project", "services", "go", "platforms", "image", "registry", "builder")
+TOP_LEVEL = ("project", "services", "go", "platforms", "image", "registry", "builder", "bundle")
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,7 @@ class Config:
     bins: tuple[str, ...] = ()  # BINS filter: selected service names
     images: tuple[str, ...] = ()  # IMAGES filter
     platforms_overridden: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    bundle_images: tuple[str, ...] = ()  # third-party images offline bundles carry too
 
     @property
     def bin_dir(self) -> Path:
@@ -573,4 +574,5 @@ def load(
         bins=_filter(bins, services, "BINS"),
         images=_filter(imgs, services, "IMAGES"),
         platforms_overridden=bool(chosen),
+        bundle_images=_str_list(data.get("bundle", {}).get("images", []), "bundle.images"),
     )

@@ -291,6 +291,48 @@ def init(c: Any, directory: str | None = None, force: bool = False, verbose: boo
     commands.init(directory or ".", force=force)
 
 
+# --- offline bundles --------------------------------------------------------------
+
+
+@cbtask(
+    iterable=["platform", "image"],
+    platform="bundle platform, repeatable or a list; one archive each (default: [platforms] images)",
+    image="a third-party image to include besides [bundle] images, e.g. localhost:5000/redis:7 (repeatable)",
+)
+def bundle(
+    c: Any,
+    platform: list[str] | None = None,
+    services: str | None = None,
+    image: list[str] | None = None,
+    config: str | None = None,
+    dry_run: bool = False,
+    verbose: bool = False,
+) -> None:
+    """Offline image bundles for air-gapped servers: build/bundles/<project>-<version>-<platform>.tar.gz."""
+    commands.setup_runner(dry_run, verbose)
+    cfg = commands.load(config, Overrides(platforms=_list(platform), images=_list(services)))
+    commands.bundle_create(cfg, extra_images=list(image or []))
+
+
+@cbtask(
+    positional=["archive"],
+    archive="a bundle .tar.gz made by `invoke bundle`",
+    registry="push into this registry (HOST:PORT), digests kept; default: load into the local docker daemon",
+    insecure="accept the registry's self-signed TLS certificate (loopback registries use plain HTTP anyway)",
+)
+def bundle_load(
+    c: Any,
+    archive: str,
+    registry: str | None = None,
+    insecure: bool = False,
+    dry_run: bool = False,
+    verbose: bool = False,
+) -> None:
+    """Verify every checksum of a bundle, then push it to --registry or load it into docker. ARCHIVE"""
+    commands.setup_runner(dry_run, verbose)
+    commands.bundle_load(archive, registry, insecure)
+
+
 build_ns = Collection("build")
 build_ns.add_task(build, name="build", default=True)
 build_ns.add_task(build_multiarch, name="multiarch")
@@ -307,6 +349,10 @@ ns = Collection()
 ns.add_collection(build_ns)
 ns.add_collection(image_ns)
 ns.add_collection(registry_ns)
+bundle_ns = Collection("bundle")
+bundle_ns.add_task(bundle, name="create", default=True)
+bundle_ns.add_task(bundle_load, name="load")
+ns.add_collection(bundle_ns)
 for _task in (manifest, setup, verify, doctor, audit, clean, init):
     ns.add_task(_task)
 ns.add_task(go_image, name="go-image")

@@ -119,10 +119,11 @@ class CrossbuildClone:
         return proc.stdout.strip()
 
     def built_files(self) -> set[str]:
-        """Every file under build/, as POSIX paths relative to build/."""
+        """Every file under build/ but crossbuild's bookkeeping in build/state/, relative to build/."""
         if not self.build_dir.exists():
             return set()
-        return {p.relative_to(self.build_dir).as_posix() for p in self.build_dir.rglob("*") if p.is_file()}
+        files = {p.relative_to(self.build_dir).as_posix() for p in self.build_dir.rglob("*") if p.is_file()}
+        return {f for f in files if not f.startswith("state/")}
 
     def remove_build(self) -> None:
         shutil.rmtree(self.build_dir, ignore_errors=True)
