@@ -421,7 +421,9 @@ def test_not_found_image_is_a_user_error(registry: Seeded, client: RegistryClien
 def test_unreachable_registry_is_a_user_error() -> None:
     port = free_port()  # nothing listens there once the probe socket is closed
     client = RegistryClient(timeout=5)
-.*start a registry there") as info:
+    with pytest.raises(
+        UserError, match=rf"registry 127.0.0.1:{port} is not reachable: .*start a registry there"
+    ) as info:
         client.probe(f"127.0.0.1:{port}")
     assert "\n" not in str(info.value)
     with pytest.raises(UserError, match="is not reachable"):
