@@ -57,10 +57,22 @@ def _ports(raw: Any) -> list[str]:
     return ports
 
 
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML without implicit numbers: compose reads `2222:22` as text, YAML 1.1 as base 60."""
+
+
+_ComposeLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def read_compose(path: Path) -> list[tuple[str, str, list[str]]]:
     """(compose service, image, published ports) for every service with an image."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_ComposeLoader)  # noqa: S506 - a SafeLoader subclass
     except OSError as exc:
         raise UserError(f"{path}: cannot read compose file: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

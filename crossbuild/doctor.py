@@ -168,12 +168,8 @@ def registry(cfg: Config, client: RegistryClient) -> Check:
     except UserError as exc:
         if registry_server.serves_image_registry(cfg):
             return Check(f"registry {host}", True, "embedded registry not running; it starts on demand", blocking=False)
-        return Check(
-            f"registry {host}",
-            False,
-            str(exc),
-            "start the registry or set REGISTRY_PREFIX; for the local one: make registry.up",
-        )
+        detail = str(exc).removeprefix(f"registry {host} ").split("; ")[0]
+        return Check(f"registry {host}", False, detail, f"start a registry on {host} or set REGISTRY_PREFIX to one")
     return Check(f"registry {host}", True, f"answers over {scheme.upper()}")
 
 

@@ -1,0 +1,57 @@
+"""bench/run.py works end to end on the tiny monorepo (not a timed assertion).
+
+Runs the crossbuild prebuilt case (a), the OpenIM-style loop (d) and the
+`go build` floor (f) against the real go, BuildKit builder and local registry,
+then checks results.json and the PNG chart. About 2 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+PROJECT = Path(__file__).resolve().parents[2]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+LEAKY = ("PLATFORMS", "BINS", "IMAGES", "REGISTRY_PREFIX", "VERSION", "MODE", "VERIFY", "V", "GOFLAGS", "GOCACHE")
+
+
+def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    env = {k: v for k, v in os.environ.items() if k not in LEAKY}
+    proc = subprocess.run(
+        [sys.executable, str(PROJECT / "bench" / "run.py"), "--size", "tiny", "--cases", "a,d,f", "--out", str(out)],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+
+    data = json.loads((out / "results.json").read_text())
+    assert data["size"] == "tiny"
+    assert set(data["cases"]) == {"a", "d", "f"}
+    for key, case in data["cases"].items():
+        assert case["status"] == "ok", f"case {key}: {case['status']}"
+        assert case["cold_s"] > 0, key
+        assert case["warm_s"] > 0, key
+        assert case["commands"], key
+    # the image cases pushed something cold; the floor pushes nothing
+    assert data["cases"]["a"]["bytes_cold"] > 0
+    assert data["cases"]["d"]["bytes_cold"] > 0
+    assert data["cases"]["f"]["bytes_cold"] == 0
+    assert {t["target"] for t in data["targets"]}, "no target lines evaluated"
+
+    png = out / "results.png"
+    assert png.is_file()
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    assert "| case | cold s | warm s |" in (out / "results.md").read_text()
+    assert "(a) crossbuild prebuilt" in proc.stdout
