@@ -104,3 +104,10 @@ bundle: $(STAMP) ## Offline image bundles for air-gapped servers, one per platfo
 
 bundle.load: $(STAMP) ## Verify and import a bundle: ARCHIVE=file.tar.gz [REGISTRY=host:port] (default: docker daemon)
 	@$(INVOKE) bundle.load $(ARCHIVE) $(if $(REGISTRY),--registry $(REGISTRY),)
+
+.PHONY: bench bench.tiny
+bench: $(STAMP) ## Benchmark against the emulated path, an OpenIM-style loop, ko and the go build floor (SIZE=full)
+	@$(VENV)/bin/python bench/run.py --size $(or $(SIZE),full) --out build/bench
+
+bench.tiny: $(STAMP) ## The benchmark on a tiny monorepo (what CI runs through the tests)
+	@$(VENV)/bin/python bench/run.py --size tiny --out build/bench
