@@ -78,6 +78,7 @@ _LEAKY_ENV = (
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_INDEX_FILE",
+    "GITHUB_STEP_SUMMARY",
 )
 
 

@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import socket
@@ -30,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# the integration helpers share one command runner and environment filter
+from images_fixtures import describe, run
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INVOKE = PROJECT_ROOT / ".venv" / "bin" / "invoke"
 TAG = "v3.1.0"
@@ -43,46 +45,6 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
-
-# Variables that would steer crossbuild, make, go, git or the step summary if inherited.
-_LEAKY_ENV = frozenset(
-    {
-        *("PLATFORMS", "BINS", "IMAGES", "REGISTRY_PREFIX", "VERSION", "BASE_IMAGE", "GO_IMAGE", "MODE", "VERIFY"),
-        *("V", "CONFIG", "CROSSBUILD_CONFIG", "SOURCE_DATE_EPOCH", "GOOS", "GOARCH", "GOARM", "GOAMD64", "GOARM64"),
-        *("GOFLAGS", "CGO_ENABLED", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"),
-        *("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GITHUB_STEP_SUMMARY"),
-    }
-)
-
-
-def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV}
-    env.update(extra or {})
-    return env
-
-
-def run(
-    argv: Sequence[str | os.PathLike[str]],
-    *,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 600,
-) -> subprocess.CompletedProcess[str]:
-    """Run a command; never raises for a non-zero exit (callers assert on it)."""
-    return subprocess.run(
-        [str(a) for a in argv],
-        cwd=cwd,
-        env=base_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def describe(proc: subprocess.CompletedProcess[str]) -> str:
-    argv = proc.args if isinstance(proc.args, str) else " ".join(map(str, proc.args))
-    return f"$ {argv}\nexit {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
 
 
 def plain(text: str) -> str:
