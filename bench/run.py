@@ -1061,7 +1061,39 @@ class Bench:
 
     # -- driver ------------------------------------------------------------------
     def run_case(self, key: str) -> None:
-        res = CaseResult(key, CASES[key], self.prefix(key))
+        """Run one case; when other processes took a large share of the CPU during its cold
+        phase, run it again (fresh prefix and caches) and keep the less disturbed attempt."""
+        attempts: list[CaseResult] = []
+        retries = 0 if key == "c" else max(0, self.args.retry_busy)  # (c) takes too long to repeat
+        for attempt in range(retries + 1):
+            res = self._run_case_once(key, attempt)
+            attempts.append(res)
+            if not res.ok or not self._disturbed(res):
+                break
+            if attempt < retries:
+                self.say(f"case {key}: cold phase disturbed by other processes; running it again")
+        best = min(attempts, key=lambda r: (not r.ok, r.cpu.get("cold", {}).get("other_cpu_s", 0.0)))
+        if len(attempts) > 1:
+            best.notes.append(
+                f"kept attempt {attempts.index(best) + 1} of {len(attempts)} (least CPU used by other processes); "
+                "others: "
+                + ", ".join(
+                    f"{secs(r.cold_s)}s cold with {r.cpu.get('cold', {}).get('other_cpu_s', '?')} other CPU-s"
+                    for r in attempts
+                    if r is not best
+                )
+            )
+        self.results[key] = best
+
+    @staticmethod
+    def _disturbed(res: CaseResult) -> bool:
+        cold = res.cpu.get("cold", {})
+        wall = cold.get("wall_s", 0.0)
+        return cold.get("other_cpu_s", 0.0) > max(5.0, 0.10 * wall * (os.cpu_count() or 1))
+
+    def _run_case_once(self, key: str, attempt: int) -> CaseResult:
+        prefix = self.prefix(key) + (f"-r{attempt}" if attempt else "")
+        res = CaseResult(key, CASES[key], prefix)
         res.services = res.total_services = len(self.services)
         res.platforms = len(self.platforms)
         self.results[key] = res
@@ -1091,6 +1123,7 @@ class Bench:
             self.current = None
         if res.status != "ok":
             self.say(f"case {key}: {res.status}")
+        return res
 
 
 # --- report ---------------------------------------------------------------------------
@@ -1200,6 +1233,9 @@ def render_markdown(bench: Bench, tgt: list[tuple[str, bool | None, str]]) -> st
         *[f"- {'PASS' if ok else 'FAIL' if ok is False else 'N/A '} {name}: {detail}" for name, ok, detail in tgt],
         "",
         "## Registry storage growth (new blobs registry-wide; shared blobs are stored once)",
+        "",
+        "Counts everything stored in the registry while the phase ran, including other processes' pushes; "
+        "0 B for a case that pushed only blobs another case already stored (reproducible builds).",
         "",
         "| case | cold | warm |",
         "|---|---|---|",
@@ -1333,6 +1369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=300,
         help="before each timed phase wait up to this many s for the machine to be idle (0: never)",
+    )
+    ap.add_argument(
+        "--retry-busy",
+        type=int,
+        default=1,
+        help="run a case again (up to N times) when other processes took >10%% of the CPU in its cold phase",
     )
     ap.add_argument("--no-install", action="store_true", help="do not pip install matplotlib when missing")
     args = ap.parse_args(argv)
