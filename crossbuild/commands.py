@@ -445,8 +445,9 @@ def run_audit(
 def _check_reproducible(cfg: Config, targets: Sequence[images.ImageTarget]) -> list[images.Published]:
     """Build every index twice (the second time without BuildKit's cache) and compare digests."""
     output.step("reproducibility: two builds, the second with --no-cache")
-    first = images.bake(cfg, targets, images.push_by_digest_output, with_tags=False, name="repro-1")
-    second = images.bake(cfg, targets, images.push_by_digest_output, with_tags=False, name="repro-2", no_cache=True)
+    outputs = images.push_by_digest_output(cfg)
+    first = images.bake(cfg, targets, outputs, with_tags=False, name="repro-1")
+    second = images.bake(cfg, targets, outputs, with_tags=False, name="repro-2", no_cache=True)
     if runner.OPTIONS.dry_run:
         return []
     rows, differ = [], []

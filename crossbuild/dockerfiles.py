@@ -1,16 +1,25 @@
 """The Dockerfile templates in dockerfiles/, rendered per service.
 
 Exec-form ENTRYPOINT does not expand build arguments, so the service name is
-rendered into a per-service copy under build/dockerfiles/ (placeholders
-@SERVICE@, @PACKAGE@, @USER@). A service's own Dockerfile is used as it is.
+rendered into a per-service copy under build/dockerfiles/. Placeholders:
+@SERVICE@ (binary name), @USER@, and for the Go build @PACKAGES@ (every package the
+builder stage compiles) and @OUTPUT@ (`` for `-o /out/` when it builds several,
+else the binary name); @PACKAGE@ (the service's own package) is kept for older
+project templates. A service's own Dockerfile is used as it is.
+
+In multistage mode the services that one `go build` can compile together get the
+same builder stage, byte for byte, so BuildKit builds it once per platform and
+every image copies its binary out of it (instead of one Go build per service).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from crossbuild import gobuild
 from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
 
@@ -29,19 +38,33 @@ def template_text(mode: str, root: Path) -> str:
     return template_path(mode, root).read_text()
 
 
-def render(text: str, service: Service, user: str) -> str:
+def render(
+    text: str, service: Service, user: str, packages: Sequence[str] | None = None, output: str | None = None
+) -> str:
+    values = {
+        "@PACKAGES@": " ".join(packages if packages is not None else [service.package]),
+        "@PACKAGE@": service.package,
+        "@OUTPUT@": output if output is not None else service.binary_name,
+        "@SERVICE@": service.binary_name,
+        "@USER@": user,
+    }
     lines = []
     for line in text.splitlines():
         if "@USER@" in line and not user:
             continue
-        lines.append(
-            line.replace("@SERVICE@", service.binary_name).replace("@PACKAGE@", service.package).replace("@USER@", user)
-        )
+        rendered = line
+        for placeholder, value in values.items():  # @PACKAGES@ before @PACKAGE@
+            rendered = rendered.replace(placeholder, value)
+        lines.append(rendered)
     return "\n".join(lines) + "\n"
 
 
-def dockerfile_for(cfg: Config, service: Service) -> Path:
-    """Path of the Dockerfile that builds `service`, rendering templates as needed."""
+def dockerfile_for(cfg: Config, service: Service, together: Sequence[Service] = ()) -> Path:
+    """Path of the Dockerfile that builds `service`, rendering templates as needed.
+
+    `together` are the services built in the same run: in multistage mode those that
+    can share a builder stage compile in it together.
+    """
     own = service.dockerfile or cfg.image.dockerfile
     if own:
         path = (cfg.root / own).resolve()
@@ -49,7 +72,13 @@ def dockerfile_for(cfg: Config, service: Service) -> Path:
             raise UserError(f"{cfg.path}: Dockerfile {path} for service '{service.name}' does not exist")
         return path
     mode = cfg.mode_of(service)
-    text = render(template_text(mode, cfg.root), service, cfg.image.user)
+    packages, output = None, None
+    if mode == "multistage":
+        templated = [s for s in together if cfg.mode_of(s) == "multistage" and not s.dockerfile]
+        shared, _ = gobuild.shared_and_single(cfg, templated)
+        if service in shared:
+            packages, output = [s.package for s in shared], ""
+    text = render(template_text(mode, cfg.root), service, cfg.image.user, packages, output)
     out = cfg.output_dir / "dockerfiles" / f"{service.name}.{mode}.Dockerfile"
     out.parent.mkdir(parents=True, exist_ok=True)
     if not out.is_file() or out.read_text() != text:

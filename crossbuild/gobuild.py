@@ -72,6 +72,23 @@ def go_build_argv(cfg: Config, out: str, packages: Sequence[str], service: Servi
     return argv
 
 
+def shared_and_single(cfg: Config, services: Sequence[Service]) -> tuple[list[Service], list[Service]]:
+    """Split services into those one `go build -o dir/ pkg...` can build together, and the rest.
+
+    go build -o dir/ names each binary after its package directory, and takes one
+    -ldflags: a service whose name differs from its directory, whose directory name
+    repeats, or whose -X values depend on the service ({service}) is built on its own.
+    """
+    basenames = [Path(s.package).name for s in services]
+    common = ldflags(cfg)
+    shared = [
+        s
+        for s, b in zip(services, basenames, strict=True)
+        if b == s.name and basenames.count(b) == 1 and ldflags(cfg, s) == common
+    ]
+    return shared, [s for s in services if s not in shared]
+
+
 def go_env(cfg: Config, platform: Platform) -> dict[str, str]:
     env = dict(cfg.go.env)
     env["CGO_ENABLED"] = "1" if cfg.go.cgo else "0"
@@ -152,11 +169,7 @@ def build_platform(
     start = time.monotonic()
     out_dir = cfg.bin_dir / str(platform)
     env = go_env(cfg, platform)
-    # go build -o dir/ names each binary after its package directory; services whose
-    # name differs, or whose directory name repeats, are built on their own.
-    basenames = [Path(s.package).name for s in services]
-    grouped = [s for s, b in zip(services, basenames, strict=True) if b == s.name and basenames.count(b) == 1]
-    single = [s for s in services if s not in grouped]
+    grouped, single = shared_and_single(cfg, services)
     commands = []
     if grouped:
         commands.append(go_build_argv(cfg, str(out_dir) + os.sep, [s.package for s in grouped]))

@@ -91,7 +91,7 @@ def plan(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]
                 repository=cfg.image_ref(s),
                 tags=cfg.image_tags(s),
                 platforms=tuple(platforms),
-                dockerfile=dockerfiles.dockerfile_for(cfg, s),
+                dockerfile=dockerfiles.dockerfile_for(cfg, s, services),
                 context=cfg.module_dir if mode == "multistage" else cfg.root,
                 args=tuple(build_args(cfg, s).items()),
                 labels=tuple(labels(cfg, s).items()),
@@ -104,14 +104,35 @@ def prebuilt_services(cfg: Config, targets: Sequence[ImageTarget]) -> list[Servi
     return [t.service for t in targets if cfg.mode_of(t.service) == "prebuilt" and not t.service.dockerfile]
 
 
+def cache_dirs(cfg: Config, targets: Sequence[ImageTarget]) -> dict[str, tuple[Path, bool]]:
+    """bake name -> (local BuildKit cache directory, whether this target exports to it).
+
+    Only multistage builds get a cache (prebuilt images are two COPY steps, cheaper than
+    the cache round trip). Services sharing one builder stage share one cache, exported
+    by the first of them only: the stage is the same, so one export holds it all.
+    """
+    root = cfg.output_dir / "cache" / "buildkit"
+    templated = [t.service for t in targets if cfg.mode_of(t.service) == "multistage" and not t.service.dockerfile]
+    shared, _ = gobuild.shared_and_single(cfg, templated) if not cfg.image.dockerfile else ([], [])
+    dirs: dict[str, tuple[Path, bool]] = {}
+    for t in targets:
+        if cfg.mode_of(t.service) != "multistage":
+            continue
+        if t.service in shared:
+            dirs[t.bake_name] = (root / "shared", t.service == shared[0])
+        else:
+            dirs[t.bake_name] = (root / t.bake_name, True)
+    return dirs
+
+
 def write_bake(
     cfg: Config, targets: Sequence[ImageTarget], outputs: Callable[[ImageTarget], list[str]], with_tags: bool, name: str
 ) -> Path:
     """Write build/bake/<name>.json: one target per service, one group over all."""
     definition: dict[str, Any] = {"group": {"default": {"targets": [t.bake_name for t in targets]}}, "target": {}}
-    cache_dir = cfg.output_dir / "cache" / "buildkit"
+    caches = cache_dirs(cfg, targets)
     for t in targets:
-        multistage = cfg.mode_of(t.service) == "multistage"
+        cache, exports = caches.get(t.bake_name, (None, False))
         definition["target"][t.bake_name] = buildx.bake_target(
             context=str(t.context),
             dockerfile=str(t.dockerfile),
@@ -120,12 +141,9 @@ def write_bake(
             labels=dict(t.labels),
             tags=t.refs() if with_tags else (),
             output=outputs(t),
-            # a local cache export lets a second runner start warm (multistage builds only:
-            # prebuilt images are two COPY steps, cheaper than the cache round trip)
-            cache_from=[f"type=local,src={cache_dir / t.bake_name}"]
-            if multistage and (cache_dir / t.bake_name / "index.json").is_file()
-            else (),
-            cache_to=[f"type=local,dest={cache_dir / t.bake_name},mode=max"] if multistage else (),
+            # a local cache export lets a second runner start warm
+            cache_from=[f"type=local,src={cache}"] if cache and (cache / "index.json").is_file() else (),
+            cache_to=[f"type=local,dest={cache},mode=max"] if cache and exports else (),
         )
     path = cfg.output_dir / "bake" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,8 +171,16 @@ def bake(
     )
 
 
-def push_by_digest_output(t: ImageTarget) -> list[str]:
-    return [f"type=image,name={t.repository},push-by-digest=true,name-canonical=true,push=true,rewrite-timestamp=true"]
+def push_by_digest_output(cfg: Config) -> Callable[[ImageTarget], list[str]]:
+    """Outputs that push each image by digest only; layers gzip'd at [image] compression_level."""
+
+    def outputs(t: ImageTarget) -> list[str]:
+        return [
+            f"type=image,name={t.repository},push-by-digest=true,name-canonical=true,push=true,"
+            f"rewrite-timestamp=true,compression=gzip,compression-level={cfg.image.compression_level}"
+        ]
+
+    return outputs
 
 
 def digest_of(metadata: dict[str, dict[str, Any]], t: ImageTarget) -> str:
@@ -297,7 +323,7 @@ def publish(
     targets = [t for t in targets if by_service.get(t.service.name, Decision(t, "build", "", {})).action == "build"]
     if not targets:
         return done
-    metadata = bake(cfg, targets, push_by_digest_output, with_tags=False, name="multiarch")
+    metadata = bake(cfg, targets, push_by_digest_output(cfg), with_tags=False, name="multiarch")
     if runner.OPTIONS.dry_run:
         return done
     staged = []
@@ -354,7 +380,7 @@ def export_oci(cfg: Config, targets: Sequence[ImageTarget]) -> list[Path]:
 
 def push_by_digest(cfg: Config, targets: Sequence[ImageTarget]) -> list[Path]:
     """One platform per run (a CI matrix leg); record each digest under build/digests/."""
-    metadata = bake(cfg, targets, push_by_digest_output, with_tags=False, name="by-digest")
+    metadata = bake(cfg, targets, push_by_digest_output(cfg), with_tags=False, name="by-digest")
     written = []
     for t in targets:
         if runner.OPTIONS.dry_run:

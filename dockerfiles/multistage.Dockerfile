@@ -1,7 +1,11 @@
 # crossbuild "multistage" image: the Go build runs inside BuildKit on the
 # BUILD platform and cross-compiles for the TARGET platform (GOOS/GOARCH/GOARM
 # from TARGETOS/TARGETARCH/TARGETVARIANT), so no stage runs under emulation.
-# crossbuild renders @SERVICE@, @PACKAGE@ and @USER@ per service into build/dockerfiles/.
+# The builder stage compiles every service that shares it in ONE `go build`; it is
+# the same for all those services, so BuildKit runs it once per platform and each
+# service's image copies its own binary out of it.
+# crossbuild renders the placeholders (package list, output, service name, user)
+# per service into build/dockerfiles/: see crossbuild/dockerfiles.py.
 ARG GO_IMAGE=localhost:5000/golang:local
 ARG BASE_IMAGE=scratch
 
@@ -23,7 +27,7 @@ RUN --mount=type=cache,target=/root/.cache/go-build \
     esac; \
     GOOS="$TARGETOS" GOARCH="$TARGETARCH" CGO_ENABLED="$CGO_ENABLED" \
     go build -buildvcs=false $TRIMPATH -tags "$GO_TAGS" -ldflags "$LDFLAGS" \
-      -o /out/@SERVICE@ @PACKAGE@
+      -o /out/@OUTPUT@ @PACKAGES@
 
 FROM ${BASE_IMAGE}
 COPY --from=builder /out/@SERVICE@ /usr/local/bin/@SERVICE@

@@ -1,7 +1,7 @@
 # crossbuild "prebuilt" image: copies the binary that `make build.multiarch`
 # cross-compiled on the host into build/bin/$TARGETPLATFORM/. No RUN step
 # executes target-arch code, so no emulation is needed to build it.
-# crossbuild renders @SERVICE@ and @USER@ per service into build/dockerfiles/.
+# crossbuild renders the service name and user per service into build/dockerfiles/.
 ARG BASE_IMAGE=scratch
 FROM ${BASE_IMAGE}
 ARG TARGETPLATFORM

@@ -410,11 +410,21 @@ def test_wrong_shape(imdemo: Path, body: str, want: str) -> None:
         ('[go]\nldflags = ["-s", 2]\n', "go.ldflags: expected strings, got 2"),
         ("[go]\njobs = -1\n", "go.jobs must be >= 0 (0 means one per core)"),
         ("[image]\ntags = []\n", "image.tags must list at least one tag template"),
+        (
+            "[image]\ncompression_level = 10\n",
+            "image.compression_level = 10: must be a gzip level from 0 (none) to 9 (smallest); "
+            "1 is the fastest that compresses",
+        ),
     ],
-    ids=["x-int", "env-bool", "labels-int", "tags-item", "ldflags-item", "jobs-negative", "tags-empty"],
+    ids=["x-int", "env-bool", "labels-int", "tags-item", "ldflags-item", "jobs-negative", "tags-empty", "gzip-10"],
 )
 def test_bad_values(imdemo: Path, body: str, want: str) -> None:
     assert user_error(write_config(imdemo, body)).endswith(want)
+
+
+def test_compression_level_default_and_set(imdemo: Path) -> None:
+    assert load(write_config(imdemo)).image.compression_level == 1
+    assert load(write_config(imdemo, "[image]\ncompression_level = 9\n")).image.compression_level == 9
 
 
 def test_ldflags_as_string_is_split(imdemo: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,75 @@ def test_dockerfile_for_missing_own_dockerfile(tmp_path: Path, tiny_module: Path
     assert str(info.value) == (
         f"{cfg.path}: Dockerfile {(tmp_path / 'nope.Dockerfile').resolve()} for service 'x' does not exist"
     )
+
+
+# --- one shared builder stage in multistage mode ---------------------------------------------------
+
+
+def _multi(root: Path, body: str = "") -> config.Config:
+    for name in ("a", "b", "c"):
+        (root / "mod" / "cmd" / name).mkdir(parents=True, exist_ok=True)
+        (root / "mod" / "cmd" / name / "main.go").write_text("package main\n\nfunc main() {}\n")
+    services = "".join(f'[[services]]\nname = "{n}"\n' for n in ("a", "b", "c"))
+    return _load(root, '[image]\nmode = "multistage"\n' + body + services)
+
+
+def _builder_stage(path: Path) -> str:
+    text = path.read_text()
+    return text[text.index("FROM --platform") : text.index("FROM ${BASE_IMAGE}")]
+
+
+def test_render_packages_and_output() -> None:
+    text = "RUN go build -o /out/@OUTPUT@ @PACKAGES@\nCOPY --from=b /out/@SERVICE@ /\n# own: @PACKAGE@\n"
+    assert render(text, RPC, "", ["./cmd/api", "./cmd/rpc-user"], "") == (
+        "RUN go build -o /out/ ./cmd/api ./cmd/rpc-user\nCOPY --from=b /out/rpc-user /\n# own: ./cmd/rpc-user\n"
+    )
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_multistage_services_share_one_identical_builder_stage(tmp_path: Path, tiny_module: Path) -> None:
+    cfg = _multi(tmp_path)
+    everyone = list(cfg.services)
+    paths = [dockerfiles.dockerfile_for(cfg, s, everyone) for s in everyone]
+    stages = {_builder_stage(p) for p in paths}
+    assert len(stages) == 1  # byte for byte: BuildKit builds it once per platform
+    (stage,) = stages
+    assert "-o /out/ ./cmd/a ./cmd/b ./cmd/c\n" in stage
+    assert "COPY --from=builder /out/b /usr/local/bin/b" in paths[1].read_text()
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_multistage_service_specific_x_value_builds_alone(tmp_path: Path, tiny_module: Path) -> None:
+    cfg = _multi(tmp_path, '[go.x]\n"main.name" = "{service}"\n')
+    out = dockerfiles.dockerfile_for(cfg, cfg.service("a"), list(cfg.services))
+    assert "-o /out/a ./cmd/a\n" in out.read_text()
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_multistage_renamed_service_builds_alone(tmp_path: Path, tiny_module: Path) -> None:
+    cfg = _multi(tmp_path, '[[services]]\nname = "gw"\npackage = "./cmd/a"\n')
+    together = list(cfg.services)
+    gw = dockerfiles.dockerfile_for(cfg, cfg.service("gw"), together)
+    assert "-o /out/gw ./cmd/a\n" in gw.read_text()
+    # ./cmd/a is named twice (a and gw), so a is built on its own too
+    assert "-o /out/a ./cmd/a\n" in dockerfiles.dockerfile_for(cfg, cfg.service("a"), together).read_text()
+    assert "-o /out/ ./cmd/b ./cmd/c\n" in dockerfiles.dockerfile_for(cfg, cfg.service("b"), together).read_text()
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_bake_exports_the_shared_builder_cache_once(tmp_path: Path, tiny_module: Path) -> None:
+    from crossbuild import images
+    from crossbuild.platforms import parse_platform
+
+    cfg = _multi(tmp_path, '[[services]]\nname = "gw"\npackage = "./cmd/a"\n')
+    targets = images.plan(cfg, [parse_platform("linux/arm64")], list(cfg.services))
+    bake = json.loads(images.write_bake(cfg, targets, lambda t: [], with_tags=False, name="t").read_text())["target"]
+    shared = tmp_path / "build" / "cache" / "buildkit" / "shared"
+    assert bake["b"]["cache-to"] == [f"type=local,dest={shared},mode=max"]  # b is the first sharing service
+    assert "cache-to" not in bake["c"]
+    assert bake["gw"]["cache-to"] == [f"type=local,dest={shared.parent / 'gw'},mode=max"]
+    assert "cache-from" not in bake["c"]  # nothing exported yet
+    (shared / "index.json").parent.mkdir(parents=True)
+    (shared / "index.json").write_text("{}")
+    bake = json.loads(images.write_bake(cfg, targets, lambda t: [], with_tags=False, name="t").read_text())["target"]
+    assert bake["b"]["cache-from"] == bake["c"]["cache-from"] == [f"type=local,src={shared}"]
