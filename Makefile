@@ -83,8 +83,8 @@ test.unit: $(STAMP) ## Run the fast unit tests only
 	@$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff + mypy
-	@$(VENV)/bin/ruff check crossbuild tests tasks.py
-	@$(VENV)/bin/ruff format --check crossbuild tests tasks.py
+	@$(VENV)/bin/ruff check crossbuild tests bench tasks.py
+	@$(VENV)/bin/ruff format --check crossbuild tests bench tasks.py
 	@$(VENV)/bin/mypy
 
 clean: ## Remove build/ and the virtualenv's install stamp
@@ -106,8 +106,8 @@ bundle.load: $(STAMP) ## Verify and import a bundle: ARCHIVE=file.tar.gz [REGIST
 	@$(INVOKE) bundle.load $(ARCHIVE) $(if $(REGISTRY),--registry $(REGISTRY),)
 
 .PHONY: bench bench.tiny
-bench: $(STAMP) ## Benchmark against the emulated path, an OpenIM-style loop, ko and the go build floor (SIZE=full)
-	@$(VENV)/bin/python bench/run.py --size $(or $(SIZE),full) --out build/bench
+bench: $(STAMP) ## Benchmark against the emulated path, an OpenIM-style loop, ko and the go build floor (SIZE=full, BENCH_ARGS=...)
+	@$(VENV)/bin/python bench/run.py --size $(or $(SIZE),full) --out build/bench --profile $(BENCH_ARGS)
 
 bench.tiny: $(STAMP) ## The benchmark on a tiny monorepo (what CI runs through the tests)
-	@$(VENV)/bin/python bench/run.py --size tiny --out build/bench
+	@$(VENV)/bin/python bench/run.py --size tiny --cases a,d,f --out build/bench $(BENCH_ARGS)

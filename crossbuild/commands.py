@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -190,7 +191,9 @@ def image_multiarch(
         f"images for {len(cfg.selected_images())} service(s) x {', '.join(map(str, plats))} "
         f"-> {'build/oci/' if oci else cfg.image.registry_prefix} (version {cfg.version.version})"
     )
+    started = time.monotonic()
     targets = _prepare_images(cfg, plats, registry=not oci)
+    prepared = time.monotonic()
     if oci:
         for path in images.export_oci(cfg, targets):
             output.ok(f"wrote {path}")
@@ -202,6 +205,12 @@ def image_multiarch(
     published = images.publish(cfg, targets, client, check=_verify_before_tagging(cfg), decisions=decisions)
     if published:
         _published_table(published)
+    if not runner.OPTIONS.dry_run:
+        done = time.monotonic()
+        output.ok(
+            f"done in {done - started:.1f}s: preflight + go build {prepared - started:.1f}s, "
+            f"images (bake, push, checks, tags) {done - prepared:.1f}s"
+        )
     return published
 
 

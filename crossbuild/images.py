@@ -245,6 +245,7 @@ def content_key(cfg: Config, t: ImageTarget) -> str:
             "args": dict(t.args),
             "labels": dict(t.labels),
             "provenance": cfg.image.provenance,
+            "output": push_by_digest_output(cfg)(t),  # compression level
             "inputs": inputs,
         }
     )

@@ -42,12 +42,19 @@ def tree_hash(root: Path, exclude: Iterable[Path] = ()) -> str:
     return digest.hexdigest()
 
 
+_DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
+
+
 def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha256 of a file's content, computed once per process for an unchanged file
+    (same size, mtime, ctime and inode: a rewrite changes the ctime)."""
+    st = os.stat(path)
+    key = (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    cached = _DIGESTS.get(key)
+    if cached is None:
+        with open(path, "rb") as fh:
+            cached = _DIGESTS[key] = hashlib.file_digest(fh, "sha256").hexdigest()
+    return cached
 
 
 def key_of(parts: Mapping[str, Any]) -> str:
