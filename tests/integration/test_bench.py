@@ -53,6 +53,8 @@ def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
     assert data["cases"]["a"]["bytes_cold"] > 0
     assert data["cases"]["d"]["bytes_cold"] > 0
     assert data["cases"]["f"]["bytes_cold"] == 0
+    # (d) reports where its cold time went, phase by phase
+    assert [n for n in data["cases"]["d"]["notes"] if n.startswith("cold: ") and "go builds" in n]
     assert {t["target"] for t in data["targets"]}, "no target lines evaluated"
 
     png = out / "results.png"
