@@ -134,7 +134,7 @@ class GoConfig:
     tags: tuple[str, ...] = ()
     cgo: bool = False
     trimpath: bool = True
-    jobs: int = 0  # 0 = number of cores
+    jobs: int = 0  # platforms compiled at once; 0 = twice the number of cores
     env: tuple[tuple[str, str], ...] = ()
 
 
@@ -509,7 +509,7 @@ def load(
         env=_str_pairs(go.get("env", {}), "go.env"),
     )
     if go_cfg.jobs < 0:
-        raise UserError(f"{cfg_path}: go.jobs must be >= 0 (0 means one per core)")
+        raise UserError(f"{cfg_path}: go.jobs must be >= 0 (0 means twice the number of cores)")
 
     conf_platforms = data.get("platforms", {})
     flag_platforms = overrides.platforms or None

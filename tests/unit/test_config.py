@@ -408,7 +408,7 @@ def test_wrong_shape(imdemo: Path, body: str, want: str) -> None:
         ("[image.labels]\nteam = 7\n", "image.labels.team: expected a string, got int"),
         ('[go]\ntags = ["netgo", 1]\n', "go.tags: expected strings, got 1"),
         ('[go]\nldflags = ["-s", 2]\n', "go.ldflags: expected strings, got 2"),
-        ("[go]\njobs = -1\n", "go.jobs must be >= 0 (0 means one per core)"),
+        ("[go]\njobs = -1\n", "go.jobs must be >= 0 (0 means twice the number of cores)"),
         ("[image]\ntags = []\n", "image.tags must list at least one tag template"),
         (
             "[image]\ncompression_level = 10\n",
