@@ -86,6 +86,7 @@ lint: $(STAMP) ## ruff + mypy
 	@$(VENV)/bin/ruff check crossbuild tests bench tasks.py
 	@$(VENV)/bin/ruff format --check crossbuild tests bench tasks.py
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/mypy bench/run.py bench/monorepo.py
 
 clean: ## Remove build/ and the virtualenv's install stamp
 	@rm -rf build

@@ -509,13 +509,13 @@ class Bench:
         timeout: float = 3600,
         check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        argv = [str(a) for a in argv]
+        args = [str(a) for a in argv]
         full = {**env, **(extra or {})}
         line = (
             (f"cd {shlex.quote(str(cwd))} && " if cwd else "")
             + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted((extra or {}).items()))
             + (" " if extra else "")
-            + shlex.join(argv)
+            + shlex.join(args)
         )
         if self.current is not None:
             self.current.commands.append(line)
@@ -524,9 +524,9 @@ class Bench:
         self.logs.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
-            proc = subprocess.run(argv, env=full, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+            proc = subprocess.run(args, env=full, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
         except FileNotFoundError as exc:
-            raise Unavailable(f"{argv[0]} not found") from exc
+            raise Unavailable(f"{args[0]} not found") from exc
         except subprocess.TimeoutExpired as exc:
             raise CaseFailed(f"timed out after {timeout:g}s: {line}") from exc
         with (self.logs / f"{log}.log").open("a") as fh:
@@ -536,7 +536,7 @@ class Bench:
             fh.write("\n")
         if check and proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
-            raise CaseFailed(f"`{shlex.join(argv[:6])}...` exited {proc.returncode}:\n{tail}")
+            raise CaseFailed(f"`{shlex.join(args[:6])}...` exited {proc.returncode}:\n{tail}")
         return proc
 
     def say(self, text: str) -> None:
@@ -739,7 +739,7 @@ class Bench:
         gocache = self.cold_reset(key)
         env = self.base_env(gocache)
         extra = {"REGISTRY_PREFIX": res.prefix, **extra}
-        argv = [*self.invoke, "--search-root", self.repo, "image.multiarch"]
+        argv: list[str | os.PathLike[str]] = [*self.invoke, "--search-root", self.repo, "image.multiarch"]
 
         def body(phase: str) -> None:
             self.sh(argv, env=env, extra=extra, cwd=self.repo, log=f"{key}-{phase}")
@@ -984,8 +984,9 @@ class Bench:
         ctx = self.tools / "base-scratch"
         ctx.mkdir(parents=True, exist_ok=True)
         (ctx / "Dockerfile").write_text("FROM scratch\nLABEL org.opencontainers.image.title=bench-base\n")
-        argv = ["docker", "buildx", "build", "--builder", BUILDER, "--platform", ",".join(PLATFORMS),
-                "--provenance=false", "-t", BASE_SCRATCH, "--push", ctx]  # fmt: skip
+        argv: list[str | os.PathLike[str]] = [
+            "docker", "buildx", "build", "--builder", BUILDER, "--platform", ",".join(PLATFORMS),
+            "--provenance=false", "-t", BASE_SCRATCH, "--push", ctx]  # fmt: skip
         self.sh(argv, env=self.base_env(), log="setup")
 
     def case_ko(self, res: CaseResult) -> None:
@@ -1005,9 +1006,10 @@ class Bench:
             "BENCH_DATE": v["date"],
             "BENCH_TREE_STATE": v["tree_state"],
         }
-        argv = [ko, "build", f"--platform={','.join(self.platforms)}", "--base-import-paths",
-                f"--tags={v['version']},latest", "--sbom=none", "--insecure-registry",
-                *[f"./cmd/{s}" for s in self.services]]  # fmt: skip
+        argv: list[str | os.PathLike[str]] = [
+            ko, "build", f"--platform={','.join(self.platforms)}", "--base-import-paths",
+            f"--tags={v['version']},latest", "--sbom=none", "--insecure-registry",
+            *[f"./cmd/{s}" for s in self.services]]  # fmt: skip
 
         def body(phase: str) -> None:
             self.sh(argv, env=env, extra=extra, cwd=self.repo, log=f"e-{phase}")
