@@ -68,10 +68,13 @@ def which(tool: str) -> str | None:
     return shutil.which(tool)
 
 
-def _display(argv: Sequence[str], env: Mapping[str, str] | None) -> str:
+def _display(argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | os.PathLike[str] | None = None) -> str:
+    """The command as a shell line one can paste: `cd DIR && VAR=value cmd args`."""
     prefix = ""
+    if cwd is not None and os.path.abspath(cwd) != os.getcwd():
+        prefix = f"cd {shlex.quote(str(cwd))} && "
     if env:
-        prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())) + " "
+        prefix += " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())) + " "
     return prefix + shlex.join(argv)
 
 
@@ -95,7 +98,7 @@ def run(
     plan can be computed.
     """
     argv = [str(a) for a in argv]
-    line = _display(argv, env)
+    line = _display(argv, env, cwd)
     if OPTIONS.dry_run and mutates:
         with _lock:
             OPTIONS.planned.append(line)

@@ -282,6 +282,13 @@ def test_invoke_build_dry_run_prints_the_exact_go_command_and_builds_nothing(
     assert len(planned) == 1, clone.describe(proc)
     command = planned[0].removeprefix("[dry-run] ")
     words = shlex.split(command)
+    # it runs in the Go module's directory: the line starts with `cd DIR &&` unless invoke already runs there
+    if clone.module_dir.resolve() == clone.root.resolve():
+        assert words[0] != "cd", command
+    else:
+        assert words[0] == "cd" and words[2] == "&&", command
+        assert Path(words[1]).resolve() == clone.module_dir.resolve()
+        del words[:3]
     env = {}
     while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):
         key, _, value = words.pop(0).partition("=")

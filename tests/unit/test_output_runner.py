@@ -182,6 +182,14 @@ def test_dry_run_line_has_sorted_quoted_env_prefix(tmp_path: Path) -> None:
     assert runner.OPTIONS.planned == ["GOARCH=arm GOOS=linux LDFLAGS='-s -w' go build -o 'out dir/x' ./cmd/x"]
 
 
+def test_dry_run_line_says_where_it_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner.configure(dry_run=True)
+    runner.run(["go", "build", "./..."], env={"GOOS": "linux"}, cwd=tmp_path / "my mod")
+    runner.run(["go", "vet"], cwd=tmp_path)  # already there: no cd
+    assert runner.OPTIONS.planned == [f"cd '{tmp_path / 'my mod'}' && GOOS=linux go build ./...", "go vet"]
+
+
 def test_dry_run_keeps_order_of_planned_commands() -> None:
     runner.configure(dry_run=True)
     runner.run(["docker", "buildx", "build", "."])
