@@ -66,6 +66,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "provenance": _BOOL,
         "verify": _BOOL,
         "compression_level": _INT,
+        "cache_ref": _STR,
     },
     "registry": {"address": _STR, "embedded": _BOOL, "data_dir": _STR, "insecure": _LIST, "mirrors": _TABLE},
     "builder": {
@@ -153,6 +154,8 @@ class ImageConfig:
     # gzip level of the layers crossbuild builds: 1 (fastest) is what ko and
     # go-containerregistry use; 9 makes smaller layers for slow links, slowly.
     compression_level: int = 1
+    # registry repository for the BuildKit cache of multistage builds ("" = build/cache/buildkit/)
+    cache_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -547,7 +550,13 @@ def load(
         provenance=image.get("provenance", False),
         verify=pick(overrides.verify, _env_bool(environ, "VERIFY"), image.get("verify"), True),
         compression_level=image.get("compression_level", ImageConfig.compression_level),
+        cache_ref=pick(None, _env_str(environ, "CACHE_REF"), image.get("cache_ref"), "").rstrip("/"),
     )
+    if ":" in image_cfg.cache_ref.rpartition("/")[2] or "@" in image_cfg.cache_ref:
+        raise UserError(
+            f"{cfg_path}: image.cache_ref = {image_cfg.cache_ref!r}: give a repository without tag or digest, "
+            "e.g. registry.example.com/team/app-cache (crossbuild adds one tag per cache)"
+        )
     if not 0 <= image_cfg.compression_level <= 9:
         raise UserError(
             f"{cfg_path}: image.compression_level = {image_cfg.compression_level}: "

@@ -104,25 +104,34 @@ def prebuilt_services(cfg: Config, targets: Sequence[ImageTarget]) -> list[Servi
     return [t.service for t in targets if cfg.mode_of(t.service) == "prebuilt" and not t.service.dockerfile]
 
 
-def cache_dirs(cfg: Config, targets: Sequence[ImageTarget]) -> dict[str, tuple[Path, bool]]:
-    """bake name -> (local BuildKit cache directory, whether this target exports to it).
+def cache_groups(cfg: Config, targets: Sequence[ImageTarget]) -> dict[str, tuple[str, bool]]:
+    """bake name -> (BuildKit cache name, whether this target exports it).
 
     Only multistage builds get a cache (prebuilt images are two COPY steps, cheaper than
     the cache round trip). Services sharing one builder stage share one cache, exported
     by the first of them only: the stage is the same, so one export holds it all.
     """
-    root = cfg.output_dir / "cache" / "buildkit"
     templated = [t.service for t in targets if cfg.mode_of(t.service) == "multistage" and not t.service.dockerfile]
     shared, _ = gobuild.shared_and_single(cfg, templated) if not cfg.image.dockerfile else ([], [])
-    dirs: dict[str, tuple[Path, bool]] = {}
+    groups: dict[str, tuple[str, bool]] = {}
     for t in targets:
         if cfg.mode_of(t.service) != "multistage":
             continue
         if t.service in shared:
-            dirs[t.bake_name] = (root / "shared", t.service == shared[0])
+            groups[t.bake_name] = ("shared", t.service == shared[0])
         else:
-            dirs[t.bake_name] = (root / t.bake_name, True)
-    return dirs
+            groups[t.bake_name] = (t.bake_name, True)
+    return groups
+
+
+def cache_options(cfg: Config, group: str, exports: bool) -> tuple[list[str], list[str]]:
+    """(cache-from, cache-to) for one cache: [image] cache_ref's registry, else build/cache/buildkit/."""
+    if cfg.image.cache_ref:
+        ref = f"{cfg.image.cache_ref}:{group}"
+        return [f"type=registry,ref={ref}"], [f"type=registry,ref={ref},mode=max"] if exports else []
+    local = cfg.output_dir / "cache" / "buildkit" / group
+    cache_from = [f"type=local,src={local}"] if (local / "index.json").is_file() else []
+    return cache_from, [f"type=local,dest={local},mode=max"] if exports else []
 
 
 def write_bake(
@@ -130,9 +139,10 @@ def write_bake(
 ) -> Path:
     """Write build/bake/<name>.json: one target per service, one group over all."""
     definition: dict[str, Any] = {"group": {"default": {"targets": [t.bake_name for t in targets]}}, "target": {}}
-    caches = cache_dirs(cfg, targets)
+    groups = cache_groups(cfg, targets)
     for t in targets:
-        cache, exports = caches.get(t.bake_name, (None, False))
+        # a cache export lets a second runner start warm
+        cache_from, cache_to = cache_options(cfg, *groups[t.bake_name]) if t.bake_name in groups else ([], [])
         definition["target"][t.bake_name] = buildx.bake_target(
             context=str(t.context),
             dockerfile=str(t.dockerfile),
@@ -141,9 +151,8 @@ def write_bake(
             labels=dict(t.labels),
             tags=t.refs() if with_tags else (),
             output=outputs(t),
-            # a local cache export lets a second runner start warm
-            cache_from=[f"type=local,src={cache}"] if cache and (cache / "index.json").is_file() else (),
-            cache_to=[f"type=local,dest={cache},mode=max"] if cache and exports else (),
+            cache_from=cache_from,
+            cache_to=cache_to,
         )
     path = cfg.output_dir / "bake" / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

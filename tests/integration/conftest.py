@@ -38,6 +38,7 @@ _CROSSBUILD_LEAKY_ENV = (
     "VERSION",
     "BASE_IMAGE",
     "GO_IMAGE",
+    "CACHE_REF",
     "MODE",
     "VERIFY",
     "V",

@@ -48,7 +48,8 @@ REGISTRY_BINARY = "/usr/bin/docker-registry"
 # Variables that would steer crossbuild, make, go or git if inherited.
 LEAKY = frozenset(
     {
-        *("PLATFORMS", "BINS", "IMAGES", "REGISTRY_PREFIX", "VERSION", "BASE_IMAGE", "GO_IMAGE", "MODE", "VERIFY"),
+        *("PLATFORMS", "BINS", "IMAGES", "REGISTRY_PREFIX", "VERSION", "BASE_IMAGE", "GO_IMAGE", "CACHE_REF", "MODE"),
+        "VERIFY",
         *("V", "CONFIG", "CROSSBUILD_CONFIG", "SOURCE_DATE_EPOCH", "GOOS", "GOARCH", "GOARM", "GOAMD64", "GOARM64"),
         *("CGO_ENABLED", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"),
     }

@@ -241,6 +241,26 @@ def test_multistage_mode_builds_in_the_go_image(fresh: Clone, prefix: str, go_bu
     assert fields.get("version") == TAG, fields
 
 
+def test_multistage_exports_one_shared_cache_to_the_registry(fresh: Clone, prefix: str, go_builder_image: str) -> None:
+    # two services share one builder stage: one cache, exported once, under [image] cache_ref
+    cache = f"{prefix}/buildcache"
+    env = {
+        **{"MODE": "multistage", "GO_IMAGE": go_builder_image, "IMAGES": "api,push", "REGISTRY_PREFIX": prefix},
+        **{"PLATFORMS": " ".join(TWO_PLATFORMS), "CACHE_REF": cache, "VERIFY": "0"},
+    }
+    proc = fresh.make("image.multiarch", env=env)
+    assert proc.returncode == 0, describe(proc)
+    ns = namespace(prefix)
+    assert tags(f"{ns}/buildcache") == ["shared"]
+    raw, data = skopeo_raw(f"{cache}:shared")
+    # BuildKit's registry cache: a manifest whose config is the cache graph, with the layers it holds
+    media_types = {str(d.get("mediaType")) for d in [data.get("config") or {}, *data.get("manifests", [])]}
+    assert "application/vnd.buildkit.cacheconfig.v0" in media_types, raw[:400]
+    assert data.get("layers") or data.get("manifests"), raw[:400]
+    for service in ("api", "push"):
+        assert_index(f"{prefix}/{service}:{TAG}", TWO_PLATFORMS)
+
+
 # --- 3: CI matrix: push by digest, merge once ------------------------------------------------
 
 

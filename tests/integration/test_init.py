@@ -42,6 +42,7 @@ _LEAKY_ENV = (
     "VERSION",
     "BASE_IMAGE",
     "GO_IMAGE",
+    "CACHE_REF",
     "MODE",
     "VERIFY",
     "V",

@@ -415,11 +415,31 @@ def test_wrong_shape(imdemo: Path, body: str, want: str) -> None:
             "image.compression_level = 10: must be a gzip level from 0 (none) to 9 (smallest); "
             "1 is the fastest that compresses",
         ),
+        (
+            '[image]\ncache_ref = "reg.example/c:v1"\n',
+            "image.cache_ref = 'reg.example/c:v1': give a repository without tag or digest, "
+            "e.g. registry.example.com/team/app-cache (crossbuild adds one tag per cache)",
+        ),
+        (
+            '[image]\ncache_ref = "reg.example/c@sha256:00"\n',
+            "image.cache_ref = 'reg.example/c@sha256:00': give a repository without tag or digest, "
+            "e.g. registry.example.com/team/app-cache (crossbuild adds one tag per cache)",
+        ),
     ],
-    ids=["x-int", "env-bool", "labels-int", "tags-item", "ldflags-item", "jobs-negative", "tags-empty", "gzip-10"],
+    ids=[
+        *("x-int", "env-bool", "labels-int", "tags-item", "ldflags-item", "jobs-negative", "tags-empty", "gzip-10"),
+        *("cache-tag", "cache-digest"),
+    ],
 )
 def test_bad_values(imdemo: Path, body: str, want: str) -> None:
     assert user_error(write_config(imdemo, body)).endswith(want)
+
+
+def test_cache_ref_from_config_or_env(imdemo: Path) -> None:
+    assert load(write_config(imdemo)).image.cache_ref == ""
+    path = write_config(imdemo, '[image]\ncache_ref = "localhost:5000/team/cache"\n')
+    assert load(path).image.cache_ref == "localhost:5000/team/cache"  # a registry port is not a tag
+    assert load(path, {"CACHE_REF": "reg.example/other"}).image.cache_ref == "reg.example/other"
 
 
 def test_compression_level_default_and_set(imdemo: Path) -> None:

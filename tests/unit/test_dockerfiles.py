@@ -262,3 +262,17 @@ def test_bake_exports_the_shared_builder_cache_once(tmp_path: Path, tiny_module:
     (shared / "index.json").write_text("{}")
     bake = json.loads(images.write_bake(cfg, targets, lambda t: [], with_tags=False, name="t").read_text())["target"]
     assert bake["b"]["cache-from"] == bake["c"]["cache-from"] == [f"type=local,src={shared}"]
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_bake_uses_the_registry_cache_when_cache_ref_is_set(tmp_path: Path, tiny_module: Path) -> None:
+    from crossbuild import images
+    from crossbuild.platforms import parse_platform
+
+    cfg = _multi(tmp_path, 'cache_ref = "registry.example/team/cache/"\n')
+    targets = images.plan(cfg, [parse_platform("linux/arm64")], list(cfg.services))
+    bake = json.loads(images.write_bake(cfg, targets, lambda t: [], with_tags=False, name="t").read_text())["target"]
+    ref = "registry.example/team/cache:shared"
+    assert bake["a"]["cache-to"] == [f"type=registry,ref={ref},mode=max"]
+    assert [bake[n]["cache-from"] for n in ("a", "b", "c")] == [[f"type=registry,ref={ref}"]] * 3
+    assert "cache-to" not in bake["b"] and "cache-to" not in bake["c"]
