@@ -3,8 +3,9 @@
 The registry is seeded here with plain HTTP calls written from the OCI
 distribution-spec (POST + PUT monolithic blob upload, PUT manifest), never with
 crossbuild's code, and results are cross-checked with skopeo where the brief
-asks for an independent witness. A small in-process token server covers the
-Bearer/Basic auth flows, which the local registry (no auth) cannot exercise.
+asks for an independent witness. The Bearer/Basic auth flows run twice: against a
+small in-process fake (which also counts token requests), and against a real
+docker-registry with htpasswd or token auth, whose tokens a test-side issuer signs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,9 +112,10 @@ class Seeder:
     """Pushes content with the spec's raw endpoints (end-4a/end-6 blob upload, end-7 manifest put)."""
 
     base: str
+    auth: dict[str, str] = field(default_factory=dict)  # an Authorization header, when the registry wants one
 
     def blob(self, repo: str, data: bytes, media_type: str) -> dict[str, Any]:
-        status, headers, _ = http_call("POST", f"{self.base}/v2/{repo}/blobs/uploads/")
+        status, headers, _ = http_call("POST", f"{self.base}/v2/{repo}/blobs/uploads/", headers=self.auth)
         assert status == 202, status
         location = urllib.parse.urljoin(self.base, headers["Location"])
         digest = sha256(data)
@@ -121,14 +124,14 @@ class Seeder:
             "PUT",
             f"{location}{sep}digest={urllib.parse.quote(digest)}",
             data,
-            {"Content-Type": "application/octet-stream"},
+            {"Content-Type": "application/octet-stream", **self.auth},
         )
         assert status == 201, (status, body)
         return {"mediaType": media_type, "digest": digest, "size": len(data)}
 
     def manifest(self, repo: str, reference: str, media_type: str, raw: bytes) -> str:
         status, headers, body = http_call(
-            "PUT", f"{self.base}/v2/{repo}/manifests/{reference}", raw, {"Content-Type": media_type}
+            "PUT", f"{self.base}/v2/{repo}/manifests/{reference}", raw, {"Content-Type": media_type, **self.auth}
         )
         assert status == 201, (status, body)
         assert headers["Docker-Content-Digest"] == sha256(raw)
@@ -243,6 +246,10 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
             with urllib.request.urlopen(url, timeout=2, context=context) as resp:
                 if resp.status == 200:
                     return
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code == 401:  # up, and asking for credentials
+                return
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.1)
@@ -250,8 +257,10 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 
 
 @contextlib.contextmanager
-def run_registry(root: Path, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
-    """Run docker-registry on a free loopback port; yields host:port, stops it on exit."""
+def run_registry(root: Path, tls: tuple[Path, Path] | None = None, auth: str = "") -> Iterator[str]:
+    """Run docker-registry on a free loopback port; yields host:port, stops it on exit.
+
+    `auth` is the registry config's `auth:` section, indented, without the key."""
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if binary is None:
         pytest.skip("docker-registry is not installed (make tools installs Debian's docker-registry)")
@@ -265,6 +274,8 @@ def run_registry(root: Path, tls: tuple[Path, Path] | None = None) -> Iterator[s
     )
     if tls is not None:
         text += f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
+    if auth:
+        text += "auth:\n" + auth
     config.write_text(text)
     log = root / "registry.log"
     with (
@@ -562,6 +573,166 @@ def test_auth_without_login_asks_for_one(
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no config.json there
     with pytest.raises(UserError, match=rf"requires a login: run `docker login {fake_registry.host}`"):
         RegistryClient(timeout=10).get_manifest(parse_reference(f"{fake_registry.host}/app:v1"))
+
+
+# --- the same auth flows against the real registry: htpasswd (Basic) and token (Bearer) ---
+
+SERVICE, ISSUER = "crossbuild-test", "crossbuild-test-issuer"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass
+class TokenIssuer:
+    """The token server of the distribution token-auth spec: checks the Basic login and
+    returns an RS256 JWT signed with openssl. The real registry verifies the token."""
+
+    key: Path
+    cert_der: bytes
+    realm: str = ""
+
+    def token(self, scope: str) -> str:
+        access = []
+        if scope:
+            kind, name, actions = scope.split(":", 2)
+            access = [{"type": kind, "name": name, "actions": actions.split(",")}]
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(self.cert_der).decode()]}
+        claims = {"iss": ISSUER, "sub": USER, "aud": SERVICE, "exp": now + 300, "nbf": now - 60, "iat": now}
+        claims |= {"jti": hashlib.sha256(f"{now}{scope}{time.monotonic()}".encode()).hexdigest(), "access": access}
+        signing_input = f"{_b64url(canonical(header))}.{_b64url(canonical(claims))}"
+        signature = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+            input=signing_input.encode(),
+            capture_output=True,
+            check=True,
+        ).stdout
+        return f"{signing_input}.{_b64url(signature)}"
+
+    def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        issuer = self
+        good = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                if self.headers.get("Authorization", "") != good:
+                    status, body = 401, canonical({"details": "incorrect username or password"})
+                else:
+                    token = issuer.token(" ".join(query.get("scope", [])))
+                    status, body = 200, canonical({"token": token, "access_token": token, "expires_in": 300})
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+def _htpasswd(path: Path) -> None:
+    """USER:bcrypt(PASSWORD), the only hash docker-registry's htpasswd accepts."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # crypt: fine on 3.11, removed in 3.13
+        import crypt
+
+    hashed = crypt.crypt(PASSWORD, crypt.mksalt(crypt.METHOD_BLOWFISH))
+    assert hashed.startswith("$2"), f"libcrypt made no bcrypt hash: {hashed!r}"
+    path.write_text(f"{USER}:{hashed}\n")
+
+
+@dataclass
+class AuthRegistry:
+    mode: str
+    host: str
+    digest: str  # of app:v1
+    raw: bytes
+
+
+@pytest.fixture(params=["basic", "bearer"])
+def auth_registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthRegistry]:
+    root = tmp_path_factory.mktemp(f"auth-{request.param}")
+    with contextlib.ExitStack() as stack:
+        if request.param == "basic":
+            _htpasswd(root / "htpasswd")
+            auth = f"  htpasswd:\n    realm: {SERVICE}\n    path: {root / 'htpasswd'}\n"
+            login = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
+        else:
+            if shutil.which("openssl") is None:
+                pytest.fail("openssl is required to sign the registry tokens (apt-get install openssl)")
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={ISSUER}",
+                 "-keyout", str(root / "key.pem"), "-out", str(root / "cert.pem")],
+                capture_output=True, check=True,
+            )  # fmt: skip
+            der = subprocess.run(
+                ["openssl", "x509", "-in", str(root / "cert.pem"), "-outform", "DER"], capture_output=True, check=True
+            ).stdout
+            issuer = TokenIssuer(root / "key.pem", der)
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), issuer.handler())
+            stack.callback(server.server_close)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            stack.callback(server.shutdown)
+            issuer.realm = f"http://127.0.0.1:{server.server_address[1]}/token"
+            auth = (
+                f"  token:\n    realm: {issuer.realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
+                f"    rootcertbundle: {root / 'cert.pem'}\n"
+            )
+            login = {"Authorization": "Bearer " + issuer.token("repository:app:pull,push")}
+        host = stack.enter_context(run_registry(root, auth=auth))
+        digest, raw = Seeder(f"http://{host}", login).image(
+            "app", {"architecture": "arm64", "os": "linux"}, [layer_tar_gz({"bin/app": HELLO})], tag="v1"
+        )
+        yield AuthRegistry(request.param, host, digest, raw)
+
+
+def _skopeo_digest(ref: str, password: str = PASSWORD) -> str:
+    proc = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", f"{USER}:{password}", f"docker://{ref}"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return sha256(proc.stdout)
+
+
+def test_real_registry_auth_with_saved_login_reads_and_moves_tags(
+    auth_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _login(tmp_path, monkeypatch, auth_registry.host, PASSWORD)
+    client = RegistryClient(timeout=10)
+    ref = parse_reference(f"{auth_registry.host}/app:v1")
+    assert client.get_manifest(ref).raw == auth_registry.raw
+    assert client.manifest_exists(ref) == auth_registry.digest
+    # moving a tag is a push: the same bytes under a new tag, as image.multiarch does
+    client.put_manifest(auth_registry.host, "app", "moved", auth_registry.raw, OCI_MANIFEST)
+    assert _skopeo_digest(f"{auth_registry.host}/app:moved") == auth_registry.digest
+    assert _skopeo_digest(f"{auth_registry.host}/app:v1") == auth_registry.digest
+
+
+def test_real_registry_wrong_password_never_shown(
+    auth_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _login(tmp_path, monkeypatch, auth_registry.host, "wrong-" + PASSWORD)
+    with pytest.raises(UserError, match="docker login") as info:
+        RegistryClient(timeout=10).get_manifest(parse_reference(f"{auth_registry.host}/app:v1"))
+    assert "\n" not in str(info.value)
+    assert PASSWORD not in str(info.value)
+    assert base64.b64encode(f"{USER}:wrong-{PASSWORD}".encode()).decode() not in str(info.value)
+
+
+def test_real_registry_without_login_asks_for_one(
+    auth_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no config.json there
+    with pytest.raises(UserError, match=rf"requires a login: run `docker login {auth_registry.host}`"):
+        RegistryClient(timeout=10).get_manifest(parse_reference(f"{auth_registry.host}/app:v1"))
 
 
 def test_tls_registry_with_self_signed_certificate(tmp_path: Path) -> None:
