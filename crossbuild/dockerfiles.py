@@ -59,11 +59,18 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def dockerfile_for(cfg: Config, service: Service, together: Sequence[Service] = ()) -> Path:
+def shared_builder(cfg: Config, services: Sequence[Service]) -> list[Service]:
+    """The multistage services, of those built together, that share one builder stage."""
+    if cfg.image.dockerfile:
+        return []
+    templated = [s for s in services if cfg.mode_of(s) == "multistage" and not s.dockerfile]
+    return gobuild.shared_and_single(cfg, templated)[0]
+
+
+def dockerfile_for(cfg: Config, service: Service, shared: Sequence[Service] = ()) -> Path:
     """Path of the Dockerfile that builds `service`, rendering templates as needed.
 
-    `together` are the services built in the same run: in multistage mode those that
-    can share a builder stage compile in it together.
+    `shared` (from shared_builder) compile together in one builder stage.
     """
     own = service.dockerfile or cfg.image.dockerfile
     if own:
@@ -73,11 +80,8 @@ def dockerfile_for(cfg: Config, service: Service, together: Sequence[Service] = 
         return path
     mode = cfg.mode_of(service)
     packages, output = None, None
-    if mode == "multistage":
-        templated = [s for s in together if cfg.mode_of(s) == "multistage" and not s.dockerfile]
-        shared, _ = gobuild.shared_and_single(cfg, templated)
-        if service in shared:
-            packages, output = [s.package for s in shared], ""
+    if mode == "multistage" and service in shared:
+        packages, output = [s.package for s in shared], ""
     text = render(template_text(mode, cfg.root), service, cfg.image.user, packages, output)
     out = cfg.output_dir / "dockerfiles" / f"{service.name}.{mode}.Dockerfile"
     out.parent.mkdir(parents=True, exist_ok=True)

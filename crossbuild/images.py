@@ -22,6 +22,11 @@ from crossbuild.platforms import Platform
 from crossbuild.registry import Reference, RegistryClient, index_entries, is_index, parse_reference
 
 
+def bake_name(service: Service) -> str:
+    """The service's bake target name (letters, digits, _ and -)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", service.name)
+
+
 @dataclass(frozen=True)
 class ImageTarget:
     service: Service
@@ -32,10 +37,14 @@ class ImageTarget:
     context: Path
     args: tuple[tuple[str, str], ...]
     labels: tuple[tuple[str, str], ...]
+    # BuildKit cache of a multistage build: "shared" for the shared builder stage, else
+    # the service's own; "" = none (prebuilt images are two COPY steps, cheaper than
+    # the cache round trip)
+    cache_name: str = ""
 
     @property
     def bake_name(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_-]", "_", self.service.name)
+        return bake_name(self.service)
 
     def refs(self) -> list[str]:
         return [f"{self.repository}:{t}" for t in self.tags]
@@ -83,6 +92,7 @@ def build_args(cfg: Config, service: Service) -> dict[str, str]:
 
 def plan(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> list[ImageTarget]:
     targets = []
+    shared = dockerfiles.shared_builder(cfg, services)
     for s in services:
         mode = cfg.mode_of(s)
         targets.append(
@@ -91,10 +101,11 @@ def plan(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]
                 repository=cfg.image_ref(s),
                 tags=cfg.image_tags(s),
                 platforms=tuple(platforms),
-                dockerfile=dockerfiles.dockerfile_for(cfg, s, services),
+                dockerfile=dockerfiles.dockerfile_for(cfg, s, shared),
                 context=cfg.module_dir if mode == "multistage" else cfg.root,
                 args=tuple(build_args(cfg, s).items()),
                 labels=tuple(labels(cfg, s).items()),
+                cache_name=("shared" if s in shared else bake_name(s)) if mode == "multistage" else "",
             )
         )
     return targets
@@ -102,26 +113,6 @@ def plan(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]
 
 def prebuilt_services(cfg: Config, targets: Sequence[ImageTarget]) -> list[Service]:
     return [t.service for t in targets if cfg.mode_of(t.service) == "prebuilt" and not t.service.dockerfile]
-
-
-def cache_groups(cfg: Config, targets: Sequence[ImageTarget]) -> dict[str, tuple[str, bool]]:
-    """bake name -> (BuildKit cache name, whether this target exports it).
-
-    Only multistage builds get a cache (prebuilt images are two COPY steps, cheaper than
-    the cache round trip). Services sharing one builder stage share one cache, exported
-    by the first of them only: the stage is the same, so one export holds it all.
-    """
-    templated = [t.service for t in targets if cfg.mode_of(t.service) == "multistage" and not t.service.dockerfile]
-    shared, _ = gobuild.shared_and_single(cfg, templated) if not cfg.image.dockerfile else ([], [])
-    groups: dict[str, tuple[str, bool]] = {}
-    for t in targets:
-        if cfg.mode_of(t.service) != "multistage":
-            continue
-        if t.service in shared:
-            groups[t.bake_name] = ("shared", t.service == shared[0])
-        else:
-            groups[t.bake_name] = (t.bake_name, True)
-    return groups
 
 
 def cache_options(cfg: Config, group: str, exports: bool) -> tuple[list[str], list[str]]:
@@ -139,10 +130,15 @@ def write_bake(
 ) -> Path:
     """Write build/bake/<name>.json: one target per service, one group over all."""
     definition: dict[str, Any] = {"group": {"default": {"targets": [t.bake_name for t in targets]}}, "target": {}}
-    groups = cache_groups(cfg, targets)
+    exporters: dict[str, ImageTarget] = {}  # cache name -> the first target using it, the only one that exports it
+    for t in targets:
+        exporters.setdefault(t.cache_name, t)
     for t in targets:
         # a cache export lets a second runner start warm
-        cache_from, cache_to = cache_options(cfg, *groups[t.bake_name]) if t.bake_name in groups else ([], [])
+        cache_from: list[str] = []
+        cache_to: list[str] = []
+        if t.cache_name:
+            cache_from, cache_to = cache_options(cfg, t.cache_name, exports=exporters[t.cache_name] is t)
         definition["target"][t.bake_name] = buildx.bake_target(
             context=str(t.context),
             dockerfile=str(t.dockerfile),

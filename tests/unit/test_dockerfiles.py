@@ -219,7 +219,7 @@ def test_render_packages_and_output() -> None:
 def test_multistage_services_share_one_identical_builder_stage(tmp_path: Path, tiny_module: Path) -> None:
     cfg = _multi(tmp_path)
     everyone = list(cfg.services)
-    paths = [dockerfiles.dockerfile_for(cfg, s, everyone) for s in everyone]
+    paths = [dockerfiles.dockerfile_for(cfg, s, dockerfiles.shared_builder(cfg, everyone)) for s in everyone]
     stages = {_builder_stage(p) for p in paths}
     assert len(stages) == 1  # byte for byte: BuildKit builds it once per platform
     (stage,) = stages
@@ -230,19 +230,19 @@ def test_multistage_services_share_one_identical_builder_stage(tmp_path: Path, t
 @pytest.mark.usefixtures("git_isolated")
 def test_multistage_service_specific_x_value_builds_alone(tmp_path: Path, tiny_module: Path) -> None:
     cfg = _multi(tmp_path, '[go.x]\n"main.name" = "{service}"\n')
-    out = dockerfiles.dockerfile_for(cfg, cfg.service("a"), list(cfg.services))
+    out = dockerfiles.dockerfile_for(cfg, cfg.service("a"), dockerfiles.shared_builder(cfg, cfg.services))
     assert "-o /out/a ./cmd/a\n" in out.read_text()
 
 
 @pytest.mark.usefixtures("git_isolated")
 def test_multistage_renamed_service_builds_alone(tmp_path: Path, tiny_module: Path) -> None:
     cfg = _multi(tmp_path, '[[services]]\nname = "gw"\npackage = "./cmd/a"\n')
-    together = list(cfg.services)
-    gw = dockerfiles.dockerfile_for(cfg, cfg.service("gw"), together)
+    shared = dockerfiles.shared_builder(cfg, cfg.services)
+    gw = dockerfiles.dockerfile_for(cfg, cfg.service("gw"), shared)
     assert "-o /out/gw ./cmd/a\n" in gw.read_text()
     # ./cmd/a is named twice (a and gw), so a is built on its own too
-    assert "-o /out/a ./cmd/a\n" in dockerfiles.dockerfile_for(cfg, cfg.service("a"), together).read_text()
-    assert "-o /out/ ./cmd/b ./cmd/c\n" in dockerfiles.dockerfile_for(cfg, cfg.service("b"), together).read_text()
+    assert "-o /out/a ./cmd/a\n" in dockerfiles.dockerfile_for(cfg, cfg.service("a"), shared).read_text()
+    assert "-o /out/ ./cmd/b ./cmd/c\n" in dockerfiles.dockerfile_for(cfg, cfg.service("b"), shared).read_text()
 
 
 @pytest.mark.usefixtures("git_isolated")
