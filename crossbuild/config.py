@@ -553,8 +553,9 @@ def load(
         cache_ref=pick(None, _env_str(environ, "CACHE_REF"), image.get("cache_ref"), "").rstrip("/"),
     )
     if ":" in image_cfg.cache_ref.rpartition("/")[2] or "@" in image_cfg.cache_ref:
+        where = "CACHE_REF" if _env_str(environ, "CACHE_REF") is not None else f"{cfg_path}: image.cache_ref ="
         raise UserError(
-            f"{cfg_path}: image.cache_ref = {image_cfg.cache_ref!r}: give a repository without tag or digest, "
+            f"{where} {image_cfg.cache_ref!r}: give a repository without tag or digest, "
             "e.g. registry.example.com/team/app-cache (crossbuild adds one tag per cache)"
         )
     if not 0 <= image_cfg.compression_level <= 9:

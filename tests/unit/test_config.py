@@ -440,6 +440,10 @@ def test_cache_ref_from_config_or_env(imdemo: Path) -> None:
     path = write_config(imdemo, '[image]\ncache_ref = "localhost:5000/team/cache"\n')
     assert load(path).image.cache_ref == "localhost:5000/team/cache"  # a registry port is not a tag
     assert load(path, {"CACHE_REF": "reg.example/other"}).image.cache_ref == "reg.example/other"
+    assert user_error(path, {"CACHE_REF": "reg.example/other:v2"}) == (
+        "CACHE_REF 'reg.example/other:v2': give a repository without tag or digest, "
+        "e.g. registry.example.com/team/app-cache (crossbuild adds one tag per cache)"
+    )
 
 
 def test_compression_level_default_and_set(imdemo: Path) -> None:
