@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import pstats
+import re
 import shlex
 import shutil
 import struct
@@ -250,6 +251,22 @@ def registry_get(path: str, accept: str = "application/json") -> tuple[bytes, Ma
         return None
 
 
+def catalog() -> list[str]:
+    """Every repository of the local registry, page by page: distribution refuses n > 1000 (400)."""
+    repos: list[str] = []
+    path: str | None = "/v2/_catalog?n=1000"
+    while path:
+        got = registry_get(path)
+        if got is None:
+            break
+        body, headers = got
+        repos += json.loads(body).get("repositories") or []
+        # RFC 5988 Link header: </v2/_catalog?last=x&n=1000>; rel="next"
+        link = re.match(r'\s*<([^>]+)>;\s*rel="next"', headers.get("Link", ""))
+        path = link.group(1) if link else None
+    return repos
+
+
 def image_exists(ref: str) -> bool:
     """HEAD-like check of repository:tag in the local registry."""
     repo, _, tag = ref.removeprefix(REGISTRY + "/").rpartition(":")
@@ -379,10 +396,7 @@ class Meter:
         return out
 
     def _linked_api(self, prefix_path: str) -> dict[str, int]:
-        got = registry_get("/v2/_catalog?n=100000")
-        if got is None:
-            return {}
-        repos = [r for r in json.loads(got[0]).get("repositories", []) if r.startswith(prefix_path + "/")]
+        repos = [r for r in catalog() if r.startswith(prefix_path + "/")]
         out: dict[str, int] = {}
 
         def walk(repo: str, ref: str) -> None:

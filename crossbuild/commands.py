@@ -332,7 +332,7 @@ def expectation(cfg: Config, service: Service, ref: str, platforms: Sequence[Pla
         platforms=tuple(platforms),
         binary=f"/usr/local/bin/{service.binary_name}",
         values=tuple(cfg.x_values(service).items()),
-        smoke_args=service.smoke_args,
+        smoke_args=service.smoke_args if service.smoke_args is not None else ("--version",),
     )
 
 

@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +30,20 @@ DEFAULT_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_TEMPLATE_FIELDS = ("version", "commit", "short_commit", "tree_state", "date", "service", "project")
+_TEMPLATE_FIELDS = (
+    "version",
+    "version_no_v",
+    "commit",
+    "short_commit",
+    "tree_state",
+    "date",
+    "date_short",
+    "timestamp",
+    "service",
+    "project",
+)
+# The runtime base crossbuild assembles offline (CA certificates, zoneinfo, a nonroot user).
+STATIC_BASE = "static"
 
 # The schema: table -> key -> expected type(s). Unknown keys are errors.
 _STR, _BOOL, _INT, _LIST, _TABLE = str, bool, int, list, dict
@@ -43,7 +56,13 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "smoke_args": _LIST,
         "dockerfile": _STR,
         "mode": _STR,
+        "smoke_exit": _INT,
+        "smoke_expect": _STR,
+        "cmd": _LIST,
+        "go": _TABLE,
     },
+    # per-service [go] overrides: [[services]] ... then [services.go]
+    "services.go": {"x": _TABLE, "tags": _LIST, "ldflags": (_LIST, _STR), "env": _TABLE},
     "go": {
         "ldflags": (_LIST, _STR),
         "x": _TABLE,
@@ -67,6 +86,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "verify": _BOOL,
         "compression_level": _INT,
         "cache_ref": _STR,
+        "expose": _LIST,
     },
     "registry": {"address": _STR, "embedded": _BOOL, "data_dir": _STR, "insecure": _LIST, "mirrors": _TABLE},
     "builder": {
@@ -84,13 +104,29 @@ TOP_LEVEL = ("project", "services", "go", "platforms", "image", "registry", "bui
 
 
 @dataclass(frozen=True)
+class ServiceGo:
+    """A service's own [services.go] settings; None = the project's [go] value."""
+
+    x: tuple[tuple[str, str], ...] = ()  # merged over [go.x]; a "" template removes the variable
+    tags: tuple[str, ...] | None = None  # replaces [go] tags
+    ldflags: tuple[str, ...] | None = None  # replaces [go] ldflags
+    env: tuple[tuple[str, str], ...] = ()  # merged over [go] env
+
+
+@dataclass(frozen=True)
 class Service:
     name: str
     package: str  # relative to the module dir, "./cmd/api"
     image: str  # repository name under the registry prefix
-    smoke_args: tuple[str, ...] = ("--version",)
+    # None: probed (the first of --version, version, -version, -v, --help, help that
+    # exits within the timeout); a tuple: exactly these arguments
+    smoke_args: tuple[str, ...] | None = None
     dockerfile: str = ""  # own Dockerfile, relative to the config file; "" = mode's template
     mode: str = ""  # "" = the project's mode
+    smoke_exit: int | None = None  # expected exit code of the smoke run (None: 0, or what the probe saw)
+    smoke_expect: str = ""  # optional regular expression the smoke output must match
+    cmd: tuple[str, ...] = ()  # the image's default CMD (arguments after the entrypoint)
+    go: ServiceGo = ServiceGo()
 
     @property
     def binary_name(self) -> str:
@@ -145,7 +181,7 @@ class ImageConfig:
     tags: tuple[str, ...] = ("{version}", "latest")
     mode: str = "prebuilt"
     dockerfile: str = ""
-    base_image: str = "scratch"
+    base_image: str = STATIC_BASE
     go_image: str = "localhost:5000/golang:local"
     user: str = "65532:65532"
     labels: tuple[tuple[str, str], ...] = ()
@@ -156,6 +192,12 @@ class ImageConfig:
     compression_level: int = 1
     # registry repository for the BuildKit cache of multistage builds ("" = build/cache/buildkit/)
     cache_ref: str = ""
+    expose: tuple[str, ...] = ()  # EXPOSE lines of every image ("8080", "53/udp")
+
+    @property
+    def static_base(self) -> bool:
+        """The runtime base is the one crossbuild assembles offline."""
+        return self.base_image == STATIC_BASE
 
 
 @dataclass(frozen=True)
@@ -195,10 +237,29 @@ class Config:
     def selected_images(self) -> tuple[Service, ...]:
         return tuple(s for s in self.services if not self.images or s.name in self.images)
 
+    def go_for(self, service: Service | None = None) -> GoConfig:
+        """The [go] settings one service builds with: [go] with its [services.go] over it."""
+        if service is None:
+            return self.go
+        own = service.go
+        x = dict(self.go.x)
+        for var, tmpl in own.x:
+            if tmpl:
+                x[var] = tmpl
+            else:
+                x.pop(var, None)
+        return replace(
+            self.go,
+            x=tuple(x.items()),
+            tags=self.go.tags if own.tags is None else own.tags,
+            ldflags=self.go.ldflags if own.ldflags is None else own.ldflags,
+            env=tuple({**dict(self.go.env), **dict(own.env)}.items()),
+        )
+
     def x_values(self, service: Service | None = None) -> dict[str, str]:
-        """The -X map with templates filled in."""
+        """The -X map (of [go.x] and the service's [services.go] x) with templates filled in."""
         values = self.template_values(service)
-        return {var: fill_template(tmpl, values, f"go.x.{var}") for var, tmpl in self.go.x}
+        return {var: fill_template(tmpl, values, f"go.x.{var}") for var, tmpl in self.go_for(service).x}
 
     def template_values(self, service: Service | None = None) -> dict[str, str]:
         values = self.version.template_values()
@@ -290,6 +351,8 @@ def _validate_tables(data: Mapping[str, Any], path: Path) -> None:
                 raise UserError(f"{path}: 'services' must be an array of tables: [[services]]")
             for n, svc in enumerate(value):
                 _check_keys(svc, "services", f"{path}: services[{n}]")
+                if "go" in svc:
+                    _check_keys(svc["go"], "services.go", f"{path}: services[{n}].go")
             continue
         if not isinstance(value, dict):
             raise UserError(f"{path}: '{key}' must be a table: [{key}]")
@@ -399,14 +462,33 @@ def _services(data: Sequence[Mapping[str, Any]], module_dir: Path, where: Path) 
         mode = raw.get("mode", "")
         if mode and mode not in MODES:
             raise UserError(f"{where}: service '{name}': mode must be one of {', '.join(MODES)}, got '{mode}'")
+        expect = raw.get("smoke_expect", "")
+        if expect:
+            try:
+                re.compile(expect)
+            except re.error as exc:
+                raise UserError(
+                    f"{where}: service '{name}': smoke_expect {expect!r} is not a regular expression ({exc})"
+                ) from exc
+        smoke_exit = raw.get("smoke_exit")
+        if smoke_exit is not None and not 0 <= smoke_exit <= 125:
+            raise UserError(
+                f"{where}: service '{name}': smoke_exit must be 0-125 (126 and above mean the program "
+                "could not run or was killed by a signal)"
+            )
+        smoke_args = raw.get("smoke_args")
         services.append(
             Service(
                 name=name,
                 package=package,
                 image=raw.get("image", name),
-                smoke_args=_str_list(raw.get("smoke_args", ["--version"]), f"services[{n}].smoke_args"),
+                smoke_args=None if smoke_args is None else _str_list(smoke_args, f"services[{n}].smoke_args"),
                 dockerfile=raw.get("dockerfile", ""),
                 mode=mode,
+                smoke_exit=smoke_exit,
+                smoke_expect=expect,
+                cmd=_str_list(raw.get("cmd", []), f"services[{n}].cmd"),
+                go=_service_go(raw.get("go", {}), f"services[{n}].go"),
             )
         )
     names = [s.name for s in services]
@@ -414,6 +496,19 @@ def _services(data: Sequence[Mapping[str, Any]], module_dir: Path, where: Path) 
     if dupes:
         raise UserError(f"{where}: service listed twice: {', '.join(dupes)}")
     return tuple(services)
+
+
+def _service_go(data: Mapping[str, Any], where: str) -> ServiceGo:
+    ldflags = data.get("ldflags")
+    tags = data.get("tags")
+    return ServiceGo(
+        x=_str_pairs(data.get("x", {}), f"{where}.x"),
+        tags=None if tags is None else _str_list(tags, f"{where}.tags"),
+        ldflags=None
+        if ldflags is None
+        else (tuple(ldflags.split()) if isinstance(ldflags, str) else _str_list(ldflags, f"{where}.ldflags")),
+        env=_str_pairs(data.get("env", {}), f"{where}.env"),
+    )
 
 
 def _filter(names: tuple[str, ...] | None, services: Sequence[Service], var: str) -> tuple[str, ...]:
@@ -460,6 +555,20 @@ def _builder(data: Mapping[str, Any], where: Path) -> BuilderConfig:
     )
 
 
+_PORT = re.compile(r"^[0-9]{1,5}(-[0-9]{1,5})?(/(tcp|udp|sctp))?$")
+
+
+def _expose(value: Any, where: str) -> tuple[str, ...]:
+    """EXPOSE entries as Dockerfile spells them: 8080, "8080/tcp", "53/udp", "7000-7002"."""
+    ports = []
+    for item in value:
+        text = str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+        if not isinstance(text, str) or not _PORT.match(text):
+            raise UserError(f'{where}: {item!r} is not a port: use 8080, "8080/tcp" or "53/udp"')
+        ports.append(text)
+    return tuple(ports)
+
+
 def _registry(data: Mapping[str, Any], root: Path, output_dir: Path) -> RegistryConfig:
     mirrors = []
     for host, urls in data.get("mirrors", {}).items():
@@ -493,8 +602,11 @@ def load(
     module_dir = (root / project.get("module_dir", ".")).resolve()
     if not module_dir.is_dir():
         raise UserError(f"{cfg_path}: project.module_dir {module_dir} does not exist")
-    if not (module_dir / "go.mod").is_file():
-        raise UserError(f"{cfg_path}: project.module_dir {module_dir} has no go.mod; point it at the Go module root")
+    if not (module_dir / "go.mod").is_file() and not (module_dir / "go.work").is_file():
+        raise UserError(
+            f"{cfg_path}: project.module_dir {module_dir} has no go.mod or go.work; "
+            "point it at the Go module (or workspace) root"
+        )
     output_dir = root / project.get("output_dir", "build")
     name = project.get("name", module_dir.name)
 
@@ -543,7 +655,9 @@ def load(
         tags=tags,
         mode=mode,
         dockerfile=image.get("dockerfile", ""),
-        base_image=pick(overrides.base_image, _env_str(environ, "BASE_IMAGE"), image.get("base_image"), "scratch"),
+        base_image=pick(
+            overrides.base_image, _env_str(environ, "BASE_IMAGE"), image.get("base_image"), ImageConfig.base_image
+        ),
         go_image=pick(overrides.go_image, _env_str(environ, "GO_IMAGE"), image.get("go_image"), ImageConfig.go_image),
         user=image.get("user", ImageConfig.user),
         labels=_str_pairs(image.get("labels", {}), "image.labels"),
@@ -551,6 +665,7 @@ def load(
         verify=pick(overrides.verify, _env_bool(environ, "VERIFY"), image.get("verify"), True),
         compression_level=image.get("compression_level", ImageConfig.compression_level),
         cache_ref=pick(None, _env_str(environ, "CACHE_REF"), image.get("cache_ref"), "").rstrip("/"),
+        expose=_expose(image.get("expose", []), f"{cfg_path}: image.expose"),
     )
     if ":" in image_cfg.cache_ref.rpartition("/")[2] or "@" in image_cfg.cache_ref:
         where = "CACHE_REF" if _env_str(environ, "CACHE_REF") is not None else f"{cfg_path}: image.cache_ref ="
@@ -563,9 +678,6 @@ def load(
             f"{cfg_path}: image.compression_level = {image_cfg.compression_level}: "
             "must be a gzip level from 0 (none) to 9 (smallest); 1 is the fastest that compresses"
         )
-    if "/" not in image_cfg.registry_prefix and "." not in image_cfg.registry_prefix:
-        # a bare name would be read by docker as a Docker Hub user; that is allowed but say nothing
-        pass
 
     version_info = ver.compute(module_dir, environ, overrides.version or _env_str(environ, "VERSION"))
     values = {**version_info.template_values(), "project": name, "service": ""}

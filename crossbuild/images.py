@@ -76,7 +76,9 @@ def labels(cfg: Config, service: Service) -> dict[str, str]:
 def build_args(cfg: Config, service: Service) -> dict[str, str]:
     # SOURCE_DATE_EPOCH fixes the image config's timestamps (BuildKit docs, "build reproducibility");
     # with rewrite-timestamp=true on the exporter it also clamps file mtimes in the layers.
-    args = {"BASE_IMAGE": cfg.image.base_image, "SOURCE_DATE_EPOCH": str(cfg.version.epoch)}
+    # TODO(static base): resolve "static" to the offline-assembled base; until then it is scratch
+    base = "scratch" if cfg.image.static_base else cfg.image.base_image
+    args = {"BASE_IMAGE": base, "SOURCE_DATE_EPOCH": str(cfg.version.epoch)}
     if cfg.mode_of(service) == "multistage":
         args.update(
             GO_IMAGE=cfg.image.go_image,

@@ -41,13 +41,21 @@ class VersionInfo:
         """The date as seconds since 1970, for SOURCE_DATE_EPOCH in image builds."""
         return int(dt.datetime.strptime(self.date, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp())
 
+    @property
+    def version_no_v(self) -> str:
+        """The version without the tag's leading v (GoReleaser's .Version): v1.2.3 -> 1.2.3."""
+        return self.version[1:] if re.match(r"^v[0-9]", self.version) else self.version
+
     def template_values(self) -> dict[str, str]:
         return {
             "version": self.version,
+            "version_no_v": self.version_no_v,
             "commit": self.commit,
             "short_commit": self.short_commit,
             "tree_state": self.tree_state,
             "date": self.date,
+            "date_short": self.date[:10],  # YYYY-MM-DD of the RFC 3339 date
+            "timestamp": str(self.epoch),
         }
 
 

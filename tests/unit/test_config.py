@@ -186,7 +186,7 @@ KNOBS = [
             "flag": "gcr.io/distroless/static:nonroot",
             "env": "alpine:3.20",
             "config": "busybox:1.36",
-            "default": "scratch",
+            "default": "static",
         },
     ),
     Knob(
@@ -486,8 +486,8 @@ def test_module_dir_without_go_mod(tmp_path: Path) -> None:
     path = write_config(tmp_path, module_dir="notgo")
     msg = user_error(path)
     assert msg == (
-        f"{path.resolve()}: project.module_dir {(tmp_path / 'notgo').resolve()} has no go.mod; "
-        "point it at the Go module root"
+        f"{path.resolve()}: project.module_dir {(tmp_path / 'notgo').resolve()} has no go.mod or go.work; "
+        "point it at the Go module (or workspace) root"
     )
 
 
@@ -604,7 +604,8 @@ def test_image_tags_unknown_field(imdemo: Path) -> None:
         load(write_config(imdemo, '[image]\ntags = ["{version}", "{branch}"]\n'))
     assert str(info.value) == (
         "image.tags: bad template '{branch}': use only "
-        "{version}, {commit}, {short_commit}, {tree_state}, {date}, {service}, {project}"
+        "{version}, {version_no_v}, {commit}, {short_commit}, {tree_state}, {date}, {date_short}, {timestamp}, "
+        "{service}, {project}"
     )
 
 

@@ -260,14 +260,28 @@ def test_git_not_installed(tagged: Any, monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 def test_template_values() -> None:
-    info = VersionInfo(version="v1.0.0", commit="0123456789abcdef" * 2 + "01234567", tree_state="clean", date="D")
+    info = VersionInfo(
+        version="v1.0.0", commit="0123456789abcdef" * 2 + "01234567", tree_state="clean", date="2023-11-14T22:13:20Z"
+    )
     assert info.template_values() == {
         "version": "v1.0.0",
+        "version_no_v": "1.0.0",
         "commit": "0123456789abcdef0123456789abcdef01234567",
         "short_commit": "0123456",
         "tree_state": "clean",
-        "date": "D",
+        "date": "2023-11-14T22:13:20Z",
+        "date_short": "2023-11-14",
+        "timestamp": "1700000000",
     }
+
+
+@pytest.mark.parametrize(
+    ("version", "bare"),
+    [("v1.2.3", "1.2.3"), ("1.2.3", "1.2.3"), ("v0.0.0-dev", "0.0.0-dev"), ("vendor-7", "vendor-7"), ("v", "v")],
+    ids=["tag", "no-v", "dev", "word-starting-with-v", "lone-v"],
+)
+def test_version_no_v_strips_only_a_tag_prefix(version: str, bare: str) -> None:
+    assert VersionInfo(version, "unknown", "unknown", "2023-11-14T22:13:20Z").version_no_v == bare
 
 
 def test_version_info_is_frozen() -> None:
