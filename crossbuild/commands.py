@@ -87,10 +87,37 @@ def build(
     return results
 
 
-def clean(config_path: str | None) -> None:
+def clean(config_path: str | None) -> list[Path]:
+    """Remove what crossbuild wrote into the output directory, and nothing else.
+
+    Only crossbuild's own entries (config.OUTPUT_ENTRIES) go; the directory itself
+    goes only when nothing else is left in it. Under --dry-run, print what would go.
+    """
     cfg = load(config_path, Overrides())
-    shutil.rmtree(cfg.output_dir, ignore_errors=True)
-    output.ok(f"removed {cfg.output_dir}")
+    out = cfg.output_dir
+    doomed = [out / name for name in config_mod.OUTPUT_ENTRIES if (out / name).exists() or (out / name).is_symlink()]
+    verb = "would remove" if runner.OPTIONS.dry_run else "removed"
+    for path in doomed:
+        if not runner.OPTIONS.dry_run:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        output.ok(f"{verb} {path}")
+    others = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if runner.OPTIONS.dry_run:
+        others = [n for n in others if n not in config_mod.OUTPUT_ENTRIES]
+    if out.is_dir() and not others:
+        if not runner.OPTIONS.dry_run:
+            out.rmdir()
+        output.ok(f"{verb} {out}")
+    elif others:
+        output.info(
+            f"kept {out}: it also holds {', '.join(others[:5])}{', ...' if len(others) > 5 else ''}, not crossbuild's"
+        )
+    if not doomed and not out.exists():
+        output.ok(f"nothing to remove: {out} does not exist")
+    return doomed
 
 
 # --- images -------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from crossbuild import platforms as plat
+from crossbuild import runner
 from crossbuild import version as ver
 from crossbuild.errors import UserError
 from crossbuild.platforms import Platform
@@ -41,6 +42,23 @@ _TEMPLATE_FIELDS = (
     "timestamp",
     "service",
     "project",
+)
+# What crossbuild writes into project.output_dir, and all that `clean` removes there.
+OUTPUT_ENTRIES = (
+    "bin",
+    "context",
+    "dockerfiles",
+    "bake",
+    "state",
+    "reports",
+    "digests",
+    "oci",
+    "bundles",
+    "cache",
+    "go-image",
+    "registry",
+    "bench",
+    ".crossbuild",
 )
 # The runtime base crossbuild assembles offline (CA certificates, zoneinfo, a nonroot user).
 STATIC_BASE = "static"
@@ -380,8 +398,14 @@ def _str_list(value: Any, where: str) -> tuple[str, ...]:
 
 
 def _env_list(environ: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    """A list variable: None when unset or empty; an error when set to separators only (PLATFORMS=',')."""
     raw = environ.get(name, "").strip()
-    return tuple(plat.split_list(raw)) if raw else None
+    if not raw:
+        return None
+    items = tuple(plat.split_list(raw))
+    if not items:
+        raise UserError(f"{name}={raw!r} names nothing; give a list such as {_EXAMPLES.get(name, 'a,b')} or unset it")
+    return items
 
 
 def _env_str(environ: Mapping[str, str], name: str) -> str | None:
@@ -398,6 +422,76 @@ def _env_bool(environ: Mapping[str, str], name: str) -> bool | None:
     if raw in ("0", "false", "no", "off"):
         return False
     raise UserError(f"{name}={raw}: expected 1 or 0")
+
+
+def _tracked(root: Path, path: Path) -> list[str]:
+    """Files git tracks under `path` (none outside a git checkout)."""
+    if runner.which("git") is None:
+        return []
+    result = runner.run(["git", "-C", str(root), "ls-files", "--", str(path)], check=False, mutates=False)
+    return result.stdout.split() if result.returncode == 0 else []
+
+
+def _output_dir(root: Path, value: str, module_dir: Path, cfg_path: Path) -> Path:
+    """project.output_dir: a directory of crossbuild's own inside the project.
+
+    `clean` deletes there, so the project itself, a parent, a directory outside the
+    project, one holding the Go module or the config, or tracked files are refused.
+    """
+    where = f"{cfg_path}: project.output_dir = {value!r}"
+    fix = 'use a directory of its own inside the project, e.g. output_dir = "build"'
+    base = root
+    root = _project_root(root, module_dir)
+    path = (base / value).resolve()
+    if not value.strip() or path == root or root.is_relative_to(path):
+        raise UserError(f"{where} is the project directory or a parent of it; {fix}")
+    if not path.is_relative_to(root):
+        raise UserError(f"{where} is outside the project ({root}); {fix}")
+    if module_dir.resolve().is_relative_to(path) or cfg_path.resolve().is_relative_to(path):
+        raise UserError(f"{where} holds the Go module or this config file; {fix}")
+    tracked = _tracked(root, path)
+    if tracked:
+        raise UserError(f"{where} holds files tracked by git ({tracked[0]}, ...); {fix}, one git does not track")
+    return base / value
+
+
+def _project_root(config_dir: Path, module_dir: Path) -> Path:
+    """The git checkout holding the config file, else the nearest directory holding both it and the module."""
+    if runner.which("git") is not None:
+        result = runner.run(["git", "-C", str(config_dir), "rev-parse", "--show-toplevel"], check=False, mutates=False)
+        if result.returncode == 0 and result.stdout.strip():
+            return Path(result.stdout.strip()).resolve()
+    return Path(os.path.commonpath([config_dir.resolve(), module_dir.resolve()]))
+
+
+def _check_prefix(prefix: str, overrides: Overrides, environ: Mapping[str, str], cfg_path: Path) -> None:
+    """registry_prefix must be <registry>[/<namespace>...] that image references can start with."""
+    from crossbuild.registry import parse_reference  # noqa: PLC0415 - registry imports config's peers only
+
+    if overrides.registry_prefix is not None:
+        where = f"--registry-prefix {overrides.registry_prefix!r}"
+    elif _env_str(environ, "REGISTRY_PREFIX") is not None:
+        where = f"REGISTRY_PREFIX={environ['REGISTRY_PREFIX'].strip()!r}"
+    else:
+        where = f"{cfg_path}: image.registry_prefix = {prefix!r}"
+    if not prefix or "@" in prefix or ":" in prefix.partition("/")[2]:
+        raise UserError(f"{where}: give a registry and namespace without tag or digest, e.g. 127.0.0.1:5000/myteam")
+    try:
+        parse_reference(f"{prefix}/crossbuild-name-check")
+    except UserError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        raise UserError(f"{where}: not a registry prefix ({reason}); e.g. 127.0.0.1:5000/myteam") from None
+
+
+def _named_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """The config file the user named, and where: --config, then CONFIG (make's name), then CROSSBUILD_CONFIG."""
+    if path is not None:
+        return os.fspath(path), "--config"
+    for var in ("CONFIG", "CROSSBUILD_CONFIG"):
+        value = environ.get(var, "").strip()
+        if value:
+            return value, f"{var}={value}"
+    return None, ""
 
 
 def pick(flag: T | None, env: T | None, conf: T | None, default: T) -> T:
@@ -555,6 +649,7 @@ def _builder(data: Mapping[str, Any], where: Path) -> BuilderConfig:
     )
 
 
+_EXAMPLES = {"PLATFORMS": "linux/amd64,linux/arm64", "BINS": "api,push", "IMAGES": "api,push"}
 _PORT = re.compile(r"^[0-9]{1,5}(-[0-9]{1,5})?(/(tcp|udp|sctp))?$")
 
 
@@ -591,9 +686,12 @@ def load(
     """Read, merge and validate everything the pipeline needs, once."""
     overrides = overrides or Overrides()
     environ = os.environ if environ is None else environ
-    cfg_path = Path(path or environ.get("CROSSBUILD_CONFIG") or DEFAULT_CONFIG).resolve()
-    if path is not None and not cfg_path.is_file():
-        raise UserError(f"{cfg_path}: config file not found; create one with `crossbuild init`")
+    named, source = _named_config(path, environ)
+    cfg_path = Path(named or DEFAULT_CONFIG).resolve()
+    if named is not None and not cfg_path.is_file():
+        raise UserError(
+            f"{source}: config file {cfg_path} not found; create one with `crossbuild init` or fix the path"
+        )
     data = read_toml(cfg_path) if cfg_path.is_file() else {}
     _validate_tables(data, cfg_path)
     root = cfg_path.parent
@@ -607,9 +705,14 @@ def load(
             f"{cfg_path}: project.module_dir {module_dir} has no go.mod or go.work; "
             "point it at the Go module (or workspace) root"
         )
-    output_dir = root / project.get("output_dir", "build")
+    output_dir = _output_dir(root, project.get("output_dir", "build"), module_dir, cfg_path)
     name = project.get("name", module_dir.name)
 
+    if "services" in data and not data["services"]:
+        raise UserError(
+            f"{cfg_path}: services = [] lists no service; list them as [[services]] tables, "
+            "or delete the line to build every main package crossbuild discovers"
+        )
     services = _services(data.get("services", []), module_dir, cfg_path)
 
     go = data.get("go", {})
@@ -667,6 +770,7 @@ def load(
         cache_ref=pick(None, _env_str(environ, "CACHE_REF"), image.get("cache_ref"), "").rstrip("/"),
         expose=_expose(image.get("expose", []), f"{cfg_path}: image.expose"),
     )
+    _check_prefix(image_cfg.registry_prefix, overrides, environ, cfg_path)
     if ":" in image_cfg.cache_ref.rpartition("/")[2] or "@" in image_cfg.cache_ref:
         where = "CACHE_REF" if _env_str(environ, "CACHE_REF") is not None else f"{cfg_path}: image.cache_ref ="
         raise UserError(
@@ -684,7 +788,9 @@ def load(
     for var, tmpl in go_cfg.x:
         fill_template(tmpl, values, f"go.x.{var}")
     for tmpl in image_cfg.tags:
-        fill_template(tmpl, values, "image.tags")
+        tag = fill_template(tmpl, values, "image.tags")
+        if "{service}" not in tmpl:  # per-service tags are checked when they are made
+            ver.tag_safe(tag)
 
     bins = overrides.bins if overrides.bins is not None else _env_list(environ, "BINS")
     imgs = overrides.images if overrides.images is not None else _env_list(environ, "IMAGES")

@@ -8,6 +8,7 @@ is needed to explain the failure without re-running it.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 
 
@@ -47,3 +48,24 @@ class CommandError(CrossbuildError):
         if self.hint:
             msg += f": {self.hint}"
         return msg
+
+
+_OS_FIXES = {
+    errno.EACCES: "fix its permissions (chmod/chown) or choose another project.output_dir",
+    errno.EPERM: "fix its permissions (chmod/chown) or choose another project.output_dir",
+    errno.EROFS: "the file system is read-only: choose a project.output_dir on a writable one",
+    errno.ENOSPC: "the disk is full: free some space (`make clean`, `docker system prune`)",
+    errno.EDQUOT: "the disk quota is used up: free some space",
+    errno.ENOENT: "check that the path exists",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: move it away",
+    errno.EISDIR: "it is a directory where a file is expected: move it away",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file-system error a user can cause: the path, what happened, the fix."""
+    path = exc.filename if exc.filename is not None else ""
+    other = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+    reason = exc.strerror or exc.__class__.__name__
+    fix = _OS_FIXES.get(exc.errno or -1, "check the path and try again")
+    return f"{path}{other}: {reason}; {fix}" if path else f"{reason}; {fix}"

@@ -14,7 +14,7 @@ from invoke.collection import Collection
 from invoke.exceptions import Exit
 from invoke.tasks import Task, task
 
-from crossbuild import commands, output
+from crossbuild import commands, errors, output
 from crossbuild.config import Overrides
 from crossbuild.errors import CommandError, CrossbuildError
 from crossbuild.platforms import parse_platforms, split_list
@@ -42,6 +42,9 @@ def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
         except CrossbuildError as exc:
             output.fail(str(exc))
             raise Exit(code=1) from None
+        except OSError as exc:  # a path the user controls: read-only, full, missing, not permitted
+            output.fail(errors.describe_os_error(exc))
+            raise Exit(code=1) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise Exit(code=130) from None
@@ -64,10 +67,16 @@ def cbtask(
     return decorate
 
 
-def _list(values: list[str] | str | None) -> tuple[str, ...] | None:
+def _list(values: list[str] | str | None, flag: str) -> tuple[str, ...] | None:
+    """A list flag: None when not given; an error when given but naming nothing (--platform ',')."""
     if not values:
         return None
-    return tuple(split_list(values))
+    items = tuple(split_list(values))
+    if not items:
+        raise CrossbuildError(
+            f"{flag} {values!r} names nothing; give a list such as linux/amd64,linux/arm64 or api,push"
+        )
+    return items
 
 
 def _oci(output_kind: str | None) -> bool:
@@ -93,7 +102,7 @@ def build(
 ) -> None:
     """Cross-compile the Go services (host platform unless --platform/--multiarch/PLATFORMS)."""
     commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(platforms=_list(platform), bins=_list(services)))
+    cfg = commands.load(config, Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services")))
     commands.build(cfg, multiarch=multiarch)
 
 
@@ -108,7 +117,7 @@ def build_multiarch(
 ) -> None:
     """Cross-compile every service for every configured binary platform."""
     commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(platforms=_list(platform), bins=_list(services)))
+    cfg = commands.load(config, Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services")))
     commands.build(cfg, multiarch=True)
 
 
@@ -134,7 +143,9 @@ def image(
 ) -> None:
     """Build images for one platform (host by default): --load, --push-by-digest or --output oci."""
     commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(platforms=_list(platform), images=_list(services)))
+    cfg = commands.load(
+        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    )
     commands.image(cfg, load=load, push_by_digest=push_by_digest, oci=_oci(output))
 
 
@@ -155,7 +166,9 @@ def image_multiarch(
 ) -> None:
     """Build every image platform, push one index per service, verify it, then move the tags."""
     commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(platforms=_list(platform), images=_list(services)))
+    cfg = commands.load(
+        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    )
     commands.image_multiarch(cfg, oci=_oci(output), check_reproducible=check_reproducible)
 
 
@@ -170,7 +183,7 @@ def manifest(
 ) -> None:
     """Merge per-arch digests into one index per service, then move the tags."""
     commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(images=_list(services)))
+    cfg = commands.load(config, Overrides(images=_list(services, "--services")))
     commands.merge_manifests(cfg, legacy=legacy)
 
 
@@ -180,7 +193,7 @@ def setup(
 ) -> None:
     """Check docker and buildx, register QEMU where needed, create and bootstrap the builder."""
     commands.setup_runner(dry_run, verbose)
-    commands.setup(commands.load(config, Overrides(platforms=_list(platform))))
+    commands.setup(commands.load(config, Overrides(platforms=_list(platform, "--platform"))))
 
 
 @cbtask()
@@ -225,7 +238,9 @@ def verify(
 ) -> None:
     """Verify images: platforms, configs, binaries read from the layers, smoke runs."""
     commands.setup_runner(False, verbose)
-    cfg = commands.load(config, Overrides(platforms=_list(platform), images=_list(services)))
+    cfg = commands.load(
+        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    )
     commands.verify(cfg, refs=list(image or []), smoke=not no_smoke, timeout=timeout)
 
 
@@ -233,7 +248,7 @@ def verify(
 def doctor(c: Any, platform: list[str] | None = None, config: str | None = None, verbose: bool = False) -> None:
     """Check docker, buildx, the builder, QEMU, Go, the registry and disk; print the fix for each problem."""
     commands.setup_runner(False, verbose)
-    commands.run_doctor(commands.load(config, Overrides(platforms=_list(platform))))
+    commands.run_doctor(commands.load(config, Overrides(platforms=_list(platform, "--platform"))))
 
 
 @cbtask(
@@ -260,8 +275,9 @@ def audit(
 
 
 @cbtask()
-def clean(c: Any, config: str | None = None) -> None:
-    """Remove build/ (binaries, rendered Dockerfiles, reports, registry data)."""
+def clean(c: Any, config: str | None = None, dry_run: bool = False, verbose: bool = False) -> None:
+    """Remove what crossbuild wrote into the output directory (binaries, Dockerfiles, reports, state)."""
+    commands.setup_runner(dry_run, verbose)
     commands.clean(config)
 
 
@@ -310,7 +326,9 @@ def bundle(
 ) -> None:
     """Offline image bundles for air-gapped servers: build/bundles/<project>-<version>-<platform>.tar.gz."""
     commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(platforms=_list(platform), images=_list(services)))
+    cfg = commands.load(
+        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    )
     commands.bundle_create(cfg, extra_images=list(image or []))
 
 

@@ -103,6 +103,14 @@ def compute(repo: Path, environ: Mapping[str, str], override: str | None = None)
 
 
 def tag_safe(text: str) -> str:
-    """Make a string usable as an image tag (docker reference grammar)."""
-    tag = _TAG_INVALID.sub("-", text).lstrip(".-")
-    return tag[:128] or "latest"
+    """Make a string usable as an image tag (docker reference grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}).
+
+    A text with nothing usable in it is an error, never a silent `latest`.
+    """
+    tag = _TAG_INVALID.sub("-", text).lstrip(".-")[:128]
+    if not tag.strip("-."):
+        raise UserError(
+            f"image tag {text!r} has no letters or digits a tag can use; set VERSION or [image] tags "
+            "to something like v1.2.3"
+        )
+    return tag

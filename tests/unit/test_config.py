@@ -109,7 +109,26 @@ def test_crossbuild_config_environment_variable(imdemo: Path) -> None:
 
 def test_explicit_path_must_exist(tmp_path: Path) -> None:
     msg = user_error(tmp_path / "nope.toml")
-    assert msg == f"{(tmp_path / 'nope.toml').resolve()}: config file not found; create one with `crossbuild init`"
+    assert msg == (
+        f"--config: config file {(tmp_path / 'nope.toml').resolve()} not found; "
+        "create one with `crossbuild init` or fix the path"
+    )
+
+
+@pytest.mark.parametrize("var", ["CONFIG", "CROSSBUILD_CONFIG"])
+def test_config_named_by_the_environment_must_exist(tmp_path: Path, imdemo: Path, var: str) -> None:
+    """CROSSBUILD_CONFIG=/nope used to report a missing go.mod, CONFIG=/nope silently used ./config.toml."""
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(UserError) as info:
+        config.load(None, Overrides(), {**BASE_ENV, var: str(missing)})
+    assert str(info.value) == (
+        f"{var}={missing}: config file {missing.resolve()} not found; create one with `crossbuild init` or fix the path"
+    )
+
+
+def test_config_variable_names_the_file(tmp_path: Path, imdemo: Path) -> None:
+    path = write_raw(imdemo, '[project]\nname = "fromenv"\nmodule_dir = "examples/imdemo"\n')
+    assert config.load(None, Overrides(), {**BASE_ENV, "CONFIG": str(path)}).name == "fromenv"
 
 
 # --- precedence: flag > environment > config.toml > default ------------------------------------
@@ -792,3 +811,44 @@ def test_is_loopback(host: str, want: bool) -> None:
 )
 def test_registry_is_insecure(host: str, want: bool) -> None:
     assert RegistryConfig(insecure=("reg.lan:5000",)).is_insecure(host) is want
+
+
+# --- issue 12: inputs that used to mean something else ------------------------------------------
+
+
+@pytest.mark.parametrize("var", ["PLATFORMS", "BINS", "IMAGES"])
+@pytest.mark.parametrize("value", [",", " , ,", ",,"], ids=["comma", "spaced", "commas"])
+def test_list_variable_that_names_nothing_is_an_error(imdemo: Path, var: str, value: str) -> None:
+    """PLATFORMS=',' used to mean the defaults and pushed three platforms."""
+    msg = user_error(write_config(imdemo), {var: value})
+    assert msg.startswith(f"{var}={value.strip()!r} names nothing")
+
+
+def test_explicit_empty_services_is_an_error(imdemo: Path) -> None:
+    """services = [] used to build and push every discovered service."""
+    msg = user_error(write_raw(imdemo, 'services = []\n[project]\nmodule_dir = "examples/imdemo"\n'))
+    assert "services = [] lists no service" in msg
+
+
+@pytest.mark.parametrize(
+    ("env", "conf", "where"),
+    [
+        ({"REGISTRY_PREFIX": "Bad Prefix"}, "", "REGISTRY_PREFIX='Bad Prefix'"),
+        ({"REGISTRY_PREFIX": "host:5000/ns:tag"}, "", "REGISTRY_PREFIX='host:5000/ns:tag'"),
+        ({}, '[image]\nregistry_prefix = "x@sha256:00"\n', "image.registry_prefix = 'x@sha256:00'"),
+    ],
+    ids=["space", "tag", "digest-in-config"],
+)
+def test_bad_registry_prefix_names_the_setting_and_value(
+    imdemo: Path, env: dict[str, str], conf: str, where: str
+) -> None:
+    msg = user_error(write_config(imdemo, conf), env)
+    assert where in msg
+    assert "/x" not in msg and "crossbuild-name-check" not in msg
+
+
+@pytest.mark.parametrize("version", ["..", "+", "-"], ids=["dotdot", "plus", "dash"])
+def test_version_that_makes_no_tag_is_an_error(imdemo: Path, version: str) -> None:
+    """VERSION=.. used to publish only `latest`."""
+    msg = user_error(write_config(imdemo), {"VERSION": version})
+    assert "has no letters or digits a tag can use" in msg

@@ -302,9 +302,6 @@ TAGS = [
     (".hidden", "hidden"),
     ("-leading-dash", "leading-dash"),
     ("..-.x", "x"),
-    ("", "latest"),
-    ("...", "latest"),
-    ("+", "latest"),
     ("a" * 200, "a" * 128),
     ("-" + "b" * 200, "b" * 128),
 ]
@@ -323,15 +320,21 @@ TAGS = [
         "leading-dot",
         "leading-dash",
         "leading-mixed",
-        "empty",
-        "dots-only",
-        "invalid-only",
         "too-long",
         "too-long-after-strip",
     ],
 )
 def test_tag_safe(text: str, want: str) -> None:
     assert tag_safe(text) == want
+
+
+@pytest.mark.parametrize(
+    "text", ["", "...", "+", "..", "-/-"], ids=["empty", "dots-only", "invalid-only", "dotdot", "dashes"]
+)
+def test_tag_safe_refuses_a_text_with_nothing_usable(text: str) -> None:
+    """VERSION=.. used to publish only `latest` (issue 12): now it is one clear error."""
+    with pytest.raises(UserError, match="has no letters or digits a tag can use"):
+        tag_safe(text)
 
 
 @pytest.mark.parametrize("text", ["v1.2.3+x", "a/b/c", "ünïcode", "x" * 300, "...x"])
