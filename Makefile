@@ -106,6 +106,10 @@ bundle: $(STAMP) ## Offline image bundles for air-gapped servers, one per platfo
 bundle.load: $(STAMP) ## Verify and import a bundle: ARCHIVE=file.tar.gz [REGISTRY=host:port] (default: docker daemon)
 	@$(INVOKE) bundle.load $(ARCHIVE) $(if $(REGISTRY),--registry $(REGISTRY),)
 
+.PHONY: fuzz
+fuzz: $(STAMP) ## Fuzz the input parsers for minutes (FUZZ_EXAMPLES=20000 per target; CI runs a short pass)
+	@HYPOTHESIS_PROFILE=long $(VENV)/bin/python -m pytest tests/fuzz -q $(PYTEST_ARGS)
+
 .PHONY: bench bench.tiny
 bench: $(STAMP) ## Benchmark against the emulated path, an OpenIM-style loop, ko and the go build floor (SIZE=full, BENCH_ARGS=...)
 	@$(VENV)/bin/python bench/run.py --size $(or $(SIZE),full) --out build/bench --profile $(BENCH_ARGS)

@@ -325,7 +325,7 @@ def fill_template(template: str, values: Mapping[str, str], where: str) -> str:
     try:
         return template.format_map(values)
     except (KeyError, ValueError, IndexError, AttributeError, TypeError) as exc:
-        raise UserError(f"{where}: bad template '{template}': use only {{{'}, {'.join(_TEMPLATE_FIELDS)}}}") from exc
+        raise UserError(f"{where}: bad template {template!r}: use only {{{'}, {'.join(_TEMPLATE_FIELDS)}}}") from exc
 
 
 def _unknown(kind: str, name: str, known: Sequence[str]) -> str:
