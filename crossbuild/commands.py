@@ -25,6 +25,7 @@ from crossbuild import (
     output,
     registry_server,
     runner,
+    stamping,
 )
 from crossbuild import audit as audit_mod
 from crossbuild import bundle as bundle_mod
@@ -50,12 +51,15 @@ def build(
     platforms: Sequence[Platform] | None = None,
     multiarch: bool = False,
     services: Sequence[Service] | None = None,
+    stamped: bool = False,
 ) -> list[gobuild.PlatformResult]:
     """Cross-compile the selected services; raise UserError on any failure after the summary."""
     if platforms is None:
         platforms = cfg.binary_platforms if (multiarch or cfg.platforms_overridden) else (host_platform(),)
     if services is None:
         services = cfg.selected_bins()
+    if not stamped:
+        cfg = stamp(cfg, services)
     output.step(
         f"go build {len(services)} service(s) x {len(platforms)} platform(s): "
         f"{', '.join(str(p) for p in platforms)} (version {cfg.version.version})"
@@ -133,10 +137,21 @@ def _client(cfg: Config) -> RegistryClient:
     return RegistryClient(insecure=cfg.registry.insecure)
 
 
-def _prepare_images(cfg: Config, platforms: Sequence[Platform], *, registry: bool) -> list[images.ImageTarget]:
-    """Preflight, cross-compile what prebuilt images copy, render Dockerfiles, plan targets."""
+def stamp(cfg: Config, services: Sequence[Service]) -> Config:
+    """cfg with the -X variables each service carries settled (go list + govars), notes printed."""
+    cfg, stamping_ = stamping.resolve(cfg, services)
+    for note in stamping_.notes:
+        output.info(f"note: {note}")
+    return cfg
+
+
+def _prepare_images(
+    cfg: Config, platforms: Sequence[Platform], *, registry: bool
+) -> tuple[Config, list[images.ImageTarget]]:
+    """Preflight, settle -X stamping, cross-compile what prebuilt images copy, render Dockerfiles, plan targets."""
     services = cfg.selected_images()
     doctor.preflight(cfg, platforms)
+    cfg = stamp(cfg, services)
     client = _client(cfg)
     if registry:
         registry_server.ensure(cfg)
@@ -161,8 +176,8 @@ def _prepare_images(cfg: Config, platforms: Sequence[Platform], *, registry: boo
         builder.register_binfmt(platforms)
     prebuilt = images.prebuilt_services(cfg, targets)
     if prebuilt:
-        build(cfg, platforms=platforms, services=prebuilt)
-    return targets
+        build(cfg, platforms=platforms, services=prebuilt, stamped=True)
+    return cfg, targets
 
 
 def _published_table(published: Sequence[images.Published]) -> None:
@@ -219,7 +234,7 @@ def image_multiarch(
         f"-> {'build/oci/' if oci else cfg.image.registry_prefix} (version {cfg.version.version})"
     )
     started = time.monotonic()
-    targets = _prepare_images(cfg, plats, registry=not oci)
+    cfg, targets = _prepare_images(cfg, plats, registry=not oci)
     prepared = time.monotonic()
     if oci:
         for path in images.export_oci(cfg, targets):
@@ -258,7 +273,7 @@ def image(
     require_image_platforms(plats)
     if push_by_digest:
         output.step(f"push by digest: {', '.join(map(str, plats))}")
-        targets = _prepare_images(cfg, plats, registry=True)
+        cfg, targets = _prepare_images(cfg, plats, registry=True)
         for path in images.push_by_digest(cfg, targets):
             output.ok(f"wrote {path}")
         return
@@ -271,7 +286,7 @@ def image(
         )
     images.require_one_platform(plats)
     output.step(f"image for {plats[0]} -> docker daemon")
-    targets = _prepare_images(cfg, plats, registry=False)
+    cfg, targets = _prepare_images(cfg, plats, registry=False)
     images.load(cfg, targets)
     for t in targets:
         output.ok(f"loaded {', '.join(t.refs())}")
@@ -287,6 +302,7 @@ def merge_manifests(cfg: Config, legacy: bool = False) -> list[images.Published]
     client = _client(cfg)
     registry_server.ensure(cfg)
     client.probe(parse_reference(cfg.image.registry_prefix + "/x").registry)
+    cfg = stamp(cfg, services)
     targets = images.plan(cfg, cfg.image_platforms, services)
     plans = manifest.plan_from_legacy(targets, client) if legacy else manifest.plan_from_digests(cfg, targets)
     output.step(f"merge {len(plans)} index(es) with buildx imagetools create")
@@ -358,7 +374,7 @@ def expectation(cfg: Config, service: Service, ref: str, platforms: Sequence[Pla
         ref=ref,
         platforms=tuple(platforms),
         binary=f"/usr/local/bin/{service.binary_name}",
-        values=tuple(cfg.x_values(service).items()),
+        values=tuple(cfg.expected_x(service).items()),
         smoke_args=service.smoke_args if service.smoke_args is not None else ("--version",),
     )
 
@@ -395,6 +411,7 @@ def verify(
     cfg: Config, refs: Sequence[str] = (), smoke: bool = True, timeout: float = 30.0
 ) -> list[verify_mod.ImageReport]:
     platforms = _image_platforms(cfg, None)
+    cfg = stamp(cfg, cfg.selected_images())
     exps = _expectations_for(cfg, refs, platforms)
     output.step(f"verify {len(exps)} image(s) x {', '.join(map(str, platforms))}")
     registry_server.ensure(cfg)

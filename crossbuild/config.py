@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from crossbuild import platforms as plat
 from crossbuild import runner
+from crossbuild import services as discovered
 from crossbuild import version as ver
 from crossbuild.errors import UserError
 from crossbuild.platforms import Platform
@@ -238,6 +239,8 @@ class Config:
     images: tuple[str, ...] = ()  # IMAGES filter
     platforms_overridden: bool = False
     bundle_images: tuple[str, ...] = ()  # third-party images offline bundles carry too
+    # service -> the -X variables its binary carries (crossbuild.stamping.resolve); None: not resolved
+    stamped: tuple[tuple[str, tuple[str, ...]], ...] | None = None
 
     @property
     def bin_dir(self) -> Path:
@@ -278,6 +281,15 @@ class Config:
         """The -X map (of [go.x] and the service's [services.go] x) with templates filled in."""
         values = self.template_values(service)
         return {var: fill_template(tmpl, values, f"go.x.{var}") for var, tmpl in self.go_for(service).x}
+
+    def expected_x(self, service: Service) -> dict[str, str]:
+        """The -X values `service`'s binary must carry: x_values less the variables it does not
+        link or never reads (crossbuild.stamping); all of them until stamping is resolved."""
+        values = self.x_values(service)
+        if self.stamped is None:
+            return values
+        carried = set(dict(self.stamped).get(service.name, ()))
+        return {var: value for var, value in values.items() if var in carried}
 
     def template_values(self, service: Service | None = None) -> dict[str, str]:
         values = self.version.template_values()
@@ -502,38 +514,19 @@ def pick(flag: T | None, env: T | None, conf: T | None, default: T) -> T:
     return default
 
 
-def _has_main(pkg_dir: Path) -> bool:
-    for go_file in sorted(pkg_dir.glob("*.go")):
-        if go_file.name.endswith("_test.go"):
-            continue
-        try:
-            text = go_file.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        if re.search(r"^package\s+main\b", text, re.MULTILINE):
-            return True
-    return False
+def discover_services(module_dir: Path, project: str) -> list[Service]:
+    """The services crossbuild finds without [[services]]: crossbuild.services.discover's rule."""
+    found = discovered.discover(module_dir, project)
+    return [Service(name=m.name, package=m.package, image=m.name) for m in found.services]
 
 
-def discover_services(module_dir: Path) -> list[Service]:
-    """Every cmd/<name>/ directory holding a main package."""
-    cmd = module_dir / "cmd"
-    if not cmd.is_dir():
-        return []
-    return [
-        Service(name=d.name, package=f"./cmd/{d.name}", image=d.name)
-        for d in sorted(cmd.iterdir())
-        if d.is_dir() and _has_main(d)
-    ]
-
-
-def _services(data: Sequence[Mapping[str, Any]], module_dir: Path, where: Path) -> tuple[Service, ...]:
+def _services(data: Sequence[Mapping[str, Any]], module_dir: Path, where: Path, project: str) -> tuple[Service, ...]:
     if not data:
-        found = discover_services(module_dir)
+        found = discover_services(module_dir, project)
         if not found:
             raise UserError(
-                f"{module_dir}: no main packages under cmd/*/; list them in {where} as [[services]] "
-                "with name and package"
+                f"{module_dir}: no main packages below cmd/ or at the module root; list them in {where} "
+                "as [[services]] with name and package"
             )
         return tuple(found)
     services: list[Service] = []
@@ -544,12 +537,12 @@ def _services(data: Sequence[Mapping[str, Any]], module_dir: Path, where: Path) 
         if not _NAME.match(name):
             raise UserError(f"{where}: service name '{name}' must be lower-case letters, digits, '.', '_' or '-'")
         package = raw.get("package", f"./cmd/{name}")
-        if not package.startswith("./"):
+        if package != "." and not package.startswith("./"):
             package = "./" + package
         pkg_dir = module_dir / package
         if not pkg_dir.is_dir():
             raise UserError(f"{where}: service '{name}': package directory {pkg_dir} does not exist")
-        if not _has_main(pkg_dir):
+        if not discovered.is_main(pkg_dir):
             raise UserError(
                 f"{where}: service '{name}': {package} has no 'package main' .go file, so it builds no binary"
             )
@@ -713,7 +706,7 @@ def load(
             f"{cfg_path}: services = [] lists no service; list them as [[services]] tables, "
             "or delete the line to build every main package crossbuild discovers"
         )
-    services = _services(data.get("services", []), module_dir, cfg_path)
+    services = _services(data.get("services", []), module_dir, cfg_path, name)
 
     go = data.get("go", {})
     ldflags = go.get("ldflags", [])

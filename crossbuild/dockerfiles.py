@@ -2,7 +2,8 @@
 
 Exec-form ENTRYPOINT does not expand build arguments, so the service name is
 rendered into a per-service copy under build/dockerfiles/. Placeholders:
-@SERVICE@ (binary name), @USER@, and for the Go build @PACKAGES@ (every package the
+@SERVICE@ (binary name), @USER@, @EXPOSE@ ([image] expose), @CMD@ (the service's
+`cmd`, exec form), and for the Go build @PACKAGES@ (every package the
 builder stage compiles) and @OUTPUT@ (`` for `-o /out/` when it builds several,
 else the binary name); @PACKAGE@ (the service's own package) is kept for older
 project templates. A service's own Dockerfile is used as it is.
@@ -14,6 +15,7 @@ every image copies its binary out of it (instead of one Go build per service).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from importlib import resources
@@ -39,18 +41,28 @@ def template_text(mode: str, root: Path) -> str:
 
 
 def render(
-    text: str, service: Service, user: str, packages: Sequence[str] | None = None, output: str | None = None
+    text: str,
+    service: Service,
+    user: str,
+    packages: Sequence[str] | None = None,
+    output: str | None = None,
+    expose: Sequence[str] = (),
 ) -> str:
+    """The template with the service's values; a line whose optional placeholder is empty is left out."""
     values = {
         "@PACKAGES@": " ".join(packages if packages is not None else [service.package]),
         "@PACKAGE@": service.package,
         "@OUTPUT@": output if output is not None else service.binary_name,
         "@SERVICE@": service.binary_name,
         "@USER@": user,
+        "@EXPOSE@": " ".join(expose),
+        # exec form: JSON is what the Dockerfile reference specifies for CMD ["a", "b"]
+        "@CMD@": json.dumps(list(service.cmd)) if service.cmd else "",
     }
+    optional = ("@USER@", "@EXPOSE@", "@CMD@")
     lines = []
     for line in text.splitlines():
-        if "@USER@" in line and not user:
+        if any(p in line and not values[p] for p in optional):
             continue
         rendered = line
         for placeholder, value in values.items():  # @PACKAGES@ before @PACKAGE@
@@ -82,7 +94,7 @@ def dockerfile_for(cfg: Config, service: Service, shared: Sequence[Service] = ()
     packages, output = None, None
     if mode == "multistage" and service in shared:
         packages, output = [s.package for s in shared], ""
-    text = render(template_text(mode, cfg.root), service, cfg.image.user, packages, output)
+    text = render(template_text(mode, cfg.root), service, cfg.image.user, packages, output, cfg.image.expose)
     out = cfg.output_dir / "dockerfiles" / f"{service.name}.{mode}.Dockerfile"
     out.parent.mkdir(parents=True, exist_ok=True)
     if not out.is_file() or out.read_text() != text:
@@ -108,3 +120,12 @@ def runs_target_code(text: str) -> bool:
         elif _RUN.match(line) and not native:
             return True
     return False
+
+
+def uses_bin_context(text: str) -> bool:
+    """A prebuilt Dockerfile copies from crossbuild's binary directory as its context.
+
+    Older project templates (`COPY ${BIN_DIR}/${TARGETPLATFORM}/...`) expect the
+    repository root as context and the BIN_DIR build argument instead.
+    """
+    return "BIN_DIR" not in text

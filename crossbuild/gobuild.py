@@ -3,8 +3,8 @@
 All services of one platform go into ONE `go build -o dir/ pkg...` so shared
 packages compile once; platforms run in parallel on a bounded pool. After the
 build every binary is checked: its header must match the platform and every
-`-X` value must really be in it (the Go linker silently ignores -X for a
-symbol that does not exist, see golang/go#11009 / cmd/link docs).
+`-X` value it should carry (crossbuild.stamping decided which, before the
+build) must really be in it.
 """
 
 from __future__ import annotations
@@ -96,39 +96,6 @@ def go_env(cfg: Config, platform: Platform) -> dict[str, str]:
     return env
 
 
-def check_x_targets(cfg: Config, services: Sequence[Service]) -> None:
-    """Fail before compiling when an -X variable's package is not linked into a service.
-
-    This is the OpenIM failure: -X pointed at a package path that did not
-    exist, and the linker ignored it for years without a word.
-    """
-    if not cfg.go.x or not services:
-        return
-    fmt = '{{.ImportPath}}|{{.Name}}|{{join .Deps " "}}'
-    out = runner.output(
-        ["go", "list", "-f", fmt, *[s.package for s in services]],
-        cwd=cfg.module_dir,
-        env={"CGO_ENABLED": "1" if cfg.go.cgo else "0"},
-        hint="go list failed: is the module buildable? run `go build ./...` in " + str(cfg.module_dir),
-    )
-    deps_by_service: dict[str, set[str]] = {}
-    for svc, line in zip(services, out.splitlines(), strict=False):
-        import_path, _name, deps = line.split("|", 2)
-        deps_by_service[svc.name] = {import_path, *deps.split()}
-    for var, _tmpl in cfg.go.x:
-        pkg, _, name = var.rpartition(".")
-        if not pkg or not name:
-            raise UserError(f"go.x: '{var}' is not <import path>.<variable>, e.g. example.com/app/pkg/version.Version")
-        if pkg == "main":
-            continue  # the linker's name for every command's own main package
-        missing = [s.name for s in services if pkg not in deps_by_service.get(s.name, set())]
-        if missing:
-            raise UserError(
-                f"go.x: -X {var}: package {pkg} is not linked into {', '.join(missing)}; "
-                f"the Go linker would ignore it silently. Fix the import path in {cfg.path.name} [go.x]"
-            )
-
-
 def _compile_error(
     cfg: Config, platform: Platform, services: Sequence[Service], exc: CommandError
 ) -> tuple[str, tuple[str, ...]]:
@@ -191,7 +158,7 @@ def build_platform(
             results.append(BinaryResult(s.name, platform, path, 0))
             continue
         # an unchanged binary (digest as recorded) passed these checks when it was recorded
-        problems = () if cached else tuple(binaries.check_binary(path, platform, cfg.x_values(s)))
+        problems = () if cached else tuple(binaries.check_binary(path, platform, cfg.expected_x(s)))
         results.append(BinaryResult(s.name, platform, path, path.stat().st_size, problems))
     if state is not None and inputs and not runner.OPTIONS.dry_run:
         if all(r.ok for r in results):
@@ -225,13 +192,9 @@ def build(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service
             "go": runner.output(["go", "env", "GOVERSION", "GOFLAGS", "GOEXPERIMENT"]),
         }
     )
-    # the -X check's answer depends only on the sources, the Go version and these settings
-    x_check = incremental.key_of(
-        {"inputs": inputs, "x": cfg.go.x, "packages": [s.package for s in services], "cgo": cfg.go.cgo}
-    )
-    if runner.OPTIONS.dry_run or state.get("x-check").get("key") != x_check:
-        check_x_targets(cfg, services)
-        state.put("x-check", {"key": x_check})
+    # which -X variables each binary carries was settled before (crossbuild.stamping.resolve)
+    key_x = incremental.key_of({"stamped": cfg.stamped})
+    inputs = incremental.key_of({"inputs": inputs, "stamped": key_x})
     with ThreadPoolExecutor(max_workers=workers(cfg, len(platforms))) as pool:
         results = list(pool.map(lambda p: build_platform(cfg, p, services, inputs, state), platforms))
     if not runner.OPTIONS.dry_run:

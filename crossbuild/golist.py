@@ -30,7 +30,7 @@ from crossbuild.errors import CommandError, UserError
 
 # GOFLAGS that would make `go list` fail or touch the network on a repository that builds
 # fine with its own settings are left alone: the user's environment is the build's too.
-_LIST_FIELDS = "ImportPath,Name,Dir,Module,Deps,Error,DepsErrors"
+_LIST_FIELDS = "ImportPath,Name,Dir,Module,Deps,Error,DepsErrors,Standard"
 _FIND_FIELDS = "ImportPath,Name,Dir,Module"
 
 
@@ -43,6 +43,7 @@ class Package:
     module_dir: Path | None = None
     deps: frozenset[str] = frozenset()  # every import path it links (not itself)
     error: str = ""
+    standard: bool = False  # part of the Go standard library
 
     @property
     def links(self) -> frozenset[str]:
@@ -108,6 +109,7 @@ def _package(item: Mapping[str, Any]) -> Package:
         module_dir=Path(module["Dir"]) if module.get("Dir") else None,
         deps=frozenset(item.get("Deps") or ()),
         error=error or "; ".join(e for e in dep_errors if e),
+        standard=bool(item.get("Standard")),
     )
 
 
@@ -147,11 +149,19 @@ def find(root: Path, patterns: Sequence[str], env: Mapping[str, str] | None = No
 
 
 def load(
-    root: Path, patterns: Sequence[str], env: Mapping[str, str] | None = None, tags: Sequence[str] = ()
+    root: Path,
+    patterns: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    tags: Sequence[str] = (),
+    *,
+    deps: bool = False,
 ) -> list[Package]:
     """The packages with the import paths they link (`Deps`): resolves the module graph,
-    which may download modules through GOPROXY."""
+    which may download modules through GOPROXY. `deps`: every package they link is listed
+    too (`go list -deps`), each once."""
     flags = ["-tags", ",".join(tags)] if tags else []
+    if deps:
+        flags.append("-deps")
     return _list(
         root,
         patterns,

@@ -9,6 +9,7 @@ same index bytes under each tag, so a failed build or check never moves a tag.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -87,9 +88,20 @@ def build_args(cfg: Config, service: Service) -> dict[str, str]:
             CGO_ENABLED="1" if cfg.go.cgo else "0",
             TRIMPATH="-trimpath" if cfg.go.trimpath else "",
         )
-    else:
-        args["BIN_DIR"] = str(cfg.bin_dir.resolve().relative_to(cfg.root))
     return args
+
+
+def _prebuilt_context(cfg: Config, dockerfile: Path, own: bool) -> tuple[Path, dict[str, str]]:
+    """(context, extra build args) of a prebuilt image.
+
+    crossbuild's templates build from the binary directory itself, so nothing in the
+    repository (a deny-all .dockerignore) can hide the binaries and the image does not
+    depend on where output_dir is. A service's own Dockerfile, or an older template that
+    copies ${BIN_DIR}/..., keeps the repository root and gets BIN_DIR.
+    """
+    if not own and dockerfiles.uses_bin_context(dockerfile.read_text()):
+        return cfg.bin_dir, {}
+    return cfg.root, {"BIN_DIR": os.path.relpath(cfg.bin_dir.resolve(), cfg.root.resolve())}
 
 
 def plan(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> list[ImageTarget]:
@@ -97,15 +109,22 @@ def plan(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]
     shared = dockerfiles.shared_builder(cfg, services)
     for s in services:
         mode = cfg.mode_of(s)
+        dockerfile = dockerfiles.dockerfile_for(cfg, s, shared)
+        args = build_args(cfg, s)
+        if mode == "multistage":
+            context = cfg.module_dir
+        else:
+            context, extra = _prebuilt_context(cfg, dockerfile, bool(s.dockerfile or cfg.image.dockerfile))
+            args.update(extra)
         targets.append(
             ImageTarget(
                 service=s,
                 repository=cfg.image_ref(s),
                 tags=cfg.image_tags(s),
                 platforms=tuple(platforms),
-                dockerfile=dockerfiles.dockerfile_for(cfg, s, shared),
-                context=cfg.module_dir if mode == "multistage" else cfg.root,
-                args=tuple(build_args(cfg, s).items()),
+                dockerfile=dockerfile,
+                context=context,
+                args=tuple(args.items()),
                 labels=tuple(labels(cfg, s).items()),
                 cache_name=("shared" if s in shared else bake_name(s)) if mode == "multistage" else "",
             )

@@ -4,8 +4,8 @@
 # The builder stage compiles every service that shares it in ONE `go build`; it is
 # the same for all those services, so BuildKit runs it once per platform and each
 # service's image copies its own binary out of it.
-# crossbuild renders the placeholders (package list, output, service name, user)
-# per service into build/dockerfiles/: see crossbuild/dockerfiles.py.
+# crossbuild renders the placeholders (package list, output, service name, user,
+# ports, arguments) per service into build/dockerfiles/: see crossbuild/dockerfiles.py.
 ARG GO_IMAGE=localhost:5000/golang:local
 ARG BASE_IMAGE=scratch
 
@@ -31,5 +31,7 @@ RUN --mount=type=cache,target=/root/.cache/go-build \
 
 FROM ${BASE_IMAGE}
 COPY --from=builder /out/@SERVICE@ /usr/local/bin/@SERVICE@
+EXPOSE @EXPOSE@
 USER @USER@
 ENTRYPOINT ["/usr/local/bin/@SERVICE@"]
+CMD @CMD@

@@ -530,7 +530,9 @@ def test_no_services_anywhere(tmp_path: Path, tiny_module: Path) -> None:
     shutil.rmtree(tiny_module / "cmd")
     path = write_config(tmp_path, module_dir="mod")
     msg = user_error(path)
-    assert msg.startswith(f"{tiny_module.resolve()}: no main packages under cmd/*/; list them in {path.resolve()}")
+    assert msg.startswith(
+        f"{tiny_module.resolve()}: no main packages below cmd/ or at the module root; list them in {path.resolve()}"
+    )
 
 
 def test_listed_services(imdemo: Path) -> None:

@@ -56,9 +56,24 @@ def test_render_shipped_prebuilt(directory: Path) -> None:
     assert "@SERVICE@" not in out
     assert "@USER@" not in out
     lines = out.splitlines()
-    assert "COPY ${BIN_DIR}/${TARGETPLATFORM}/api /usr/local/bin/api" in lines
+    assert "COPY ${TARGETPLATFORM}/api /usr/local/bin/api" in lines  # the context is the binary directory
     assert "USER 65532:65532" in lines
-    assert lines[-1] == 'ENTRYPOINT ["/usr/local/bin/api"]'
+    assert lines[-1] == 'ENTRYPOINT ["/usr/local/bin/api"]'  # no CMD, no EXPOSE: their lines are left out
+    assert not [line for line in lines if line.startswith(("EXPOSE", "CMD"))]
+
+
+@pytest.mark.parametrize("directory", [SHIPPED, PACKAGED], ids=["dockerfiles", "package-templates"])
+def test_render_expose_and_cmd(directory: Path) -> None:
+    svc = Service(name="api", package="./cmd/api", image="api", cmd=("serve", "--addr", ":8080"))
+    lines = render((directory / "prebuilt.Dockerfile").read_text(), svc, "", expose=("8080", "53/udp")).splitlines()
+    assert "EXPOSE 8080 53/udp" in lines
+    assert lines[-1] == 'CMD ["serve", "--addr", ":8080"]'
+    assert not [line for line in lines if line.startswith("USER")]
+
+
+def test_uses_bin_context() -> None:
+    assert dockerfiles.uses_bin_context((SHIPPED / "prebuilt.Dockerfile").read_text())
+    assert not dockerfiles.uses_bin_context("ARG BIN_DIR=build/bin\nCOPY ${BIN_DIR}/${TARGETPLATFORM}/x /x\n")
 
 
 @pytest.mark.parametrize("directory", [SHIPPED, PACKAGED], ids=["dockerfiles", "package-templates"])
