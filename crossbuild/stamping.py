@@ -124,10 +124,15 @@ def inspect(
             detail = f": {pkg.error}" if pkg is not None and pkg.error else ""
             raise UserError(f"service '{s.name}': {s.package} is not a main package go can list{detail}")
         mains[s.name] = pkg
+    # the repository's own packages: its module(s), a go.work's modules too; not the module cache
     modules = {p.module for p in mains.values() if p.module}
-    own = [
-        p for p in listed if not p.standard and p.dir != Path() and (p.module in modules or p.import_path in x_packages)
-    ]
+    root = module_dir.resolve()
+
+    def ours(p: golist.Package) -> bool:
+        inside = p.module_dir is not None and p.module_dir.resolve().is_relative_to(root)
+        return p.module in modules or inside or p.import_path in x_packages
+
+    own = [p for p in listed if not p.standard and p.dir != Path() and ours(p)]
     found = golist.string_vars(
         [p.dir for p in own], {p.dir: p.import_path for p in own}, goos="linux", goarch="amd64", tags=tags, cgo=cgo
     )

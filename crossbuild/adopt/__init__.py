@@ -218,7 +218,13 @@ def plan(target_dir: Path, force: bool = False, quiet: bool = False) -> tuple[di
         files["Makefile"] = makefiles.render_makefile(repo.module or repo.name, installed)
     else:
         files[makefiles.INCLUDE_FILE] = makefiles.render_include(make.defined, installed)
-        if not make.included:
+        if make.wrapper:
+            files[make.wrapper] = makefiles.render_wrapper(make.user_makefile)
+            notes.append(
+                f"{make.wrapper} includes your {make.user_makefile} and crossbuild.mk (make reads it first); "
+                f"or add `{makefiles.INCLUDE_LINE}` to {make.user_makefile} and delete {make.wrapper}"
+            )
+        elif not make.included:
             include_line = makefiles.INCLUDE_LINE
         if makefiles.is_defined(NEXT_TARGET, make.defined):
             next_target = f"crossbuild.{NEXT_TARGET}"

@@ -291,21 +291,24 @@ def test_existing_makefile_gets_crossbuild_mk(tmp_path: Path) -> None:
     user_makefile = ".PHONY: all verify\nall:\n\t@echo user-all\n\nverify:\n\t@echo user-verify\n"
     make_fresh_repo(repo, commands=("hello",))
     (repo / "Makefile").write_text(user_makefile)
+    ok(run(["git", "add", "Makefile"], repo))
+    ok(run(["git", "commit", "-q", "-m", "a makefile of their own"], repo))
+    ok(run(["git", "tag", "-f", TAG], repo))
     out = ok(crossbuild_init(repo))
-    assert (repo / "Makefile").read_text() == user_makefile
+    assert (repo / "Makefile").read_text() == user_makefile  # never edited
     assert re.search(r"^crossbuild\.mk\s+written$", out, re.MULTILINE), out
-    assert "add this line to your Makefile:\n    include crossbuild.mk" in out
+    assert re.search(r"^GNUmakefile\s+written$", out, re.MULTILINE), out
     mk = (repo / "crossbuild.mk").read_text()
     assert "\ncrossbuild.verify: " in mk  # the user's verify stays theirs
     assert "\ncrossbuild.build.multiarch build.multiarch: " in mk
 
-    # With the printed line added, both sets of targets work and the default goal is the user's.
-    with (repo / "Makefile").open("a") as fh:
-        fh.write("\ninclude crossbuild.mk\n")
+    # No edit: GNU make reads GNUmakefile, which includes their Makefile and crossbuild.mk.
     assert ok(make(repo)) == "user-all\n"
     assert ok(make(repo, "verify")) == "user-verify\n"
     ok(make(repo, "build.multiarch", "PLATFORMS=linux/arm64"))
     assert "aarch64" in file_type(repo / "build" / "bin" / "linux" / "arm64" / "hello")
+    proc = run(["qemu-aarch64-static", repo / "build/bin/linux/arm64/hello", "--version"], repo, timeout=60)
+    assert proc.stdout.startswith(f"hello {TAG} commit="), describe(proc)  # the tree stayed clean: no -dirty
     again = ok(crossbuild_init(repo))
     assert "nothing to do: all files up to date" in again
     assert "add this line" not in again

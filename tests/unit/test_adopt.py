@@ -422,8 +422,14 @@ def test_choose_makefile(tmp_path: Path) -> None:
     assert not choice.included
     (tmp_path / "Makefile").write_text("all:\n\techo\n\ninclude crossbuild.mk\n")
     assert makefiles.choose_makefile(tmp_path).included
+    assert makefiles.choose_makefile(tmp_path).wrapper == ""  # their Makefile includes it already
+    (tmp_path / "Makefile").write_text("all:\n\techo\n")
+    assert makefiles.choose_makefile(tmp_path).wrapper == "GNUmakefile"
+    (tmp_path / "GNUmakefile").write_text(makefiles.render_wrapper("Makefile"))
+    assert makefiles.choose_makefile(tmp_path).user_makefile == "Makefile"  # init's wrapper is skipped
     (tmp_path / "GNUmakefile").write_text("x:\n\techo\n")
-    assert makefiles.choose_makefile(tmp_path).user_makefile == "GNUmakefile"
+    choice = makefiles.choose_makefile(tmp_path)
+    assert (choice.user_makefile, choice.wrapper) == ("GNUmakefile", "")
 
 
 # --- writing -----------------------------------------------------------------------------------------
@@ -488,9 +494,23 @@ def test_init_next_to_an_existing_makefile(tmp_path: Path, capsys: pytest.Captur
     write(tmp_path, "Makefile", user)
     result = adopt.init(tmp_path)
     assert (tmp_path / "Makefile").read_text() == user
+    assert [f.path for f in result.files] == ["config.toml", "crossbuild.mk", "GNUmakefile"]
+    assert result.include_line == ""
+    assert (tmp_path / "GNUmakefile").read_text().splitlines()[-2:] == ["include Makefile", "include crossbuild.mk"]
+    assert "GNUmakefile includes your Makefile and crossbuild.mk" in capsys.readouterr().out
+    again = adopt.init(tmp_path)
+    assert {f.status for f in again.files} == {"unchanged"}
+
+
+def test_init_next_to_their_gnumakefile_prints_the_include_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_module(tmp_path, "api")
+    write(tmp_path, "GNUmakefile", "all:\n\t@echo mine\n")
+    result = adopt.init(tmp_path)
     assert [f.path for f in result.files] == ["config.toml", "crossbuild.mk"]
     assert result.include_line == "include crossbuild.mk"
-    assert "add this line to your Makefile:\n    include crossbuild.mk\n" in capsys.readouterr().out
+    assert "add this line to your GNUmakefile:\n    include crossbuild.mk\n" in capsys.readouterr().out
 
 
 def test_init_reports_skipped_files_and_force_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
