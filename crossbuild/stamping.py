@@ -145,6 +145,7 @@ def judge(inspection: Inspection, variables: Sequence[str], where: str = "go.x")
     applies: dict[str, list[str]] = {s.name: [] for s in services}
     notes: list[str] = []
     problems: list[tuple[str, str]] = []
+    not_linked: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (package, services) -> variables
     everyone = ", ".join(s.name for s in services)
     for var in dict.fromkeys(variables):
         pkg_path, name = _split(var, where)
@@ -202,9 +203,12 @@ def judge(inspection: Inspection, variables: Sequence[str], where: str = "go.x")
                 applies[svc].append(var)
             else:
                 notes.append(f"-X {var}: {svc} links {pkg_path} but never reads {name}, so the linker drops it there")
-        unlinked = [s.name for s in services if s.name not in linked_by]
+        unlinked = tuple(s.name for s in services if s.name not in linked_by)
         if unlinked:
-            notes.append(f"-X {var}: not stamped into {', '.join(unlinked)} (they do not link {pkg_path})")
+            not_linked.setdefault((pkg_path, unlinked), []).append(name)
+    for (pkg_path, unlinked), names in not_linked.items():
+        shown = names[0] if len(names) == 1 else "{" + ",".join(names) + "}"
+        notes.append(f"-X {pkg_path}.{shown}: not stamped into {', '.join(unlinked)} (they do not link {pkg_path})")
     return Stamping(tuple((s, tuple(v)) for s, v in applies.items()), tuple(dict.fromkeys(notes)), tuple(problems))
 
 

@@ -95,7 +95,10 @@ FIXTURES: list[Fixture] = [
         },
         services=("migrate", "server"),
         run="server",
-        init_says=("not stamped into migrate (they do not link example.com/shop/internal/version)",),
+        init_says=(
+            "-X example.com/shop/internal/version.{Version,GitCommit}: not stamped into migrate "
+            "(they do not link example.com/shop/internal/version)",
+        ),
     ),
     Fixture(
         name="version-const",

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from adopt_fixtures import FIXTURES, TAG, Fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
