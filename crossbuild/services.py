@@ -51,6 +51,9 @@ NOT_SHIPPED = frozenset(
         "fixtures",
     }
 )
+NOT_SHIPPED_LEAF = frozenset(
+    {"test", "tests", "testing", "e2e", "example", "examples", "demo", "demos", "mock", "mocks"}
+)
 # Directories go itself never builds from: vendor/, testdata/, names starting with . or _.
 _GO_SKIPS = frozenset({"vendor", "testdata", "node_modules"})
 _NAME_OK = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -347,7 +350,12 @@ def _discover_one(
                 continue
             parts = directory.relative_to(cmd).parts
             package = "./" + directory.relative_to(module_dir).as_posix()
-            skipped = next((p for p in parts if p.lower() in NOT_SHIPPED), None)
+            # a parent directory like tools/ or examples/ groups programs that are not shipped; as the
+            # program's own name only the unmistakable ones count (cmd/tool is a tool called "tool")
+            parents = [p for p in parts[:-1] if p.lower() in NOT_SHIPPED]
+            skipped = (
+                parents[0] if parents else (parts[-1] if parts and parts[-1].lower() in NOT_SHIPPED_LEAF else None)
+            )
             if skipped is not None:
                 left_out.append((package, f"'{skipped}/' holds programs a repository does not ship"))
                 continue

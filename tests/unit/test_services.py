@@ -74,6 +74,8 @@ def test_discover_nested_and_cmd_itself(tmp_path: Path) -> None:
     write(tmp_path, "cmd/rpc/rpc-auth/main.go")
     write(tmp_path, "cmd/rpc/common/common.go", "package common\n")
     write(tmp_path, "cmd/tools/seed/main.go")
+    write(tmp_path, "cmd/e2e/main.go")
+    write(tmp_path, "cmd/tool/main.go")
     write(tmp_path, "cmd/_old/main.go")
     write(tmp_path, "cmd/gen/gen.go", "//go:build ignore\n\npackage main\n")
     found = services.discover(tmp_path, "im")
@@ -82,8 +84,12 @@ def test_discover_nested_and_cmd_itself(tmp_path: Path) -> None:
         ("api", "./cmd/api"),
         ("rpc-auth", "./cmd/rpc/rpc-auth"),
         ("rpc-user", "./cmd/rpc/rpc-user"),
+        ("tool", "./cmd/tool"),
     ]
-    assert found.left_out == (("./cmd/tools/seed", "'tools/' holds programs a repository does not ship"),)
+    assert found.left_out == (
+        ("./cmd/e2e", "'e2e/' holds programs a repository does not ship"),
+        ("./cmd/tools/seed", "'tools/' holds programs a repository does not ship"),
+    )
 
 
 def test_colliding_names_get_their_parents(tmp_path: Path) -> None:
