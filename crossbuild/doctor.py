@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossbuild import builder, buildx, runner
+from crossbuild import builder, buildx, golist, runner
 from crossbuild.config import Config
 from crossbuild.errors import CommandError, UserError
 from crossbuild.platforms import Platform
@@ -152,11 +152,34 @@ def go_version(cfg: Config) -> Check:
     if runner.which("go") is None:
         return Check("go", False, "not found", "install Go: https://go.dev/dl/")
     have = runner.output(["go", "env", "GOVERSION"])
-    match = re.search(r"^go\s+(\S+)", (cfg.module_dir / "go.mod").read_text(), re.MULTILINE)
+    name = "go.mod" if (cfg.module_dir / "go.mod").is_file() else "go.work"
+    match = re.search(r"^go\s+(\S+)", (cfg.module_dir / name).read_text(), re.MULTILINE)
     want = match.group(1) if match else "1.0"
     if _version_tuple(have.removeprefix("go")) < _version_tuple(want):
-        return Check("go", False, f"{have}, but go.mod asks for go {want}", f"install Go >= {want}: https://go.dev/dl/")
-    return Check("go", True, f"{have} (go.mod: go {want})")
+        return Check("go", False, f"{have}, but {name} asks for go {want}", f"install Go >= {want}: https://go.dev/dl/")
+    return Check("go", True, f"{have} ({name}: go {want})")
+
+
+def go_modules(cfg: Config) -> Check:
+    """Can go resolve everything the services import (modules downloadable, nothing missing)?"""
+    if runner.which("go") is None:
+        return Check("go modules", False, "go not found", "install Go: https://go.dev/dl/")
+    services = cfg.selected_bins() or cfg.services
+    env = golist.go_env_for("linux", "amd64", cfg.go.cgo, dict(cfg.go.env))
+    try:
+        listed = golist.load(cfg.module_dir, [s.package for s in services], env, cfg.go.tags, deps=True)
+    except CommandError as exc:
+        return Check("go modules", False, exc.tail(1), f"cd {cfg.module_dir} && go mod download")
+    broken = [p for p in listed if p.error]
+    if broken:
+        first = broken[0].error.splitlines()[0]
+        return Check(
+            "go modules",
+            False,
+            f"{len(broken)} package(s) do not resolve: {first}",
+            f"cd {cfg.module_dir} && go mod download (check GOPROXY / GOPRIVATE / GOFLAGS)",
+        )
+    return Check("go modules", True, f"{len(listed)} packages of {len(services)} service(s) resolve")
 
 
 def registry(cfg: Config, client: RegistryClient) -> Check:
@@ -196,6 +219,7 @@ def run_all(cfg: Config, platforms: Sequence[Platform], client: RegistryClient, 
         checks.append(builder_state(cfg, platforms))
     checks += binfmt(platforms, needs_emulation)
     checks.append(go_version(cfg))
+    checks.append(go_modules(cfg))
     checks.append(registry(cfg, client))
     checks.append(disk(cfg))
     return checks
