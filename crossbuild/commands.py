@@ -14,6 +14,7 @@ from pathlib import Path
 
 from crossbuild import (
     adopt,
+    base,
     builder,
     buildx,
     dockerfiles,
@@ -134,11 +135,18 @@ def _client(cfg: Config) -> RegistryClient:
 
 
 def _prepare_images(cfg: Config, platforms: Sequence[Platform], *, registry: bool) -> list[images.ImageTarget]:
-    """Preflight, cross-compile what prebuilt images copy, render Dockerfiles, plan targets."""
+    """Preflight, resolve the static base, cross-compile what prebuilt images copy, render Dockerfiles, plan.
+
+    The static base lives in the target registry (BuildKit pulls it from there), so
+    --load and --output oci need the registry too when an image is built on it; it is
+    made only when a Dockerfile reads BASE_IMAGE (a service's own may start elsewhere).
+    """
     services = cfg.selected_images()
     doctor.preflight(cfg, platforms)
     client = _client(cfg)
-    if registry:
+    targets = images.plan(cfg, platforms, services)
+    static = cfg.image.static_base and any("BASE_IMAGE" in t.dockerfile.read_text() for t in targets)
+    if registry or static:
         registry_server.ensure(cfg)
         host = parse_reference(cfg.image.registry_prefix + "/x").registry
         try:
@@ -147,7 +155,8 @@ def _prepare_images(cfg: Config, platforms: Sequence[Platform], *, registry: boo
             if not runner.OPTIONS.dry_run:
                 raise
             output.warn(f"registry {host} not reachable: the plan below cannot tell what is unchanged")
-    targets = images.plan(cfg, platforms, services)
+    if static:
+        targets = images.plan(cfg, platforms, services, base.ensure(cfg, client, platforms))
     multistage = [t for t in targets if cfg.mode_of(t.service) == "multistage"]
     if multistage:
         go_ref = parse_reference(cfg.image.go_image)
