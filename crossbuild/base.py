@@ -17,7 +17,8 @@ so crossbuild builds the base from files the host already has:
 - the two packages' copyright files, when the host keeps them.
 
 Owners, modes and times are fixed in one tar; a Dockerfile ADDs it to scratch
-and buildx builds it for every image platform of the run with a fixed
+and buildx builds it for every image platform of the run (an index; one
+image when there is one platform) with a fixed
 SOURCE_DATE_EPOCH and rewrite-timestamp, so the same host files give the same
 index digest. It is pushed once as <registry_prefix>/crossbuild-static:<key>
 (key: the tar, the platforms, the build settings); a later run finds the tag

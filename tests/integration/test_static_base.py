@@ -27,6 +27,7 @@ from images_fixtures import (
     TAG,
     Clone,
     OciArchive,
+    assert_config_platform,
     assert_index,
     describe,
     docker_run_version,
@@ -246,11 +247,65 @@ def test_oci_export_builds_on_the_base(clone: Clone, tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, describe(proc)
     layout = OciArchive(clone.build_dir / "oci" / "api.tar")
-    nested = layout.blob(layout.json("index.json")["manifests"][0]["digest"])
-    manifest = layout.blob(index_platforms(nested)["linux/arm64"])
+    top = layout.blob(layout.json("index.json")["manifests"][0]["digest"])
+    # one platform: buildx writes the image manifest itself, not an index of one
+    manifest = layout.blob(index_platforms(top)["linux/arm64"]) if "manifests" in top else top
+    assert_config_platform(layout.blob(manifest["config"]["digest"]), "linux/arm64", "api.tar")
     layers = [layout.members[f"blobs/sha256/{layer['digest'].removeprefix('sha256:')}"] for layer in manifest["layers"]]
     files = merged_files(layers)
     assert files["etc/ssl/certs/ca-certificates.crt"][1] == HOST_CA.read_bytes()
     assert files["usr/local/bin/api"][1].startswith(b"\x7fELF")
     # the base went to the registry (BuildKit pulls it from there); the image did not
     assert repositories_under(namespace(prefix)) == [f"{namespace(prefix)}/{BASE_REPO}"]
+
+
+def test_push_by_digest_builds_on_the_base(clone: Clone) -> None:
+    """A CI matrix leg: one platform by digest, on a base of that one platform."""
+    clone.reset_build()
+    prefix = unique_prefix()
+    proc = clone.invoke(
+        "image", "--push-by-digest", "--platform", "linux/arm64", "--config", CONFIG,
+        env={"REGISTRY_PREFIX": prefix, "IMAGES": "api"},
+    )  # fmt: skip
+    assert proc.returncode == 0, describe(proc)
+    (record,) = sorted((clone.build_dir / "digests" / "api").glob("*.json"))
+    digest = json.loads(record.read_text())["digest"]
+    raw = skopeo_raw(f"{prefix}/api@{digest}")[1]
+    manifest = skopeo_raw(f"{prefix}/api@{index_platforms(raw)['linux/arm64']}")[1] if "manifests" in raw else raw
+    # one platform: buildx pushes the image itself, not an index of one
+    base_ref = f"{prefix}/{BASE_REPO}:{base_tag(prefix)}"
+    base_manifest = skopeo_raw(base_ref)[1]
+    assert "layers" in base_manifest, f"{base_ref}: {base_manifest}"
+    assert_config_platform(skopeo_config(base_ref), "linux/arm64", base_ref)
+    assert manifest["layers"][0]["digest"] == base_manifest["layers"][0]["digest"]
+
+
+def test_load_builds_on_the_base(clone: Clone) -> None:
+    """`--load` into docker: the loaded image holds the host's CA bundle (read back with docker cp)."""
+    clone.reset_build()
+    prefix = unique_prefix()
+    try:
+        proc = clone.invoke(
+            "image", "--load", "--platform", "linux/arm64", "--config", CONFIG,
+            env={"REGISTRY_PREFIX": prefix, "IMAGES": "api"},
+        )  # fmt: skip
+        assert proc.returncode == 0, describe(proc)
+        created = run(["docker", "create", "--platform", "linux/arm64", f"{prefix}/api:{TAG}"], timeout=60)
+        assert created.returncode == 0, describe(created)
+        container = created.stdout.strip()
+        try:
+            copied = subprocess.run(
+                ["docker", "cp", f"{container}:/etc/ssl/certs/ca-certificates.crt", "-"],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            assert copied.returncode == 0, copied.stderr.decode(errors="replace")
+            with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as tar:
+                fh = tar.extractfile("ca-certificates.crt")
+                assert fh is not None and fh.read() == HOST_CA.read_bytes()
+        finally:
+            run(["docker", "rm", container], timeout=60)
+        assert repositories_under(namespace(prefix)) == [f"{namespace(prefix)}/{BASE_REPO}"]
+    finally:
+        remove_docker_images(prefix)
