@@ -224,6 +224,24 @@ def test_base_rebuilt_after_deletion_has_the_same_digest(clone: Clone, published
     assert sha256_digest(skopeo_raw(f"{published.prefix}/api:{TAG}")[0]) == api_before
     assert "unchanged" in proc.stdout, describe(proc)
 
+    # BuildKit's cache plays no part: the context crossbuild left, built again with
+    # --no-cache by the buildx CLI under another name, gives the same index
+    context = clone.build_dir / "cache" / "static-base" / "context"
+    assert (context / "rootfs.tar").is_file(), f"no build context in {context}"
+    again = f"{unique_prefix()}/{BASE_REPO}:{tag}"
+    proc = run(
+        [
+            "docker", "buildx", "build", "--builder", "crossbuild", "--no-cache", "--provenance", "false",
+            "--platform", ",".join(PLATFORMS), "--build-arg", "SOURCE_DATE_EPOCH=0",
+            "--output", f"type=image,name={again},push=true,oci-mediatypes=true,rewrite-timestamp=true,"
+            "compression=gzip,compression-level=1",
+            str(context),
+        ],
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, describe(proc)
+    assert sha256_digest(skopeo_raw(again)[0]) == first, "a --no-cache build of the base gives another digest"
+
 
 def test_dry_run_prints_the_base_build_and_pushes_nothing(clone: Clone) -> None:
     clone.reset_build()
