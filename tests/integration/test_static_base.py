@@ -27,6 +27,7 @@ from images_fixtures import (
     TAG,
     Clone,
     OciArchive,
+    assert_clean_failure,
     assert_config_platform,
     assert_index,
     describe,
@@ -327,3 +328,25 @@ def test_load_builds_on_the_base(clone: Clone) -> None:
         assert repositories_under(namespace(prefix)) == [f"{namespace(prefix)}/{BASE_REPO}"]
     finally:
         remove_docker_images(prefix)
+
+
+def test_host_without_ca_bundle_fails_in_one_line_and_pushes_nothing(clone: Clone, tmp_path: Path) -> None:
+    """/etc/ssl/certs hidden under an empty directory in a mount namespace of this test's own."""
+    clone.reset_build()
+    prefix = unique_prefix()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    hide = 'mount --bind "$1" /etc/ssl/certs && shift && exec "$@"'
+    proc = run(
+        [
+            "unshare", "--mount", "--propagation", "private", "--", "sh", "-c", hide, "sh", str(empty),
+            clone.root / ".venv" / "bin" / "invoke", "image.multiarch", "--config", CONFIG,
+        ],
+        cwd=clone.root,
+        env={"REGISTRY_PREFIX": prefix, "PLATFORMS": ",".join(PLATFORMS)},
+    )  # fmt: skip
+    line = assert_clean_failure(proc)
+    assert str(HOST_CA) in line, line
+    assert "apt-get install ca-certificates tzdata" in line and 'base_image = "scratch"' in line, line
+    assert repositories_under(namespace(prefix)) == [], f"something was pushed under {prefix}"
+    assert not (clone.build_dir / "bin").exists(), "go build ran although the base could not be made"
