@@ -14,6 +14,7 @@ from pathlib import Path
 
 from crossbuild import (
     adopt,
+    base,
     builder,
     buildx,
     dockerfiles,
@@ -148,12 +149,20 @@ def stamp(cfg: Config, services: Sequence[Service]) -> Config:
 def _prepare_images(
     cfg: Config, platforms: Sequence[Platform], *, registry: bool
 ) -> tuple[Config, list[images.ImageTarget]]:
-    """Preflight, settle -X stamping, cross-compile what prebuilt images copy, render Dockerfiles, plan targets."""
+    """Preflight, settle -X stamping, resolve the static base, cross-compile what prebuilt
+    images copy, render Dockerfiles, plan.
+
+    The static base lives in the target registry (BuildKit pulls it from there), so
+    --load and --output oci need the registry too when an image is built on it; it is
+    made only when a Dockerfile reads BASE_IMAGE (a service's own may start elsewhere).
+    """
     services = cfg.selected_images()
     doctor.preflight(cfg, platforms)
     cfg = stamp(cfg, services)
     client = _client(cfg)
-    if registry:
+    targets = images.plan(cfg, platforms, services)
+    static = cfg.image.static_base and any("BASE_IMAGE" in t.dockerfile.read_text() for t in targets)
+    if registry or static:
         registry_server.ensure(cfg)
         host = parse_reference(cfg.image.registry_prefix + "/x").registry
         try:
@@ -162,7 +171,8 @@ def _prepare_images(
             if not runner.OPTIONS.dry_run:
                 raise
             output.warn(f"registry {host} not reachable: the plan below cannot tell what is unchanged")
-    targets = images.plan(cfg, platforms, services)
+    if static:
+        targets = images.plan(cfg, platforms, services, base.ensure(cfg, client, platforms))
     multistage = [t for t in targets if cfg.mode_of(t.service) == "multistage"]
     if multistage:
         go_ref = parse_reference(cfg.image.go_image)

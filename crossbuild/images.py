@@ -74,12 +74,17 @@ def labels(cfg: Config, service: Service) -> dict[str, str]:
     return values
 
 
-def build_args(cfg: Config, service: Service) -> dict[str, str]:
+def build_args(cfg: Config, service: Service, base_image: str | None = None) -> dict[str, str]:
+    """The --build-arg values of one service's image.
+
+    `base_image` is the runtime base the build really uses: the static base that
+    base.ensure built, pinned by digest (so the digest is in the content key).
+    Without it BASE_IMAGE is [image] base_image as configured, which is all that
+    callers that only read repositories and tags (setup, doctor, manifest) need.
+    """
     # SOURCE_DATE_EPOCH fixes the image config's timestamps (BuildKit docs, "build reproducibility");
     # with rewrite-timestamp=true on the exporter it also clamps file mtimes in the layers.
-    # TODO(static base): resolve "static" to the offline-assembled base; until then it is scratch
-    base = "scratch" if cfg.image.static_base else cfg.image.base_image
-    args = {"BASE_IMAGE": base, "SOURCE_DATE_EPOCH": str(cfg.version.epoch)}
+    args = {"BASE_IMAGE": base_image or cfg.image.base_image, "SOURCE_DATE_EPOCH": str(cfg.version.epoch)}
     if cfg.mode_of(service) == "multistage":
         args.update(
             GO_IMAGE=cfg.image.go_image,
@@ -104,13 +109,16 @@ def _prebuilt_context(cfg: Config, dockerfile: Path, own: bool) -> tuple[Path, d
     return cfg.root, {"BIN_DIR": os.path.relpath(cfg.bin_dir.resolve(), cfg.root.resolve())}
 
 
-def plan(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> list[ImageTarget]:
+def plan(
+    cfg: Config, platforms: Sequence[Platform], services: Sequence[Service], base_image: str | None = None
+) -> list[ImageTarget]:
+    """One target per service; `base_image` as in build_args (required to build with the static base)."""
     targets = []
     shared = dockerfiles.shared_builder(cfg, services)
     for s in services:
         mode = cfg.mode_of(s)
         dockerfile = dockerfiles.dockerfile_for(cfg, s, shared)
-        args = build_args(cfg, s)
+        args = build_args(cfg, s, base_image)
         if mode == "multistage":
             context = cfg.module_dir
         else:

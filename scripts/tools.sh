@@ -2,6 +2,7 @@
 # Provision everything crossbuild's full test suite needs on a Debian machine,
 # idempotently: each step checks first and skips what is already in place.
 #   dockerd (Debian docker.io), docker-registry, skopeo, qemu-user-static + binfmt,
+#   ca-certificates and tzdata (what crossbuild's static base image is made of),
 #   buildx and buildkitd built with `go install` at pinned versions, and a
 #   `remote` buildx builder pointing at that buildkitd.
 # What has been verified on this machine type: ../shared/INFRA.md.
@@ -14,7 +15,7 @@ BUILDKIT_ROOT=${CROSSBUILD_BUILDKIT_ROOT:-/var/lib/crossbuild-buildkit}
 BUILDER_NAME=${CROSSBUILD_BUILDER:-crossbuild}
 STATE_DIR=/var/lib/crossbuild-tools
 LOG_DIR=/var/log/crossbuild
-APT_PACKAGES=(docker.io docker-registry skopeo qemu-user-static busybox-static runc file binutils curl)
+APT_PACKAGES=(docker.io docker-registry skopeo qemu-user-static busybox-static runc file binutils curl ca-certificates tzdata)
 BINFMT_ARCHES=(aarch64 arm riscv64 ppc64le s390x)
 
 say() { printf '\033[36m==> %s\033[0m\n' "$*"; }
@@ -28,6 +29,7 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   command -v skopeo >/dev/null || missing+=("skopeo: your distribution's skopeo package")
   ls /proc/sys/fs/binfmt_misc/qemu-aarch64 >/dev/null 2>&1 || missing+=("QEMU binfmt: install qemu-user-static and register /usr/lib/binfmt.d/qemu-*.conf")
   command -v go >/dev/null || missing+=("Go >= 1.26.3: https://go.dev/dl/")
+  { [ -s /etc/ssl/certs/ca-certificates.crt ] && [ -f /usr/share/zoneinfo/Etc/UTC ]; } || missing+=("CA certificates and zoneinfo for the static base image: your distribution's ca-certificates and tzdata packages (or set [image] base_image = \"scratch\")")
   if [ ${#missing[@]} -eq 0 ]; then echo "    nothing missing"; exit 0; fi
   printf '    - %s\n' "${missing[@]}" >&2
   exit 1
