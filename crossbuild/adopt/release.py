@@ -4,7 +4,8 @@ Read in this order; the first source that says something about a setting wins:
 
 1. GoReleaser (`.goreleaser.yaml`/`.yml`, also in build/, .github/, scripts/):
    builds (main, binary, ldflags and -X, flags, tags, env, goos/goarch/goarm/
-   goamd64, ignore, targets);
+   goamd64, ignore, targets); promu (`.promu.yml`, the Prometheus projects'):
+   binaries, ldflags and -X, -tags;
 2. make and shell scripts (Makefile, *.mk, scripts/ hack/ build/ *.sh): `-X`
    assignments with the variables they expand, `-tags`, `GOARM`;
 3. Go build programs (build.go, magefile.go, helpers|scripts|hack|tools|build
@@ -198,11 +199,18 @@ def _words(text: str) -> list[str]:
     return [re.sub(r"\x00(\d+)\x00", lambda m: templates[int(m.group(1))], w) for w in words]
 
 
-def split_ldflags(flags: Iterable[str]) -> tuple[list[str], dict[str, str]]:
-    """(-ldflags arguments other than -X, {-X variable: raw value})."""
+_CONTROL = re.compile(r"\{\{-?\s*(if|else|end|range|with|define|block|template)\b")
+
+
+def split_ldflags(flags: Iterable[str]) -> tuple[list[str], dict[str, str], list[str]]:
+    """(-ldflags arguments other than -X, {-X variable: raw value}, entries skipped as conditional)."""
     other: list[str] = []
     x: dict[str, str] = {}
+    conditional: list[str] = []
     for raw in flags:
+        if _CONTROL.search(raw):
+            conditional.append(raw)  # {{if .IsNightly}}-X ...{{end}}: not what a release build does
+            continue
         words = _words(raw)
         n = 0
         while n < len(words):
@@ -218,7 +226,7 @@ def split_ldflags(flags: Iterable[str]) -> tuple[list[str], dict[str, str]]:
             elif word:
                 other.append(word)
             n += 1
-    return other, x
+    return other, x, conditional
 
 
 def _gr_platforms(build: Mapping[str, Any]) -> list[str]:
@@ -304,7 +312,9 @@ def read_goreleaser(path: Path, root: Path, module_dir: Path, setup: ReleaseSetu
         linux = any(p.startswith("linux/") for p in platforms)
         if build.ldflags is not None and not linux:
             continue  # keep the Linux build's settings when one program has per-OS builds
-        other, xs = split_ldflags(_strs(raw.get("ldflags")))
+        other, xs, conditional = split_ldflags(_strs(raw.get("ldflags")))
+        for entry in conditional:
+            setup.cannot(f"{rel}: ldflags {entry!r} (a template condition)")
         if raw.get("ldflags") is not None:
             build.ldflags = other
         for var, value in xs.items():
@@ -383,6 +393,63 @@ def _fold_common(setup: ReleaseSetup, source: str) -> None:
         for what, setting in own:
             if setting:
                 setup.take(f"services.{b.name}.go.{what}", setting, source)
+
+
+# --- promu (the Prometheus projects' build tool) ------------------------------------------------------------
+
+_PROMU_FIELDS = {"Version": "{version_no_v}", "Revision": "{commit}"}
+
+
+def promu_template(value: str) -> str | None:
+    """A promu -X value ({{.Version}} is the VERSION file's, {{.Revision}} the commit) as a crossbuild template."""
+    out: list[str] = []
+    pos = 0
+    for m in _GR_TEMPLATE.finditer(value):
+        out.append(value[pos : m.start()].replace("{", "{{").replace("}", "}}"))
+        field_m = re.fullmatch(r"\.(\w+)", m.group("body"))
+        if not field_m or field_m.group(1) not in _PROMU_FIELDS:
+            return None
+        out.append(_PROMU_FIELDS[field_m.group(1)])
+        pos = m.end()
+    out.append(value[pos:].replace("{", "{{").replace("}", "}}"))
+    return "".join(out)
+
+
+def read_promu(path: Path, root: Path, module_dir: Path, setup: ReleaseSetup) -> None:
+    rel = path.relative_to(root).as_posix()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+    except yaml.YAMLError as exc:
+        setup.cannot(f"{rel}: not valid YAML ({str(exc).splitlines()[0]})")
+        return
+    build = data.get("build") if isinstance(data, dict) else None
+    if not isinstance(build, dict):
+        return
+    for item in build.get("binaries") or []:
+        if not isinstance(item, dict) or not item.get("name"):
+            continue
+        package = discovered.package_of(module_dir, str(item.get("path") or "."))
+        name = discovered.sanitize_name(str(item["name"]).rsplit("/", 1)[-1])
+        if name and package not in {b.package for b in setup.builds}:
+            setup.builds.append(Build(name=name, package=package))
+            setup.take(f"services.{name}", package, rel)
+    ldflags = str(build.get("ldflags") or "")
+    other, xs, _conditional = split_ldflags([ldflags.replace("\n", " ")])
+    if other and setup.ldflags is None:
+        setup.ldflags = other
+        setup.take("go.ldflags", other, rel)
+    for var, value in xs.items():
+        tmpl = promu_template(value)
+        if tmpl is None:
+            setup.cannot(f"{rel}: -X {var}={value} (template not mapped)")
+        elif var not in setup.x:
+            setup.x[var] = tmpl
+            setup.take(f"go.x.{var}", tmpl, rel)
+    flags = str(build.get("flags") or "")
+    m = re.search(r"-tags[= ]([^\s]+)", flags)
+    if m and setup.tags is None:
+        setup.tags = [t for t in m.group(1).strip("'\"").split(",") if t]
+        setup.take("go.tags", setup.tags, rel)
 
 
 # --- make and shell ---------------------------------------------------------------------------------------
@@ -653,6 +720,8 @@ def read(root: Path, module_dir: Path, binaries: Sequence[str]) -> ReleaseSetup:
     goreleaser = find_goreleaser(root)
     if goreleaser is not None:
         read_goreleaser(goreleaser, root, module_dir, setup)
+    if (root / ".promu.yml").is_file():
+        read_promu(root / ".promu.yml", root, module_dir, setup)
     read_scripts(root, setup)
     read_go_programs(root, setup)
     names = list(binaries) + [b.name for b in setup.builds]
