@@ -106,14 +106,39 @@ def test_template_for(var: str, template: str | None) -> None:
 
 
 def test_split_ldflags_keeps_templates_whole() -> None:
-    other, x = release.split_ldflags(
+    other, x, conditional = release.split_ldflags(
         [
             '-s -w -X example.com/b.Version={{.Version}} -X=example.com/b.Date={{time "2006-01-02"}}',
             "-extldflags=-static",
+            "{{if .IsNightly}}-X example.com/b.Nightly={{.Version}}{{end}}",
         ]
     )
     assert other == ["-s", "-w", "-extldflags=-static"]
     assert x == {"example.com/b.Version": "{{.Version}}", "example.com/b.Date": '{{time "2006-01-02"}}'}
+    assert conditional == ["{{if .IsNightly}}-X example.com/b.Nightly={{.Version}}{{end}}"]
+
+
+def test_promu(tmp_path: Path) -> None:
+    write(tmp_path, "go.mod", f"module {MODULE}\n")
+    write(tmp_path, "main.go")
+    write(
+        tmp_path,
+        ".promu.yml",
+        "build:\n  binaries:\n    - name: app_exporter\n  flags: -a -tags netgo,osusergo\n  ldflags: |\n"
+        "    -X example.com/common/version.Version={{.Version}}\n"
+        "    -X example.com/common/version.Revision={{.Revision}}\n"
+        "    -X example.com/common/version.BuildUser={{user}}@{{host}}\n",
+    )
+    setup = release.read(tmp_path, tmp_path, ["app"])
+    assert [(b.name, b.package) for b in setup.builds] == [("app_exporter", ".")]
+    assert setup.x == {
+        "example.com/common/version.Version": "{version_no_v}",
+        "example.com/common/version.Revision": "{commit}",
+    }
+    assert setup.tags == ["netgo", "osusergo"]
+    assert setup.unmapped == [
+        ".promu.yml: -X example.com/common/version.BuildUser={{user}}@{{host}} (template not mapped)"
+    ]
 
 
 # --- release setup: files --------------------------------------------------------------------------
