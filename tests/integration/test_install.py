@@ -1,0 +1,90 @@
+"""crossbuild installed once, used in any repository: a wheel of this checkout installed into a
+fresh virtual environment (not editable, nothing of the checkout on sys.path) gives a
+`crossbuild` command that adopts and builds a Go repository with no tasks.py, and the
+generated make targets find that command without any variable.
+
+Checked independently: `file` names the CPU of the binary make built.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MAIN = """package main
+
+import "fmt"
+
+var version = "dev"
+
+func main() { fmt.Println("hello", version) }
+"""
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]], cwd: Path, env: Mapping[str, str], timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in argv], cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 0, f"{proc.args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bin/ of a fresh venv with crossbuild installed from a wheel built from the committed checkout."""
+    work = tmp_path_factory.mktemp("install")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    ok(run(["git", "clone", "--quiet", PROJECT_ROOT, work / "src"], work, env))
+    ok(run([sys.executable, "-m", "venv", work / "venv"], work, env))
+    pip = work / "venv" / "bin" / "pip"
+    ok(run([pip, "install", "--quiet", "--disable-pip-version-check", work / "src"], work, env))
+    return work / "venv" / "bin"
+
+
+def test_the_installed_command_adopts_and_builds_a_repository(installed: Path, tmp_path: Path) -> None:
+    system_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)
+    env = {
+        "PATH": f"{installed}{os.pathsep}{system_path}",
+        "HOME": str(tmp_path / "home"),
+        "GOCACHE": subprocess.run(["go", "env", "GOCACHE"], capture_output=True, text=True, check=True).stdout.strip(),
+        "GOMODCACHE": subprocess.run(
+            ["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True
+        ).stdout.strip(),
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CEILING_DIRECTORIES": str(tmp_path),
+    }
+    assert ok(run(["crossbuild", "--version"], tmp_path, env)).startswith("crossbuild ")
+    listed = ok(run(["crossbuild", "--list"], tmp_path, env))
+    for task in ("init", "image.multiarch", "build.multiarch", "verify", "bundle.load"):
+        assert task in listed, listed
+
+    repo = tmp_path / "repo"
+    (repo / "cmd" / "hello").mkdir(parents=True)
+    (repo / "go.mod").write_text("module example.com/hello\n\ngo 1.22\n")
+    (repo / "cmd" / "hello" / "main.go").write_text(MAIN)
+    ok(run(["crossbuild", "init", "."], repo, env))
+    assert not (repo / "tasks.py").exists()
+
+    ok(run(["make", "build.multiarch", "PLATFORMS=linux/arm64"], repo, env))
+    described = ok(run(["file", "-b", repo / "build/bin/linux/arm64/hello"], repo, env))
+    assert "aarch64" in described, described
+
+    # Off PATH, the Makefile still finds the installation that wrote it.
+    shutil.rmtree(repo / "build")
+    bare = {**env, "PATH": system_path}
+    ok(run(["make", "build.multiarch", "PLATFORMS=linux/arm/v7"], repo, bare))
+    assert "ARM, EABI5" in ok(run(["file", "-b", repo / "build/bin/linux/arm/v7/hello"], repo, bare))
