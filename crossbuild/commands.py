@@ -6,10 +6,11 @@ invoke Context. Each function loads the Config once and hands it down.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from crossbuild import (
@@ -22,6 +23,7 @@ from crossbuild import (
     gobuild,
     images,
     incremental,
+    lock,
     manifest,
     output,
     registry_server,
@@ -40,6 +42,16 @@ from crossbuild.registry import RegistryClient, parse_reference
 
 def load(config_path: str | None, overrides: Overrides) -> Config:
     return config_mod.load(config_path, overrides)
+
+
+@contextlib.contextmanager
+def exclusive(cfg: Config, task: str) -> Iterator[None]:
+    """One run per output directory (crossbuild.lock); a dry run writes nothing and takes no lock."""
+    if runner.OPTIONS.dry_run:
+        yield
+        return
+    with lock.held(cfg.output_dir, task):
+        yield
 
 
 def setup_runner(dry_run: bool, verbose: bool) -> None:
@@ -138,6 +150,18 @@ def _client(cfg: Config) -> RegistryClient:
     return RegistryClient(insecure=cfg.registry.insecure)
 
 
+# What would make the real run fail, found while a dry run planned it (exit non-zero at the end).
+_DRY_RUN_BLOCKERS: list[str] = []
+
+
+def end_of_dry_run() -> None:
+    """A dry run exits non-zero when the real run would fail (a registry it cannot reach, a login it lacks)."""
+    if runner.OPTIONS.dry_run and _DRY_RUN_BLOCKERS:
+        problems = "; ".join(dict.fromkeys(_DRY_RUN_BLOCKERS))
+        _DRY_RUN_BLOCKERS.clear()
+        raise UserError(f"dry run: the real run would fail: {problems}")
+
+
 def stamp(cfg: Config, services: Sequence[Service]) -> Config:
     """cfg with the -X variables each service carries settled (go list + govars), notes printed."""
     cfg, stamping_ = stamping.resolve(cfg, services)
@@ -162,16 +186,21 @@ def _prepare_images(
     client = _client(cfg)
     targets = images.plan(cfg, platforms, services)
     static = cfg.image.static_base and any("BASE_IMAGE" in t.dockerfile.read_text() for t in targets)
+    blocked = False
     if registry or static:
         registry_server.ensure(cfg)
         host = parse_reference(cfg.image.registry_prefix + "/x").registry
         try:
             client.probe(host)
-        except UserError:
+            if registry:  # a wrong login fails now, not after the build
+                client.probe_push(host, parse_reference(cfg.image_ref(services[0])).repository)
+        except UserError as exc:
             if not runner.OPTIONS.dry_run:
                 raise
-            output.warn(f"registry {host} not reachable: the plan below cannot tell what is unchanged")
-    if static:
+            output.warn(f"{exc}: the plan below cannot tell what is unchanged")
+            _DRY_RUN_BLOCKERS.append(str(exc))
+            blocked = True
+    if static and not blocked:
         targets = images.plan(cfg, platforms, services, base.ensure(cfg, client, platforms))
     multistage = [t for t in targets if cfg.mode_of(t.service) == "multistage"]
     if multistage:
@@ -257,6 +286,7 @@ def image_multiarch(
     published = images.publish(cfg, targets, client, check=_verify_before_tagging(cfg), decisions=decisions)
     if published:
         _published_table(published)
+    end_of_dry_run()
     if not runner.OPTIONS.dry_run:
         done = time.monotonic()
         output.ok(

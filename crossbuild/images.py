@@ -154,6 +154,15 @@ def cache_options(cfg: Config, group: str, exports: bool) -> tuple[list[str], li
     return cache_from, [f"type=local,dest={local},mode=max"] if exports else []
 
 
+# BuildKit's frontend option that makes a build of ONE platform an index of one, as a build
+# of several is: users of multi-arch tags expect an index whatever the platform count
+# (moby/buildkit docs, "Build arguments": BUILDKIT_MULTI_PLATFORM).
+MULTI_PLATFORM_ARG = "BUILDKIT_MULTI_PLATFORM"
+# The bakes whose result is published as an index; a CI leg's by-digest push and a
+# docker load stay single images.
+INDEX_BAKES = ("multiarch", "oci", "repro-1", "repro-2")
+
+
 def write_bake(
     cfg: Config, targets: Sequence[ImageTarget], outputs: Callable[[ImageTarget], list[str]], with_tags: bool, name: str
 ) -> Path:
@@ -172,7 +181,7 @@ def write_bake(
             context=str(t.context),
             dockerfile=str(t.dockerfile),
             platforms=[str(p) for p in t.platforms],
-            args=dict(t.args),
+            args={**dict(t.args), **({MULTI_PLATFORM_ARG: "1"} if name in INDEX_BAKES else {})},
             labels=dict(t.labels),
             tags=t.refs() if with_tags else (),
             output=outputs(t),

@@ -863,6 +863,32 @@ class RegistryClient:
             )
         return stored or computed
 
+    def probe_push(self, registry: str, repository: str) -> None:
+        """Fail now, not after a build, when this login may not push to `repository`.
+
+        Starts a blob upload ([dist] end-4a: POST, 202 Accepted with a Location) and
+        cancels it at once ([dist] end-12: DELETE the upload), which writes nothing.
+        """
+        _require_repository(repository)
+        scope = self._scope(repository, "pull,push")
+        resp = self._request("POST", registry, f"/v2/{repository}/blobs/uploads/", scope=scope, data=b"")
+        if resp.status in (401, 403):
+            _, note = self._credentials(registry)
+            reason = "Unauthorized" if resp.status == 401 else "Forbidden"
+            raise UserError(
+                f"{resp.status} {reason} for {registry}: this login may not push to {repository}; "
+                f"run `docker login {registry}` with an account that may push there{note}"
+            )
+        if resp.status != 202:
+            raise self._fail(resp, registry, f"an upload to {registry}/{repository}", action="push")
+        location = resp.header("location")
+        if location:
+            target = urllib.parse.urljoin(f"{self._scheme(registry)}://{api_host(registry)}/", location)
+            path = urllib.parse.urlsplit(target)
+            self._request(
+                "DELETE", registry, path.path + (f"?{path.query}" if path.query else ""), scope=scope
+            )  # best effort: a registry may keep an abandoned upload until it purges it
+
     def list_tags(self, registry: str, repository: str) -> list[str]:
         """Every tag of a repository ([dist] end-8a/8b, following Link rel="next" pages); [] if it does not exist."""
         _require_repository(repository)

@@ -103,7 +103,8 @@ def build(
     """Cross-compile the Go services (host platform unless --platform/--multiarch/PLATFORMS)."""
     commands.setup_runner(dry_run, verbose)
     cfg = commands.load(config, Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services")))
-    commands.build(cfg, multiarch=multiarch)
+    with commands.exclusive(cfg, "build"):
+        commands.build(cfg, multiarch=multiarch)
 
 
 @cbtask(iterable=["platform"])
@@ -118,7 +119,8 @@ def build_multiarch(
     """Cross-compile every service for every configured binary platform."""
     commands.setup_runner(dry_run, verbose)
     cfg = commands.load(config, Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services")))
-    commands.build(cfg, multiarch=True)
+    with commands.exclusive(cfg, "build.multiarch"):
+        commands.build(cfg, multiarch=True)
 
 
 # --- images ---------------------------------------------------------------------
@@ -146,7 +148,8 @@ def image(
     cfg = commands.load(
         config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
     )
-    commands.image(cfg, load=load, push_by_digest=push_by_digest, oci=_oci(output))
+    with commands.exclusive(cfg, "image"):
+        commands.image(cfg, load=load, push_by_digest=push_by_digest, oci=_oci(output))
 
 
 @cbtask(
@@ -169,7 +172,8 @@ def image_multiarch(
     cfg = commands.load(
         config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
     )
-    commands.image_multiarch(cfg, oci=_oci(output), check_reproducible=check_reproducible)
+    with commands.exclusive(cfg, "image.multiarch"):
+        commands.image_multiarch(cfg, oci=_oci(output), check_reproducible=check_reproducible)
 
 
 @cbtask(legacy="merge per-arch repositories svc-<arch>:tag (OpenIM style) instead of build/digests/")
@@ -184,7 +188,8 @@ def manifest(
     """Merge per-arch digests into one index per service, then move the tags."""
     commands.setup_runner(dry_run, verbose)
     cfg = commands.load(config, Overrides(images=_list(services, "--services")))
-    commands.merge_manifests(cfg, legacy=legacy)
+    with commands.exclusive(cfg, "manifest"):
+        commands.merge_manifests(cfg, legacy=legacy)
 
 
 @cbtask(iterable=["platform"])
@@ -214,7 +219,9 @@ def go_image(
 ) -> None:
     """Build the offline Go builder image from the host toolchain and push it."""
     commands.setup_runner(dry_run, verbose)
-    commands.go_image(commands.load(config, Overrides()), ref)
+    cfg = commands.load(config, Overrides())
+    with commands.exclusive(cfg, "go-image"):
+        commands.go_image(cfg, ref)
 
 
 # --- checks ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -46,6 +47,7 @@ from crossbuild.registry import (
     platforms_of,
 )
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -733,6 +735,55 @@ def test_real_registry_without_login_asks_for_one(
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no config.json there
     with pytest.raises(UserError, match=rf"requires a login: run `docker login {auth_registry.host}`"):
         RegistryClient(timeout=10).get_manifest(parse_reference(f"{auth_registry.host}/app:v1"))
+
+
+def test_real_registry_push_probe(auth_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """probe_push starts and cancels an upload: fine with the right login, one line with a wrong one."""
+    _login(tmp_path, monkeypatch, auth_registry.host, PASSWORD)
+    RegistryClient(timeout=10).probe_push(auth_registry.host, "app")
+    _login(tmp_path, monkeypatch, auth_registry.host, "wrong-" + PASSWORD)
+    with pytest.raises(UserError) as info:
+        RegistryClient(timeout=10).probe_push(auth_registry.host, "app")
+    message = str(info.value)
+    assert f"docker login {auth_registry.host}" in message
+    assert "\n" not in message
+    assert PASSWORD not in message.replace(f"wrong-{PASSWORD}", "")
+    if auth_registry.mode == "basic":
+        assert message.startswith(f"401 Unauthorized for {auth_registry.host}")
+
+
+def test_image_multiarch_with_a_wrong_login_fails_before_building(
+    auth_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong password is reported in the first seconds, before any go build or bake runs."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_ROOT / "examples" / "imdemo", project / "imdemo")
+    (project / "config.toml").write_text(
+        '[project]\nname = "imdemo"\nmodule_dir = "imdemo"\n\n[image]\nbase_image = "scratch"\n'
+    )
+    # buildx keeps its builders under DOCKER_CONFIG: the test's docker config needs them too
+    docker_config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    _login(tmp_path, monkeypatch, auth_registry.host, "wrong-" + PASSWORD)
+    if (docker_config / "buildx").is_dir():
+        shutil.copytree(docker_config / "buildx", tmp_path / "buildx")
+    started = time.monotonic()
+    proc = subprocess.run(
+        [PROJECT_ROOT / ".venv" / "bin" / "crossbuild", "image.multiarch", "--config", project / "config.toml"],
+        env={**os.environ, "REGISTRY_PREFIX": f"{auth_registry.host}/team", "DOCKER_CONFIG": str(tmp_path)},
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith(("error:", "\x1b[31m\x1b[1merror:"))]
+    assert len(errors) == 1, proc.stderr
+    assert f"docker login {auth_registry.host}" in errors[0]
+    assert "go build" not in proc.stdout, proc.stdout  # nothing was compiled
+    assert not (project / "build" / "bin").exists()
+    assert elapsed < 60, f"took {elapsed:.0f}s to find out"
 
 
 def test_tls_registry_with_self_signed_certificate(tmp_path: Path) -> None:
