@@ -8,8 +8,8 @@ such a binary only fails when it runs on the target machine, so every binary
 is checked from its bytes before it is packaged.
 
 Only the executable headers are parsed (ELF, PE, Mach-O), with the offsets
-from the specifications named below; Go's build-info text (`go version -m`)
-supplies GOARM / GOAMD64 / GOARM64.
+from the specifications named below; Go's embedded build info (what
+`go version -m` prints) supplies GOOS, GOARCH and GOARM / GOAMD64 / GOARM64.
 
 Universal ("fat") Mach-O files are rejected with a ValueError that names the
 architectures inside: `go build` never writes one, and reporting only the
@@ -349,21 +349,115 @@ def _go_unquote(value: str) -> str:
     return value
 
 
-def go_build_setting(data: bytes, key: str) -> str | None:
-    """A `build\\tKEY=VALUE` line from Go's embedded build info, or None.
+# --- Go build info (what `go version -m` reads) -------------------------------
+# The linker writes a 32-byte header into the .go.buildinfo section, 16-byte
+# aligned: the magic, then the pointer size (byte 14) and flags (byte 15).
+# Since Go 1.18 flag 0x2 is set and the Go version and the module info follow
+# the header inline, each as a uvarint length plus bytes. The module info text
+# ("path\t…", "mod\t…", "build\tKEY=VALUE" lines) is framed by 16 bytes on
+# either side, the last of the text being a newline.
+BUILDINFO_MAGIC = b"\xff Go buildinf:"
+BUILDINFO_HEADER_SIZE = 32
+BUILDINFO_ALIGN = 16
+BUILDINFO_PTR_SIZE_OFFSET = 14
+BUILDINFO_FLAGS_OFFSET = 15
+BUILDINFO_FLAG_INLINE = 0x2
+MODINFO_FRAME = 16
+UVARINT_MAX_BYTES = 10
 
-    Go records the GOARM / GOAMD64 / GOARM64 it compiled for there, which is
-    the only trace of them in the binary. Quoted values are unquoted.
-    """
-    needle = b"\nbuild\t" + key.encode() + b"="
-    start = data.find(needle)
-    if start < 0:
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """Go's embedded build information: the toolchain, the main package and the build settings."""
+
+    go_version: str  # "go1.26.0"
+    path: str  # the main package's import path
+    settings: tuple[tuple[str, str], ...]  # ("GOOS", "linux"), ("GOARCH", "arm"), ("GOARM", "7"), ...
+
+    def setting(self, key: str) -> str | None:
+        return next((value for name, value in self.settings if name == key), None)
+
+
+def _uvarint(data: bytes, pos: int) -> tuple[int, int] | None:
+    """(value, position after it) of an unsigned LEB128 varint, or None when cut off or overlong."""
+    value = 0
+    for n in range(UVARINT_MAX_BYTES):
+        if pos + n >= len(data):
+            return None
+        byte = data[pos + n]
+        value |= (byte & 0x7F) << (7 * n)
+        if byte < 0x80:
+            return value, pos + n + 1
+    return None
+
+
+def _inline_strings(data: bytes, pos: int, count: int) -> list[bytes] | None:
+    found = []
+    for _ in range(count):
+        head = _uvarint(data, pos)
+        if head is None:
+            return None
+        size, pos = head
+        if pos + size > len(data):
+            return None
+        found.append(data[pos : pos + size])
+        pos += size
+    return found
+
+
+def _parse_modinfo(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    path, settings = "", []
+    for line in text.splitlines():
+        kind, _, rest = line.partition("\t")
+        if kind == "path":
+            path = rest
+        elif kind == "build":
+            key, sep, value = rest.partition("=")
+            if sep:
+                settings.append((key, _go_unquote(value)))
+    return path, tuple(settings)
+
+
+def _build_info_at(data: bytes, at: int) -> BuildInfo | None:
+    if len(data) - at < BUILDINFO_HEADER_SIZE:
         return None
-    start += len(needle)
-    end = data.find(b"\n", start)
-    if end < 0:
-        return None  # cut off mid-line: not trustworthy
-    return _go_unquote(data[start:end].decode("utf-8", errors="replace"))
+    ptr_size, flags = data[at + BUILDINFO_PTR_SIZE_OFFSET], data[at + BUILDINFO_FLAGS_OFFSET]
+    if ptr_size not in (4, 8) or not flags & BUILDINFO_FLAG_INLINE:
+        return None  # before Go 1.18 the strings sat behind pointers: not read
+    strings = _inline_strings(data, at + BUILDINFO_HEADER_SIZE, 2)
+    if strings is None:
+        return None
+    version, modinfo = strings
+    framed = len(modinfo) > 2 * MODINFO_FRAME and modinfo[-MODINFO_FRAME - 1] == ord("\n")
+    text = modinfo[MODINFO_FRAME:-MODINFO_FRAME] if framed else b""
+    path, settings = _parse_modinfo(text.decode("utf-8", errors="replace"))
+    return BuildInfo(version.decode("utf-8", errors="replace"), path, settings)
+
+
+def read_build_info(data: bytes) -> BuildInfo | None:
+    """The build info of a Go binary (1.18 or later), or None for anything else.
+
+    Only 16-byte aligned copies of the magic count, as in the section the
+    linker writes, so a program that merely contains the magic as a string
+    constant (one that reads build info itself) is not misread.
+    """
+    start = 0
+    while (at := data.find(BUILDINFO_MAGIC, start)) >= 0:
+        start = at + 1
+        if at % BUILDINFO_ALIGN == 0 and (info := _build_info_at(data, at)) is not None:
+            return info
+    return None
+
+
+def go_build_setting(data: bytes, key: str) -> str | None:
+    """A `build\tKEY=VALUE` setting from Go's embedded build info, or None.
+
+    Go records the GOOS, GOARCH and GOARM / GOAMD64 / GOARM64 it compiled for
+    there, which is the only trace of the variant in the binary. Quoted values
+    are unquoted.
+    """
+    info = read_build_info(data)
+    return None if info is None else info.setting(key)
 
 
 def _expected_setting(platform: Platform) -> tuple[str, str] | None:
@@ -379,20 +473,44 @@ def _expected_setting(platform: Platform) -> tuple[str, str] | None:
     return None
 
 
-def check_variant(data: bytes, platform: Platform) -> list[str]:
-    """Problems with the CPU variant (GOARM, GOAMD64, GOARM64) the binary was built for.
-
-    Absent build info (stripped, or not Go) is not a problem: there is
-    nothing to compare. Options after a comma (GOARM=7,softfloat) are ignored.
-    """
+def _variant_problems(info: BuildInfo, platform: Platform) -> list[str]:
     expected = _expected_setting(platform)
     if expected is None:
         return []
     key, want = expected
-    got = go_build_setting(data, key)
+    got = info.setting(key)
     if got is None or got.split(",")[0] == want:
         return []
     return [f"built with {key}={got}, expected {key}={want} for {platform}"]
+
+
+def check_variant(data: bytes, platform: Platform) -> list[str]:
+    """Problems with the CPU variant (GOARM, GOAMD64, GOARM64) the binary was built for.
+
+    Absent build info (not Go, or older than Go 1.18) is not a problem: there
+    is nothing to compare. Options after a comma (GOARM=7,softfloat) are ignored.
+    """
+    info = read_build_info(data)
+    return [] if info is None else _variant_problems(info, platform)
+
+
+def check_build_info(data: bytes, platform: Platform) -> list[str]:
+    """Problems with the GOOS, GOARCH and CPU variant Go recorded for this binary.
+
+    A second witness beside the executable header: the header says which CPU
+    the file is for, the build info says which target the Go toolchain
+    compiled, including the GOARM / GOAMD64 level the header cannot show.
+    Absent build info is not a problem (see check_variant).
+    """
+    info = read_build_info(data)
+    if info is None:
+        return []
+    problems = []
+    for key, want in (("GOOS", platform.os), ("GOARCH", platform.arch)):
+        got = info.setting(key)
+        if got is not None and got != want:
+            problems.append(f"built with {key}={got}, expected {key}={want} for {platform}")
+    return problems + _variant_problems(info, platform)
 
 
 def _without_ldflags_record(data: bytes) -> bytes:
@@ -431,7 +549,7 @@ def check_binary(path: Path, platform: Platform, values: Mapping[str, str]) -> l
     except OSError as exc:
         raise UserError(f"cannot read binary {path}: {exc.strerror or exc}") from exc
     problems = check_header(data, platform)
-    problems += check_variant(data, platform)
+    problems += check_build_info(data, platform)
     problems += [
         f"-X {key}={values[key]} is not in the binary (the Go linker ignores -X for a "
         "symbol that does not exist: check the package path)"

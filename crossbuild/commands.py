@@ -415,7 +415,9 @@ def expectation(cfg: Config, service: Service, ref: str, platforms: Sequence[Pla
         platforms=tuple(platforms),
         binary=f"/usr/local/bin/{service.binary_name}",
         values=tuple(cfg.expected_x(service).items()),
-        smoke_args=service.smoke_args if service.smoke_args is not None else ("--version",),
+        smoke_args=service.smoke_args,
+        smoke_exit=service.smoke_exit,
+        smoke_expect=service.smoke_expect,
     )
 
 
@@ -437,9 +439,17 @@ def _expectations_for(cfg: Config, refs: Sequence[str], platforms: Sequence[Plat
     return result
 
 
+def _probe_cache(cfg: Config) -> Path:
+    return cfg.output_dir / "state" / "smoke.json"
+
+
 def report_verify(cfg: Config, reports: Sequence[verify_mod.ImageReport], name: str) -> Path:
+    """Print the table (every platform of every image, one row each) and write reports/<name>.json."""
     rows = [[svc, plat, output.status_word(res), detail] for svc, plat, res, detail in verify_mod.table_rows(reports)]
     output.table(["service", "platform", "result", "detail"], rows)
+    for r in reports:
+        if r.smoke_plan:
+            output.info(f"{r.service}: smoke {r.smoke_plan}")
     path = cfg.output_dir / "reports" / f"{name}.json"
     verify_mod.write_json(reports, path)
     verify_mod.append_step_summary(reports)
@@ -450,12 +460,16 @@ def report_verify(cfg: Config, reports: Sequence[verify_mod.ImageReport], name: 
 def verify(
     cfg: Config, refs: Sequence[str] = (), smoke: bool = True, timeout: float = 30.0
 ) -> list[verify_mod.ImageReport]:
+    if timeout <= 0:
+        raise UserError(f"--timeout must be a positive number of seconds, got {timeout:g}")
     platforms = _image_platforms(cfg, None)
     cfg = stamp(cfg, cfg.selected_images())
     exps = _expectations_for(cfg, refs, platforms)
     output.step(f"verify {len(exps)} image(s) x {', '.join(map(str, platforms))}")
     registry_server.ensure(cfg)
-    reports = verify_mod.verify(_client(cfg), exps, smoke_timeout=timeout, run_smoke=smoke)
+    reports = verify_mod.verify(
+        _client(cfg), exps, smoke_timeout=timeout, run_smoke=smoke, probe_cache=_probe_cache(cfg)
+    )
     report_verify(cfg, reports, "verify")
     bad = [r for r in reports if not r.ok]
     if bad:
@@ -463,20 +477,27 @@ def verify(
     return reports
 
 
-def _verify_before_tagging(cfg: Config) -> Callable[[images.ImageTarget, str], None] | None:
+def _verify_before_tagging(cfg: Config) -> Callable[[Sequence[tuple[images.ImageTarget, str]]], None] | None:
+    """The check images.publish runs on every staged index before any tag moves.
+
+    All targets are verified together (concurrently, every failure listed);
+    it raises once, naming every failing service, and then no tag moves.
+    """
     if not cfg.image.verify:
         return None
     client = _client(cfg)
 
-    def check(target: images.ImageTarget, digest: str) -> None:
-        exp = expectation(cfg, target.service, f"{target.repository}@{digest}", target.platforms)
-        reports = verify_mod.verify(client, [exp])
-        if not all(r.ok for r in reports):
-            report_verify(cfg, reports, f"verify-{target.service.name}")
-            raise UserError(f"{target.service.name}: verification failed (table above); no tag was moved")
-        output.ok(
-            f"verified {target.service.name}: {', '.join(p.platform + ' ' + p.result for p in reports[0].platforms)}"
-        )
+    def check(staged: Sequence[tuple[images.ImageTarget, str]]) -> None:
+        exps = [expectation(cfg, t.service, f"{t.repository}@{d}", t.platforms) for t, d in staged]
+        output.step(f"verify {len(exps)} pushed index(es) before moving tags")
+        reports = verify_mod.verify(client, exps, probe_cache=_probe_cache(cfg))
+        for report in reports:
+            verify_mod.write_json([report], cfg.output_dir / "reports" / f"verify-{report.service}.json")
+        report_verify(cfg, reports, "verify-publish")
+        bad = [r.service for r in reports if not r.ok]
+        if bad:
+            raise UserError(f"verification failed for {', '.join(bad)} (table above); no tag was moved")
+        output.ok(f"verified {', '.join(r.service for r in reports)}")
 
     return check
 

@@ -337,7 +337,7 @@ def publish(
     cfg: Config,
     targets: Sequence[ImageTarget],
     client: RegistryClient,
-    check: Callable[[ImageTarget, str], None] | None = None,
+    check: Callable[[Sequence[tuple[ImageTarget, str]]], None] | None = None,
     decisions: Sequence[Decision] = (),
 ) -> list[Published]:
     """Build and push every target by digest, check each, then move the tags.
@@ -378,8 +378,7 @@ def publish(
         check_platforms(t, plats)
         staged.append((t, digest, plats, size, media_type, raw))
     if check is not None:
-        for t, digest, *_ in staged:
-            check(t, digest)
+        check([(t, digest) for t, digest, *_ in staged])
     published = []
     for t, digest, plats, size, media_type, raw in staged:
         move_tags(client, t, raw, media_type)

@@ -78,6 +78,21 @@ def _display(argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | os.P
     return prefix + shlex.join(argv)
 
 
+def echo(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
+) -> None:
+    """Print `+ <command>` on stderr when verbose.
+
+    `run` echoes every command it starts; callers that reach a tool through
+    its API instead of a subprocess (crossbuild.daemon and the docker SDK)
+    echo the equivalent CLI line here, so V=1 shows every call either way.
+    """
+    if OPTIONS.verbose:
+        line = _display([str(a) for a in argv], env, cwd)
+        with _lock:
+            print(f"+ {line}", file=sys.stderr, flush=True)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -104,8 +119,7 @@ def run(
             OPTIONS.planned.append(line)
         print(f"[dry-run] {line}", flush=True)
         return Result(argv, 0, "", "")
-    if OPTIONS.verbose:
-        print(f"+ {line}", file=sys.stderr, flush=True)
+    echo(argv, env=env, cwd=cwd)
     full_env = None
     if env:
         full_env = dict(os.environ)

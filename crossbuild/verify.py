@@ -3,9 +3,19 @@
 For each service index: the platforms are exactly the expected ones
 (attestations aside); each platform's image config agrees with its index
 entry; the service binary, read straight out of the layers through the
-registry API, has the right ELF machine/class/endianness and the -X values of
-this build; and a smoke run under the docker daemon (QEMU for foreign arches)
-ends ok within a hard timeout, its output naming the expected arch.
+registry API, is for that platform by two witnesses (its ELF machine, class
+and endianness, and the GOOS / GOARCH / GOARM / GOAMD64 Go recorded in its
+build info) and holds the -X values of this build. Then each platform is
+smoke-run under the docker daemon (QEMU for foreign arches) and must behave
+as on the native platform: the same exit code, or, for a server, still
+running when its short time is up (see crossbuild.smoke for the plan and the
+probe that chooses the arguments).
+
+Every service and every platform is checked in one run and every failure is
+reported, one row each. Registry reads and smoke runs go through bounded
+thread pools, so a whole verify costs about one smoke timeout; results keep
+the order of the services and of each index. Images pulled for smoke runs
+are removed afterwards (crossbuild.daemon).
 """
 
 from __future__ import annotations
@@ -14,30 +24,56 @@ import json
 import os
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from crossbuild import binaries, builder, output
+from crossbuild import binaries, builder, output, smoke
+from crossbuild.daemon import Daemon, DaemonError, DaemonUnavailable
 from crossbuild.errors import UserError
 from crossbuild.platforms import Platform
-from crossbuild.registry import Reference, RegistryClient, index_entries, is_index, parse_reference
+from crossbuild.registry import (
+    PlatformEntry,
+    Reference,
+    RegistryClient,
+    index_entries,
+    is_index,
+    parse_reference,
+    platform_of_config,
+)
 
 OK, FAILED, HUNG, SKIPPED = "ok", "failed", "hung", "skipped"
+REGISTRY_PARALLEL = 8  # concurrent registry reads (manifests, configs, layers)
+SMOKE_PARALLEL = 16  # concurrent pulls and containers; each waiting container costs one thread
+SMOKE_OUTPUT_LINES = 20  # last lines of a smoke run kept in the JSON report
 
 
 @dataclass
 class PlatformReport:
     platform: str
+    digest: str = ""
     result: str = OK
     problems: list[str] = field(default_factory=list)
-    smoke: str = ""
+    smoke: str = ""  # the smoke run's own result word; "" when it did not run
     smoke_output: str = ""
+    smoke_args: list[str] | None = None
+    smoke_exit: int | None = None
+    smoke_seconds: float = 0.0
+    note: str = ""  # what a row without problems shows: what passed, or why it was skipped
 
     def fail(self, problem: str) -> None:
         self.problems.append(problem)
         if self.result != HUNG:
             self.result = FAILED
+
+    def hang(self, problem: str) -> None:
+        self.problems.append(problem)
+        self.result = HUNG
+
+    def skip(self, reason: str) -> None:
+        self.result, self.smoke, self.note = SKIPPED, SKIPPED, reason
 
 
 @dataclass
@@ -47,6 +83,7 @@ class ImageReport:
     digest: str = ""
     problems: list[str] = field(default_factory=list)
     platforms: list[PlatformReport] = field(default_factory=list)
+    smoke_plan: str = ""  # what every platform's smoke run had to do, and where that came from
 
     @property
     def ok(self) -> bool:
@@ -62,19 +99,9 @@ class Expectation:
     platforms: tuple[Platform, ...]
     binary: str  # path inside the image, e.g. /usr/local/bin/api
     values: tuple[tuple[str, str], ...]  # -X variable -> value
-    smoke_args: tuple[str, ...] = ("--version",)
-
-
-def _platform_of_config(config: dict[str, Any]) -> Platform:
-    arch = str(config.get("architecture", ""))
-    variant = str(config.get("variant", ""))
-    if arch == "arm64" and variant in ("v8", "v8.0"):
-        variant = ""
-    if arch == "amd64" and variant == "v1":
-        variant = ""
-    if arch == "arm" and not variant:
-        variant = "v7"
-    return Platform(str(config.get("os", "")), arch, variant)
+    smoke_args: tuple[str, ...] | None = None  # None: probe (crossbuild.smoke.CANDIDATES)
+    smoke_exit: int | None = None  # None: 0 with smoke_args, else what the probe saw
+    smoke_expect: str = ""  # regular expression the output must match
 
 
 def binary_path(config: dict[str, Any], fallback: str) -> str:
@@ -82,16 +109,22 @@ def binary_path(config: dict[str, Any], fallback: str) -> str:
     return str(entry[0]) if entry else fallback
 
 
-def check_static(client: RegistryClient, exp: Expectation) -> ImageReport:
-    """Everything that needs only the registry: index, configs, binaries."""
+# --- registry checks --------------------------------------------------------------------------
+
+
+def _read_index(client: RegistryClient, exp: Expectation) -> tuple[ImageReport, list[PlatformEntry]]:
+    """The report skeleton with one PlatformReport per image entry, and those entries."""
     report = ImageReport(exp.service, exp.ref)
-    ref = parse_reference(exp.ref)
-    manifest = client.get_manifest(ref)
-    report.digest = manifest.digest
-    if not is_index(manifest.media_type):
-        report.problems.append(f"{exp.ref} is a single-platform manifest, not an index ({manifest.media_type})")
-        return report
-    entries = [e for e in index_entries(manifest.data) if not e.is_attestation and e.platform is not None]
+    try:
+        manifest = client.get_manifest(parse_reference(exp.ref))
+        report.digest = manifest.digest
+        if not is_index(manifest.media_type):
+            report.problems.append(f"{exp.ref} is a single-platform manifest, not an index ({manifest.media_type})")
+            return report, []
+        entries = [e for e in index_entries(manifest.data) if not e.is_attestation and e.platform is not None]
+    except UserError as exc:
+        report.problems.append(str(exc))
+        return report, []
     found = [str(e.platform) for e in entries]
     expected = [str(p) for p in exp.platforms]
     missing = [p for p in expected if p not in found]
@@ -100,127 +133,270 @@ def check_static(client: RegistryClient, exp: Expectation) -> ImageReport:
         report.problems.append(f"index lacks {', '.join(missing)}")
     if extra:
         report.problems.append(f"index has unexpected {', '.join(extra)}")
-    values = dict(exp.values)
-    for entry in entries:
-        assert entry.platform is not None
-        pr = PlatformReport(str(entry.platform))
-        report.platforms.append(pr)
-        child_ref = Reference(ref.registry, ref.repository, None, entry.digest)
-        image = client.get_manifest(child_ref)
+    report.platforms = [PlatformReport(str(e.platform), e.digest) for e in entries]
+    return report, entries
+
+
+def _check_platform(client: RegistryClient, exp: Expectation, entry: PlatformEntry, pr: PlatformReport) -> None:
+    """Config against index entry, then the binary from the layers: header, build info, -X values."""
+    assert entry.platform is not None
+    ref = parse_reference(exp.ref)
+    try:
+        image = client.get_manifest(Reference(ref.registry, ref.repository, None, entry.digest))
         config = client.get_json_blob(ref.registry, ref.repository, image.data["config"]["digest"])
-        actual = _platform_of_config(config)
-        if actual != entry.platform:
-            pr.fail(f"image config says {actual}, index entry says {entry.platform}")
+        try:
+            actual = platform_of_config(config)
+        except UserError as exc:
+            pr.fail(str(exc))
+        else:
+            if actual != entry.platform:
+                pr.fail(f"image config says {actual}, index entry says {entry.platform}")
         path = binary_path(config, exp.binary)
         data = client.extract_file(ref.registry, ref.repository, image.data, path)
-        if data is None:
-            pr.fail(f"{path} not found in the image layers")
-            continue
-        for problem in binaries.check_header(data, entry.platform) + binaries.check_variant(data, entry.platform):
-            pr.fail(f"{path}: {problem}")
-        for key in binaries.missing_values(data, values):
-            pr.fail(f"{path}: -X {key}={values[key]} not in the binary")
-    return report
+    except UserError as exc:
+        pr.fail(str(exc))
+        return
+    if data is None:
+        pr.fail(f"{path} not found in the image layers")
+        return
+    for problem in binaries.check_header(data, entry.platform) + binaries.check_build_info(data, entry.platform):
+        pr.fail(f"{path}: {problem}")
+    values = dict(exp.values)
+    for key in binaries.missing_values(data, values):
+        pr.fail(f"{path}: -X {key}={values[key]} not in the binary")
 
 
-def _emulation_skip(platform: Platform) -> str:
-    if platform.arch in ("amd64", "386"):
+def check_static(
+    client: RegistryClient, expectations: Sequence[Expectation], parallel: int = REGISTRY_PARALLEL
+) -> list[tuple[ImageReport, dict[str, Platform]]]:
+    """Everything that needs only the registry, for every image at once.
+
+    Each report comes with its platforms by name (as the index spells them),
+    which the smoke runs need.
+    """
+    with ThreadPoolExecutor(parallel, thread_name_prefix="registry") as pool:
+        heads = list(pool.map(lambda exp: _read_index(client, exp), expectations))
+        checks = [
+            pool.submit(_check_platform, client, exp, entry, pr)
+            for exp, (report, entries) in zip(expectations, heads, strict=True)
+            for entry, pr in zip(entries, report.platforms, strict=True)
+        ]
+        for future in checks:
+            future.result()
+    result = []
+    for report, entries in heads:
+        result.append((report, {str(e.platform): e.platform for e in entries if e.platform is not None}))
+    return result
+
+
+# --- smoke runs ---------------------------------------------------------------------------------
+
+
+def _emulation_skip(platform: Platform, native: Platform) -> str:
+    if platform.arch == native.arch or (native.arch == "amd64" and platform.arch == "386"):
         return ""
-    if builder.foreign([platform]) and not builder.binfmt_registered(platform.arch):
+    if not builder.binfmt_registered(platform.arch):
         name = builder.QEMU_ARCH.get(platform.arch, platform.arch)
         return f"no QEMU binfmt handler for {platform.arch} (/proc/sys/fs/binfmt_misc/qemu-{name}); run `make setup`"
     return ""
 
 
-def smoke(
-    exp: Expectation, report: ImageReport, timeout: float, registry_ref: Reference, digests: dict[str, str]
-) -> None:
-    """Run each platform's image with its smoke arguments; kill it after `timeout` seconds."""
-    import docker  # noqa: PLC0415 - the daemon is only needed for smoke runs
-    import docker.errors  # noqa: PLC0415
+class _Loop:
+    """Futures on one bounded pool, each with a callback run on the calling thread.
 
-    try:
-        client = docker.from_env(timeout=max(60, int(timeout) + 30))
-        client.ping()
-    except docker.errors.DockerException as exc:
+    Callbacks may submit more work; reports are only touched by callbacks, so
+    they need no lock.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self.pool = pool
+        self.pending: dict[Future[Any], Callable[[Future[Any]], None]] = {}
+
+    def submit(self, then: Callable[[Future[Any]], None], fn: Callable[..., Any], *args: Any) -> None:
+        self.pending[self.pool.submit(fn, *args)] = then
+
+    def run(self) -> None:
+        while self.pending:
+            done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                self.pending.pop(future)(future)
+
+
+@dataclass
+class _SmokeContext:
+    daemon: Daemon
+    loop: _Loop
+    timeout: float
+    probe_timeout: float
+    cache: smoke.ProbeCache | None
+
+
+class _ServiceSmoke:
+    """One image's smoke runs: pull every runnable platform, find the plan (config, cache or probe), run."""
+
+    def __init__(
+        self,
+        exp: Expectation,
+        report: ImageReport,
+        platforms: dict[str, Platform],
+        ctx: _SmokeContext,
+    ) -> None:
+        self.exp, self.report, self.ctx = exp, report, ctx
+        ref = parse_reference(exp.ref)
+        self.repository = f"{ref.registry}/{ref.repository}"
+        wanted = {str(p) for p in exp.platforms}
+        self.runnable: list[tuple[PlatformReport, Platform]] = []
         for pr in report.platforms:
-            if pr.result == OK:
-                pr.result, pr.smoke = SKIPPED, f"no docker daemon ({exc.__class__.__name__})"
-        return
-    try:
-        for pr in report.platforms:
-            platform = (
-                next(p for p in exp.platforms if str(p) == pr.platform)
-                if pr.platform in {str(p) for p in exp.platforms}
-                else None
-            )
-            if platform is None or pr.result != OK:
+            if pr.result != OK or pr.platform not in wanted:
                 continue
-            reason = _emulation_skip(platform)
+            platform = platforms[pr.platform]
+            reason = _emulation_skip(platform, ctx.daemon.platform)
             if reason:
-                pr.result, pr.smoke = SKIPPED, reason
-                continue
-            _smoke_one(
-                client,
-                exp,
-                pr,
+                pr.skip(reason)
+            else:
+                self.runnable.append((pr, platform))
+        self.ready: list[tuple[PlatformReport, Platform]] = []
+        self.waiting_pulls = len(self.runnable)
+        self.probe_runs: list[smoke.Run | None] = []
+        self.probe_on: tuple[PlatformReport, Platform] | None = None
+        self.stop = threading.Event()
+        self.plan: smoke.Plan | None = None
+
+    def ref(self, pr: PlatformReport) -> str:
+        return f"{self.repository}@{pr.digest}"
+
+    def start(self) -> None:
+        for pr, platform in self.runnable:
+            self.ctx.loop.submit(
+                partial(self._pulled, pr=pr, platform=platform),
+                self.ctx.daemon.ensure,
+                self.ref(pr),
+                platform,
+            )
+
+    def _pulled(self, future: Future[Any], pr: PlatformReport, platform: Platform) -> None:
+        self.waiting_pulls -= 1
+        try:
+            future.result()
+        except DaemonError as exc:
+            pr.smoke = FAILED
+            pr.fail(f"smoke: {exc}")
+        else:
+            self.ready.append((pr, platform))
+        if self.waiting_pulls == 0:
+            order = [pr for pr, _ in self.runnable]
+            self.ready.sort(key=lambda item: order.index(item[0]))
+            self._plan()
+
+    def _plan(self) -> None:
+        if not self.ready:
+            return
+        exp = self.exp
+        if exp.smoke_args is not None:
+            self._launch(smoke.Plan(exp.smoke_args, exp.smoke_exit or 0, exp.smoke_expect))
+            return
+        native = self.ctx.daemon.platform
+        pr, platform = next(
+            ((pr, p) for pr, p in self.ready if (p.os, p.arch) == (native.os, native.arch)), self.ready[0]
+        )
+        self.probe_on = (pr, platform)
+        cached = self.ctx.cache.get(exp.service, pr.digest) if self.ctx.cache else None
+        if cached is not None:
+            plan = smoke.plan_from_probe(
+                cached[1], f"cached probe on {cached[0]}", want_exit=exp.smoke_exit, pattern=exp.smoke_expect
+            )
+            if plan is not None:
+                self._launch(plan)
+                return
+        self.probe_runs = [None] * len(smoke.CANDIDATES)
+        for n, args in enumerate(smoke.CANDIDATES):
+            self.ctx.loop.submit(
+                partial(self._probed, n=n),
+                self.ctx.daemon.run,
+                self.ref(pr),
+                args,
+                platform,
+                self.ctx.probe_timeout,
+                self.stop,
+            )
+
+    def _probed(self, future: Future[Any], n: int) -> None:
+        self.probe_runs[n] = future.result()
+        if self.plan is not None:
+            return
+        assert self.probe_on is not None
+        pr, platform = self.probe_on
+        plan = smoke.plan_from_probe(
+            self.probe_runs, f"probe on {platform}", want_exit=self.exp.smoke_exit, pattern=self.exp.smoke_expect
+        )
+        if plan is not None:
+            self.stop.set()
+            if self.ctx.cache is not None:
+                self.ctx.cache.put(self.exp.service, pr.digest, str(platform), self.probe_runs)
+            self._launch(plan)
+        elif all(r is not None for r in self.probe_runs):
+            errors = [r.error for r in self.probe_runs if r is not None and r.error]
+            why = smoke.fold(errors[0]) if errors else "no candidate ran"
+            for pr_, _ in self.ready:
+                pr_.smoke = FAILED
+                pr_.fail(f"smoke probe on {platform}: no candidate started: {why}")
+
+    def _launch(self, plan: smoke.Plan) -> None:
+        self.plan = plan
+        self.report.smoke_plan = plan.describe()
+        timeout = self.ctx.probe_timeout if plan.exit_code is None else self.ctx.timeout
+        for pr, platform in self.ready:
+            pr.smoke_args = list(plan.args)
+            self.ctx.loop.submit(
+                partial(self._ran, pr=pr, plan=plan),
+                self.ctx.daemon.run,
+                self.ref(pr),
+                plan.args,
                 platform,
                 timeout,
-                f"{registry_ref.registry}/{registry_ref.repository}",
-                digests[pr.platform],
             )
-    finally:
-        client.close()
+
+    def _ran(self, future: Future[Any], pr: PlatformReport, plan: smoke.Plan) -> None:
+        run: smoke.Run = future.result()
+        result, detail = smoke.judge(plan, run, self.ctx.timeout)
+        pr.smoke, pr.smoke_exit, pr.smoke_seconds = result, run.exit_code, round(run.seconds, 2)
+        pr.smoke_output = "\n".join(run.output.strip().splitlines()[-SMOKE_OUTPUT_LINES:])
+        if result == OK:
+            pr.note = detail
+        elif result == HUNG:
+            pr.hang(detail)
+        else:
+            pr.fail(detail)
 
 
-def _smoke_one(
-    client: Any, exp: Expectation, pr: PlatformReport, platform: Platform, timeout: float, repository: str, digest: str
+def smoke_all(
+    checked: Sequence[tuple[Expectation, ImageReport, dict[str, Platform]]],
+    *,
+    timeout: float,
+    cache: smoke.ProbeCache | None,
+    parallel: int = SMOKE_PARALLEL,
 ) -> None:
-    import docker.errors  # noqa: PLC0415
-
+    """Smoke-run every platform that passed the registry checks, all at once, then remove what was pulled."""
     try:
-        image = client.images.pull(repository, tag=digest, platform=str(platform))
-        container = client.containers.create(image.id, command=list(exp.smoke_args), platform=str(platform))
-    except docker.errors.DockerException as exc:
-        pr.fail(f"smoke: cannot start container: {exc}")
-        pr.smoke = "failed"
+        daemon = Daemon.connect(parallel=parallel)
+    except DaemonUnavailable as exc:
+        for _, report, _ in checked:
+            for pr in report.platforms:
+                if pr.result == OK:
+                    pr.skip(str(exc))
         return
     try:
-        container.start()
-        done = threading.Event()
-        status: dict[str, Any] = {}
-
-        def wait() -> None:
-            try:
-                status.update(container.wait())
-            except docker.errors.DockerException as exc:  # killed or removed under us
-                status["error"] = str(exc)
-            done.set()
-
-        threading.Thread(target=wait, daemon=True).start()
-        finished = done.wait(timeout)
-        if not finished:
-            container.kill()
-            done.wait(10)
-        logs = container.logs().decode(errors="replace")
-        pr.smoke_output = "\n".join(logs.strip().splitlines()[-8:])
-        if not finished:
-            pr.result = HUNG
-            pr.problems.append(f"smoke: no exit within {timeout:g}s, container killed")
-            pr.smoke = HUNG
-        elif status.get("StatusCode", 1) != 0:
-            pr.smoke = FAILED
-            pr.fail(f"smoke: exit {status.get('StatusCode')}: {pr.smoke_output[-300:]}")
-        elif platform.arch not in logs:
-            pr.smoke = FAILED
-            pr.fail(f"smoke: output does not name {platform.arch}: {pr.smoke_output[-200:]}")
-        else:
-            pr.smoke = OK
+        with ThreadPoolExecutor(parallel, thread_name_prefix="smoke") as pool:
+            ctx = _SmokeContext(daemon, _Loop(pool), timeout, min(smoke.PROBE_TIMEOUT, timeout), cache)
+            for exp, report, platforms in checked:
+                _ServiceSmoke(exp, report, platforms, ctx).start()
+            ctx.loop.run()
     finally:
-        try:
-            container.remove(force=True)
-        except docker.errors.DockerException:
-            output.warn(f"could not remove smoke container {container.id[:12]}")
+        for problem in daemon.release():
+            output.warn(f"could not remove an image pulled for a smoke run: {problem}")
+        daemon.close()
+        if cache is not None:
+            cache.save()
 
 
 def verify(
@@ -229,32 +405,39 @@ def verify(
     *,
     smoke_timeout: float = 30.0,
     run_smoke: bool = True,
-    on_report: Callable[[ImageReport], None] | None = None,
+    probe_cache: Path | None = None,
+    parallel: int = SMOKE_PARALLEL,
 ) -> list[ImageReport]:
-    reports = []
-    for exp in expectations:
-        try:
-            report = check_static(client, exp)
-        except UserError as exc:
-            report = ImageReport(exp.service, exp.ref, problems=[str(exc)])
-        if run_smoke and report.platforms:
-            ref = parse_reference(exp.ref)
-            manifest = client.get_manifest(ref)
-            digests = {str(e.platform): e.digest for e in index_entries(manifest.data) if e.platform is not None}
-            smoke(exp, report, smoke_timeout, ref, digests)
-        if on_report is not None:
-            on_report(report)
-        reports.append(report)
+    """Check every image; never stops at the first failure. Reports follow `expectations`."""
+    static = check_static(client, expectations)
+    reports = [report for report, _ in static]
+    if run_smoke:
+        cache = smoke.ProbeCache(probe_cache) if probe_cache is not None else None
+        checked = [(exp, report, platforms) for exp, (report, platforms) in zip(expectations, static, strict=True)]
+        smoke_all(checked, timeout=smoke_timeout, cache=cache, parallel=parallel)
+    else:
+        for report in reports:
+            for pr in report.platforms:
+                if pr.result == OK:
+                    pr.note = "registry checks only (smoke run not requested)"
     return reports
 
 
+# --- reporting -------------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ⏎ ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def table_rows(reports: Sequence[ImageReport]) -> list[list[str]]:
+    """service, platform, result, detail: one row per image problem and per platform."""
     rows = []
     for r in reports:
         for problem in r.problems:
-            rows.append([r.service, "-", FAILED, problem])
+            rows.append([r.service, "-", FAILED, _one_line(problem)])
         for p in r.platforms:
-            detail = "; ".join(p.problems) or p.smoke or ""
+            detail = "; ".join(_one_line(problem) for problem in p.problems) or p.note
             rows.append([r.service, p.platform, p.result, detail])
     return rows
 

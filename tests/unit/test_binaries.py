@@ -6,6 +6,7 @@ the module's constants, so a wrong constant cannot make both sides agree.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -16,14 +17,17 @@ import pytest
 
 from crossbuild import binaries
 from crossbuild.binaries import (
+    BuildInfo,
     Header,
     check_binary,
+    check_build_info,
     check_header,
     check_variant,
     expected_header,
     go_build_setting,
     is_checkable,
     missing_values,
+    read_build_info,
     read_header,
 )
 from crossbuild.errors import UserError
@@ -65,11 +69,42 @@ def fat(*cputypes: int) -> bytes:
     return head + b"".join(struct.pack(">IIIII", c, 0, 0x4000, 0x1000, 14) for c in cputypes)
 
 
-def build_info(*settings: str) -> bytes:
-    """Go's modinfo text as embedded in a binary, surrounded by other bytes."""
-    lines = ["path\texample.com/app", "mod\texample.com/app\t(devel)\t"]
+def uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def build_info(*settings: str, go_version: str = "go1.26.0", path: str = "example.com/app") -> bytes:
+    """Go's .go.buildinfo section as the linker writes it since Go 1.18, between other bytes.
+
+    16 bytes of junk (so the header stays 16-byte aligned after another
+    16-byte multiple such as an ELF header), the 32-byte header (magic,
+    pointer size 8, flags 0x2 = strings inline), then the Go version and the
+    module info text as uvarint-length strings; the text is framed by 16
+    bytes on either side, as cmd/go frames it.
+    """
+    lines = [f"path\t{path}", f"mod\t{path}\t(devel)\t"]
     lines += [f"build\t{s}" for s in settings]
-    return b"\x00\x01junk" + ("\n".join(lines) + "\n").encode() + b"\xf9\xf8more junk"
+    text = ("\n".join(lines) + "\n").encode()
+    modinfo = (
+        b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6" + text + b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2"
+    )
+    header = b"\xff Go buildinf:" + bytes([8, 2])
+    header = header.ljust(32, b"\0")
+    version = go_version.encode()
+    return (
+        b"\x00\x01junk".ljust(16, b"\0")
+        + header
+        + uvarint(len(version))
+        + version
+        + uvarint(len(modinfo))
+        + modinfo
+        + b"\xf9\xf8more junk"
+    )
 
 
 # --- read_header: ELF -------------------------------------------------------
@@ -399,9 +434,92 @@ def test_go_build_setting(key: str, want: str | None) -> None:
     assert go_build_setting(_INFO, key) == want
 
 
-def test_go_build_setting_ignores_a_line_cut_off_by_the_end_of_data() -> None:
-    assert go_build_setting(b"\nbuild\tGOARM=7", "GOARM") is None
+def test_go_build_setting_needs_the_build_info_header() -> None:
+    # the text alone, as any file could hold it, is not build info
+    assert go_build_setting(b"\nbuild\tGOARM=7\n", "GOARM") is None
     assert go_build_setting(b"", "GOARM") is None
+    # cut off before the end of the module info: not trustworthy
+    assert go_build_setting(_INFO[:-40], "GOARM") is None
+
+
+# --- read_build_info --------------------------------------------------------
+
+
+def test_read_build_info_reads_version_path_and_settings_in_order() -> None:
+    data = build_info("-compiler=gc", "GOARCH=arm", "GOOS=linux", "GOARM=6", go_version="go1.22.1", path="x.io/cmd/a")
+    assert read_build_info(data) == BuildInfo(
+        "go1.22.1", "x.io/cmd/a", (("-compiler", "gc"), ("GOARCH", "arm"), ("GOOS", "linux"), ("GOARM", "6"))
+    )
+
+
+def test_read_build_info_needs_an_aligned_header_with_inline_strings() -> None:
+    good = build_info("GOOS=linux")
+    assert read_build_info(good) is not None
+    assert read_build_info(b"\0" + good) is None, "a magic off the 16-byte alignment is not the section"
+    pointer_format = good.replace(b"buildinf:\x08\x02", b"buildinf:\x08\x00")
+    assert read_build_info(pointer_format) is None, "pre-1.18 pointer format is not read"
+    odd_pointer = good.replace(b"buildinf:\x08\x02", b"buildinf:\x05\x02")
+    assert read_build_info(odd_pointer) is None
+
+
+def test_read_build_info_skips_a_magic_that_is_only_a_string_constant() -> None:
+    # a program that reads build info itself holds the magic as a constant, followed by other bytes
+    constant = b"\xff Go buildinf:".ljust(48, b"\x07")
+    data = constant + build_info("GOARCH=riscv64")
+    assert read_build_info(data) is not None
+    info = read_build_info(data)
+    assert info is not None and info.setting("GOARCH") == "riscv64"
+
+
+def test_read_build_info_without_the_frame_has_no_settings() -> None:
+    header = b"\xff Go buildinf:" + bytes([8, 2])
+    text = b"path\tx\nbuild\tGOOS=linux\n"
+    data = header.ljust(32, b"\0") + bytes([8]) + b"go1.26.0" + bytes([len(text)]) + text
+    assert read_build_info(data) == BuildInfo("go1.26.0", "", ())
+
+
+def test_read_build_info_of_a_non_go_file() -> None:
+    assert read_build_info(elf(62)) is None
+    assert read_build_info(b"") is None
+
+
+# --- check_build_info -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "platform", "want"),
+    [
+        (["GOOS=linux", "GOARCH=arm64", "GOARM64=v8.0"], Platform("linux", "arm64"), []),
+        (
+            ["GOOS=linux", "GOARCH=amd64", "GOAMD64=v1"],
+            Platform("linux", "arm64"),
+            ["built with GOARCH=amd64, expected GOARCH=arm64 for linux/arm64"],
+        ),
+        (
+            ["GOOS=windows", "GOARCH=amd64", "GOAMD64=v1"],
+            Platform("linux", "amd64"),
+            ["built with GOOS=windows, expected GOOS=linux for linux/amd64"],
+        ),
+        (
+            ["GOOS=linux", "GOARCH=arm", "GOARM=5"],
+            Platform("linux", "arm", "v7"),
+            ["built with GOARM=5, expected GOARM=7 for linux/arm/v7"],
+        ),
+        (
+            ["GOOS=linux", "GOARCH=amd64", "GOAMD64=v3"],
+            Platform("linux", "amd64"),
+            ["built with GOAMD64=v3, expected GOAMD64=v1 for linux/amd64"],
+        ),
+        ([], Platform("linux", "s390x"), []),
+    ],
+    ids=["right", "amd64-for-arm64", "windows-for-linux", "goarm5-labelled-v7", "goamd64-v3-for-baseline", "none"],
+)
+def test_check_build_info(settings: list[str], platform: Platform, want: list[str]) -> None:
+    assert check_build_info(build_info(*settings), platform) == want
+
+
+def test_check_build_info_of_a_non_go_binary_is_silent() -> None:
+    assert check_build_info(elf(62), Platform("linux", "arm64")) == []
 
 
 # --- check_variant ----------------------------------------------------------
@@ -598,3 +716,58 @@ def test_real_go_binaries(tmp_path: Path, platform: Platform, wrong: Platform) -
         "-X nosuch/pkg.version=v8.8.8 is not in the binary (the Go linker ignores -X for a "
         "symbol that does not exist: check the package path)"
     ]
+
+
+def _go_version_m(path: Path) -> dict[str, str]:
+    """The `build` settings `go version -m` prints: the independent reading of the same bytes."""
+    proc = subprocess.run(["go", "version", "-m", str(path)], check=True, capture_output=True, text=True, timeout=120)
+    settings = {}
+    for line in proc.stdout.splitlines():
+        fields = line.strip().split("\t")
+        if fields[0] == "build" and "=" in fields[1]:
+            key, _, value = fields[1].partition("=")
+            # Go quotes values with spaces (strconv.Quote); for these ASCII values that is JSON
+            settings[key] = json.loads(value) if value.startswith('"') else value
+    return settings
+
+
+# what each build must record, and a platform label it must be refused for
+_BUILD_INFO_TARGETS = [
+    (Platform("linux", "amd64"), {}, Platform("linux", "arm64"), "GOARCH=amd64, expected GOARCH=arm64"),
+    (Platform("linux", "amd64", "v3"), {"GOAMD64": "v3"}, Platform("linux", "amd64"), "GOAMD64=v3, expected"),
+    (Platform("linux", "arm", "v5"), {"GOARM": "5"}, Platform("linux", "arm", "v7"), "GOARM=5, expected GOARM=7"),
+    (Platform("linux", "arm64"), {}, Platform("linux", "riscv64"), "GOARCH=arm64, expected GOARCH=riscv64"),
+    (Platform("windows", "arm64"), {}, Platform("linux", "arm64"), "GOOS=windows, expected GOOS=linux"),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("platform", "recorded", "wrong", "message"),
+    _BUILD_INFO_TARGETS,
+    ids=[str(p) for p, *_ in _BUILD_INFO_TARGETS],
+)
+def test_build_info_of_real_go_binaries_agrees_with_go_version_m(
+    tmp_path: Path, platform: Platform, recorded: dict[str, str], wrong: Platform, message: str
+) -> None:
+    if shutil.which("go") is None:
+        pytest.skip("go is not installed")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "go.mod").write_text("module example.com/hello\n\ngo 1.22\n")
+    (src / "main.go").write_text(_GO_MAIN)
+    out = tmp_path / f"hello{platform.exe_suffix}"
+    data = _go_build(src, platform, "-s -w", out)
+
+    info = read_build_info(data)
+    assert info is not None
+    witness = _go_version_m(out)
+    assert dict(info.settings) == witness
+    assert info.path == "example.com/hello"
+    assert info.go_version.startswith("go")
+    assert (info.setting("GOOS"), info.setting("GOARCH")) == (platform.os, platform.arch)
+    for key, value in recorded.items():
+        assert info.setting(key) == value
+    assert check_build_info(data, platform) == []
+    problems = check_build_info(data, wrong)
+    assert any(message in p for p in problems), problems

@@ -339,3 +339,14 @@ def test_command_error_without_argv() -> None:
     exc = CommandError([], 1)
     assert str(exc) == "command failed (exit 1)"
     assert exc.tail() == ""
+
+
+def test_echo_prints_the_equivalent_command_only_when_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["docker", "run", "--rm", "--platform", "linux/arm64", "localhost:5000/a/api@sha256:ab", "--version"]
+    runner.configure(verbose=False)
+    runner.echo(argv)
+    assert capsys.readouterr().err == ""
+    runner.configure(verbose=True)
+    runner.echo(argv)
+    runner.echo(["docker", "run", "x", "two words"])
+    assert capsys.readouterr().err == f"+ {shlex.join(argv)}\n+ docker run x 'two words'\n"
