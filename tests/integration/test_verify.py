@@ -863,3 +863,17 @@ def test_check_before_tagging_names_every_failing_service_and_moves_no_tag(clone
         assert entry["ok"] is False
         assert {p["platform"]: p["result"] for p in entry["platforms"]} == dict.fromkeys(PLATFORMS, "failed")
     assert local_images(prefix) == []
+
+
+def test_without_a_docker_daemon_the_smoke_runs_are_skipped_with_the_reason(
+    clone: Clone, prefix: str, programs: Programs
+) -> None:
+    ref = f"{prefix}/helper:{TAG}"
+    program_image(clone.root / "ctx-no-daemon", ref, programs.helper)
+    proc = run_verify(clone, prefix, "--image", ref, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert proc.returncode == 0, describe(proc)
+    assert "Traceback" not in proc.stdout + proc.stderr, describe(proc)
+    for platform, (result, detail) in rows(proc, "helper").items():
+        assert result == "skipped", (platform, describe(proc))
+        assert detail.startswith("no docker daemon: "), (platform, describe(proc))
+    assert len(rows(proc, "helper")) == len(PLATFORMS), describe(proc)
