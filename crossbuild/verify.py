@@ -255,6 +255,7 @@ class _ServiceSmoke:
                 pr.skip(reason)
             else:
                 self.runnable.append((pr, platform))
+        self.pulled: set[int] = set()  # id() of the PlatformReports whose image is present
         self.ready: list[tuple[PlatformReport, Platform]] = []
         self.waiting_pulls = len(self.runnable)
         self.probe_runs: list[smoke.Run | None] = []
@@ -282,10 +283,9 @@ class _ServiceSmoke:
             pr.smoke = FAILED
             pr.fail(f"smoke: {exc}")
         else:
-            self.ready.append((pr, platform))
+            self.pulled.add(id(pr))
         if self.waiting_pulls == 0:
-            order = [pr for pr, _ in self.runnable]
-            self.ready.sort(key=lambda item: order.index(item[0]))
+            self.ready = [(pr, p) for pr, p in self.runnable if id(pr) in self.pulled]  # index order
             self._plan()
 
     def _plan(self) -> None:
@@ -300,7 +300,7 @@ class _ServiceSmoke:
             ((pr, p) for pr, p in self.ready if (p.os, p.arch) == (native.os, native.arch)), self.ready[0]
         )
         self.probe_on = (pr, platform)
-        cached = self.ctx.cache.get(exp.service, pr.digest) if self.ctx.cache else None
+        cached = self.ctx.cache.get(exp.service, pr.digest) if self.ctx.cache is not None else None
         if cached is not None:
             plan = smoke.plan_from_probe(
                 cached[1], f"cached probe on {cached[0]}", want_exit=exp.smoke_exit, pattern=exp.smoke_expect
