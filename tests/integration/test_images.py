@@ -190,9 +190,11 @@ def test_make_image_multiarch_pushes_one_checked_index_per_service(clone: Clone,
         assert latest == digest, f"{repo}: :latest is {latest}, :{TAG} is {digest}"
         for platform, manifest in platforms.items():
             config = assert_image_config(clone, f"{repo}@{manifest}", platform, service)
-            # prebuilt mode: the image copies the host-built build/bin/$TARGETPLATFORM/<service>
+            # prebuilt mode: the image copies the host-built $TARGETPLATFORM/<service> from the binary
+            # directory, its build context, so nothing of output_dir's path is in the image
             history = " ".join(str(h.get("created_by", "")) for h in config.get("history", []))
-            assert f"build/bin/{platform}/{service}" in history, f"{repo} {platform}: {history}"
+            assert f"COPY {platform}/{service} /usr/local/bin/{service}" in history, f"{repo} {platform}: {history}"
+            assert "build/" not in history, f"{repo} {platform}: {history}"
         if service == "api":
             api_platforms = platforms
 
@@ -233,9 +235,10 @@ def test_multistage_mode_builds_in_the_go_image(fresh: Clone, prefix: str, go_bu
     _, platforms = assert_index(f"{prefix}/api:{TAG}", DEFAULT_PLATFORMS)
     for platform, manifest in platforms.items():
         config = assert_image_config(fresh, f"{prefix}/api@{manifest}", platform, "api")
-        # A prebuilt image copies build/bin/<platform>/api; a multistage one copies from its Go stage.
+        # A prebuilt image copies <platform>/api from the binary directory; a multistage one from its Go stage.
         history = " ".join(str(h.get("created_by", "")) for h in config.get("history", []))
-        assert "build/bin/" not in history, f"{platform}: looks like a prebuilt image: {history}"
+        assert f"COPY {platform}/api " not in history, f"{platform}: looks like a prebuilt image: {history}"
+        assert "/out/api" in history, f"{platform}: {history}"
     fields = docker_run_version(f"{prefix}/api@{platforms['linux/arm64']}", "linux/arm64")
     assert fields.get("platform") == "linux/arm64", fields
     assert fields.get("version") == TAG, fields
