@@ -72,7 +72,7 @@ def candidates(inspection: stamping.Inspection) -> tuple[list[tuple[str, str]], 
     notes: list[str] = []
     services = [s.name for s in inspection.services]
     main_paths = {inspection.mains[s].import_path for s in services}
-    scored: list[tuple[tuple[int, int, int], str, list[str]]] = []
+    scored: list[tuple[tuple[bool, int, int, int], str, list[str]]] = []
     for path, pv in inspection.found.items():
         if path in main_paths:
             continue
@@ -84,7 +84,7 @@ def candidates(inspection: stamping.Inspection) -> tuple[list[tuple[str, str]], 
         for name, sv in wanted.items():
             if not sv.settable and any(path in inspection.links(s) for s in services):
                 notes.append(stamping.why_not_settable(f"{path}.{name}", sv, inspection.module_dir))
-        if not any(template_for(n) == "{version}" for n in readable):
+        if not readable:
             continue
         unread = [n for n, sv in wanted.items() if sv.settable and n not in readable]
         notes += [f"-X {path}.{n} left out: no service reads it, so the linker would drop it" for n in unread]
@@ -93,7 +93,8 @@ def candidates(inspection: stamping.Inspection) -> tuple[list[tuple[str, str]], 
         }
         if not read_by:
             continue
-        scored.append(((len(read_by), len(readable), -path.count("/")), path, readable))
+        has_version = any(template_for(n) == "{version}" for n in readable)
+        scored.append(((has_version, len(read_by), len(readable), -path.count("/")), path, readable))
     x: list[tuple[str, str]] = []
     covered: set[str] = set()
     if scored:

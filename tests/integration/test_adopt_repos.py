@@ -189,15 +189,14 @@ def test_init_then_make_image_multiarch_unedited(tools: None, tmp_path: Path, fi
     program.chmod(0o755)
     expected = fixture.prints.replace("{commit}", commit)
     if fixture.runs_forever:
-        proc = subprocess.Popen(
+        with subprocess.Popen(
             ["qemu-aarch64-static", str(program), *fixture.args], stdout=subprocess.PIPE, text=True, env=env_for(repo)
-        )
-        try:
-            assert proc.stdout is not None
-            first = proc.stdout.readline()
-        finally:
-            proc.kill()
-            proc.wait(timeout=30)
+        ) as proc:
+            try:
+                assert proc.stdout is not None
+                first = proc.stdout.readline()
+            finally:
+                proc.kill()
         assert expected in first, first
     else:
         ran = run(["qemu-aarch64-static", program, *fixture.args], repo, timeout=120)
