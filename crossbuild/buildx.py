@@ -170,12 +170,22 @@ def build(
     return data
 
 
-def imagetools_create(*, builder: str, tags: Sequence[str], sources: Sequence[str], dry_run: bool = False) -> None:
+def imagetools_create(
+    *,
+    builder: str,
+    tags: Sequence[str],
+    sources: Sequence[str],
+    dry_run: bool = False,
+    metadata_file: Path | None = None,
+) -> str:
+    """`buildx imagetools create`; with dry_run (its --dry-run) it pushes nothing and
+    returns the index it would push, as JSON text."""
     argv = ["docker", "buildx", "imagetools", "create", "--builder", builder]
     runner.add_opt(argv, "--tag", list(tags))
     runner.add_flag(argv, "--dry-run", dry_run)
+    runner.add_opt(argv, "--metadata-file", metadata_file)
     argv += list(sources)
-    runner.run(argv, hint="could not create the manifest list")
+    return runner.run(argv, hint="could not create the manifest list", mutates=not dry_run).stdout
 
 
 def bake_target(

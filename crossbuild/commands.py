@@ -345,8 +345,9 @@ def merge_manifests(cfg: Config, legacy: bool = False) -> list[images.Published]
     cfg = stamp(cfg, services)
     targets = images.plan(cfg, cfg.image_platforms, services)
     plans = manifest.plan_from_legacy(targets, client) if legacy else manifest.plan_from_digests(cfg, targets)
-    output.step(f"merge {len(plans)} index(es) with buildx imagetools create")
-    published = manifest.merge(cfg, plans, client)
+    output.step(f"merge {len(plans)} index(es) with buildx imagetools create, verify them, then move the tags")
+    # legacy per-arch images were built by another tool: their -X stamps are not crossbuild's to expect
+    published = manifest.merge(cfg, plans, client, check=_verify_before_tagging(cfg, stamped=not legacy))
     if published:
         _published_table(published)
     return published
@@ -408,13 +409,16 @@ def go_image(cfg: Config, ref: str | None = None) -> str:
 # --- verify -------------------------------------------------------------------
 
 
-def expectation(cfg: Config, service: Service, ref: str, platforms: Sequence[Platform]) -> verify_mod.Expectation:
+def expectation(
+    cfg: Config, service: Service, ref: str, platforms: Sequence[Platform], stamped: bool = True
+) -> verify_mod.Expectation:
+    """What `service`'s image must be; `stamped=False` for images another tool built (no -X values to expect)."""
     return verify_mod.Expectation(
         service=service.name,
         ref=ref,
         platforms=tuple(platforms),
         binary=f"/usr/local/bin/{service.binary_name}",
-        values=tuple(cfg.expected_x(service).items()),
+        values=tuple(cfg.expected_x(service).items()) if stamped else (),
         smoke_args=service.smoke_args,
         smoke_exit=service.smoke_exit,
         smoke_expect=service.smoke_expect,
@@ -477,7 +481,9 @@ def verify(
     return reports
 
 
-def _verify_before_tagging(cfg: Config) -> Callable[[Sequence[tuple[images.ImageTarget, str]]], None] | None:
+def _verify_before_tagging(
+    cfg: Config, stamped: bool = True
+) -> Callable[[Sequence[tuple[images.ImageTarget, str]]], None] | None:
     """The check images.publish runs on every staged index before any tag moves.
 
     All targets are verified together (concurrently, every failure listed);
@@ -488,7 +494,7 @@ def _verify_before_tagging(cfg: Config) -> Callable[[Sequence[tuple[images.Image
     client = _client(cfg)
 
     def check(staged: Sequence[tuple[images.ImageTarget, str]]) -> None:
-        exps = [expectation(cfg, t.service, f"{t.repository}@{d}", t.platforms) for t, d in staged]
+        exps = [expectation(cfg, t.service, f"{t.repository}@{d}", t.platforms, stamped) for t, d in staged]
         output.step(f"verify {len(exps)} pushed index(es) before moving tags")
         reports = verify_mod.verify(client, exps, probe_cache=_probe_cache(cfg))
         for report in reports:

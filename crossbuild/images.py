@@ -8,6 +8,7 @@ same index bytes under each tag, so a failed build or check never moves a tag.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from typing import Any
 
 from crossbuild import buildx, dockerfiles, gobuild, incremental, runner
 from crossbuild.config import Config, Service
-from crossbuild.errors import UserError
+from crossbuild.errors import CrossbuildError, UserError
 from crossbuild.platforms import Platform
 from crossbuild.registry import Reference, RegistryClient, index_entries, is_index, parse_reference
 
@@ -271,6 +272,57 @@ def move_tags(client: RegistryClient, target: ImageTarget, raw: bytes, media_typ
         client.put_manifest(ref.registry, ref.repository, tag, raw, media_type)
 
 
+def move_all_tags(client: RegistryClient, moves: Sequence[tuple[ImageTarget, bytes, str]]) -> None:
+    """Move every tag of every target, service by service, after everything was verified.
+
+    When a PUT fails part way, the error says exactly which tags moved and which did
+    not, and that a rerun finishes the job: every index is pushed, verified and
+    recorded, so the rerun only puts the remaining tags back (nothing is rebuilt).
+    """
+    moved: list[str] = []
+    for n, (target, raw, media_type) in enumerate(moves):
+        ref = parse_reference(target.repository)
+        for tag in target.tags:
+            try:
+                client.put_manifest(ref.registry, ref.repository, tag, raw, media_type)
+            except CrossbuildError as exc:
+                pending = [f"{target.repository}:{t}" for t in target.tags[target.tags.index(tag) :]]
+                pending += [r for later, _raw, _mt in moves[n + 1 :] for r in later.refs()]
+                raise UserError(
+                    f"moving tags stopped at {target.repository}:{tag} ({exc}); "
+                    f"moved: {', '.join(moved) or 'none'}; not moved: {', '.join(pending)}. Every index is "
+                    "pushed and verified: rerun the same command to move the rest (nothing is rebuilt)"
+                ) from exc
+            moved.append(f"{target.repository}:{tag}")
+
+
+def sha256_of(raw: bytes) -> str:
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def leg_config(cfg: Config, service: Service) -> str:
+    """A digest of everything but the platform and the version that decides a service's image.
+
+    CI matrix legs record it with their digest; `manifest` merges only legs that agree.
+    The static base is compared as configured, not as resolved: native runners build
+    it from their own host packages.
+    """
+    go = cfg.go_for(service)
+    return incremental.key_of(
+        {
+            "repository": cfg.image_ref(service),
+            "package": service.package,
+            "cmd": list(service.cmd),
+            "dockerfile": service.dockerfile or cfg.image.dockerfile,
+            "mode": cfg.mode_of(service),
+            "image": [cfg.image.base_image, cfg.image.user, list(cfg.image.labels), list(cfg.image.expose)],
+            "compression": cfg.image.compression_level,
+            "provenance": cfg.image.provenance,
+            "go": [list(go.ldflags), list(go.x), list(go.tags), go.cgo, go.trimpath, list(go.env)],
+        }
+    )[:16]
+
+
 def content_key(cfg: Config, t: ImageTarget) -> str:
     """Everything that decides the pushed index's content, hashed."""
     if cfg.mode_of(t.service) == "multistage":
@@ -348,13 +400,14 @@ def publish(
     by_service = {d.target.service.name: d for d in decisions}
     state = incremental.State(cfg.output_dir / "state" / "images.json")
     done: list[Published] = []
+    retags: list[tuple[ImageTarget, bytes, str]] = []
     for d in decisions:
         if d.action == "build":
             continue
         if d.action == "retag" and not runner.OPTIONS.dry_run:
             ref = parse_reference(d.target.repository)
             manifest = client.get_manifest(Reference(ref.registry, ref.repository, None, d.record["digest"]))
-            move_tags(client, d.target, manifest.raw, manifest.media_type)
+            retags.append((d.target, manifest.raw, manifest.media_type))
         done.append(
             Published(
                 d.target,
@@ -366,6 +419,7 @@ def publish(
         )
     targets = [t for t in targets if by_service.get(t.service.name, Decision(t, "build", "", {})).action == "build"]
     if not targets:
+        move_all_tags(client, retags)
         return done
     metadata = bake(cfg, targets, push_by_digest_output(cfg), with_tags=False, name="multiarch")
     if runner.OPTIONS.dry_run:
@@ -380,12 +434,14 @@ def publish(
     if check is not None:
         check([(t, digest) for t, digest, *_ in staged])
     published = []
-    for t, digest, plats, size, media_type, raw in staged:
-        move_tags(client, t, raw, media_type)
+    for t, digest, plats, size, _media_type, _raw in staged:
         published.append(Published(t, digest, plats, size))
         key = by_service[t.service.name].record["key"] if t.service.name in by_service else content_key(cfg, t)
         state.put(t.service.name, {"key": key, "digest": digest, "platforms": list(plats), "size": size})
+    # recorded before any tag moves: should a tag PUT fail, the rerun finds the verified
+    # index and only puts the missing tags back
     state.save()
+    move_all_tags(client, [*retags, *((t, raw, media_type) for t, _d, _p, _s, media_type, raw in staged)])
     return done + published
 
 
@@ -432,7 +488,17 @@ def push_by_digest(cfg: Config, targets: Sequence[ImageTarget]) -> list[Path]:
         for p in t.platforms:
             path = cfg.output_dir / "digests" / t.service.name / f"{p.slug}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            record = {"service": t.service.name, "repository": t.repository, "platform": str(p), "digest": digest}
+            record = {
+                "service": t.service.name,
+                "repository": t.repository,
+                "platform": str(p),
+                "digest": digest,
+                # what `manifest` compares before merging legs (and with its own run)
+                "version": cfg.version.version,
+                "commit": cfg.version.commit,
+                "tree_state": cfg.version.tree_state,
+                "config": leg_config(cfg, t.service),
+            }
             path.write_text(json.dumps(record, indent=2) + "\n")
             written.append(path)
     return written

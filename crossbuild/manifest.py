@@ -1,26 +1,84 @@
-"""Merge per-arch images into one index per service, then move the tags.
+"""Merge per-arch images into one index per service, verify it, then move the tags.
 
 Two sources: the digests CI matrix legs wrote under build/digests/
 (`--push-by-digest`), and the legacy per-arch repositories OpenIM's make rules
 push (svc-amd64:tag, svc-arm64:tag). Every service is checked complete before
-any tag moves; a missing arch is an error and nothing is tagged.
+anything is pushed, and every merged index is verified exactly as
+`image.multiarch` verifies its own before any tag moves; a missing arch or a
+failed check moves no tag.
+
+Digest legs must agree: each record carries the version, commit, tree state
+and a digest of the effective config it was built with, and legs that differ
+from each other, or from this merge's own version, are refused by name, so a
+merge can never tag images of another commit with this version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from crossbuild import buildx, images, runner
 from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
-from crossbuild.registry import RegistryClient, parse_reference
+from crossbuild.registry import OCI_INDEX, RegistryClient, parse_reference
+
+# The tag a legacy merge stages its index under (buildx copies the per-arch images across
+# repositories only while pushing to a tag); the real tags move after verification.
+STAGING_TAG = "crossbuild-merge"
+_AGREE = ("version", "commit", "tree_state", "config")
 
 
 @dataclass(frozen=True)
 class MergePlan:
     target: images.ImageTarget
     sources: tuple[str, ...]
+    legacy: bool = False
+
+
+def _leg(record: Mapping[str, str]) -> str:
+    return f"{record.get('version', '?')} ({str(record.get('commit', '?'))[:7]}, {record.get('tree_state', '?')})"
+
+
+def check_legs(cfg: Config, t: images.ImageTarget, records: Mapping[str, Mapping[str, str]]) -> None:
+    """Refuse legs that disagree with each other or with this run: name them, move no tag."""
+    platforms = [str(p) for p in t.platforms]
+    old = [p for p in platforms if any(k not in records[p] for k in _AGREE)]
+    if old:
+        raise UserError(
+            f"{t.service.name}: the digest record of {', '.join(old)} does not say which version and config it "
+            "was built with (an older crossbuild made it); rebuild that leg. No tag was moved"
+        )
+    for key in _AGREE:
+        values = {p: str(records[p][key]) for p in platforms}
+        if len(set(values.values())) > 1:
+            legs = "; ".join(f"{p}: {_leg(records[p])}" for p in platforms)
+            what = "config" if key == "config" else "version"
+            raise UserError(
+                f"{t.service.name}: the legs were built with different {what}s ({legs}"
+                + ("; config " + ", ".join(f"{p}={v}" for p, v in values.items()) if key == "config" else "")
+                + "); rebuild them from one commit and config. No tag was moved"
+            )
+    first = records[platforms[0]]
+    mine = {
+        "version": cfg.version.version,
+        "commit": cfg.version.commit,
+        "tree_state": cfg.version.tree_state,
+        "config": images.leg_config(cfg, t.service),
+    }
+    for key in _AGREE:
+        if str(first[key]) != mine[key]:
+            if key == "config":
+                raise UserError(
+                    f"{t.service.name}: the legs were built with another config ({first[key]}) than this merge "
+                    f"reads ({mine[key]}); merge with the legs' config.toml and variables. No tag was moved"
+                )
+            raise UserError(
+                f"{t.service.name}: the legs were built at {_leg(first)}, this merge runs at "
+                f"{mine['version']} ({mine['commit'][:7]}, {mine['tree_state']}); run `make manifest` at the legs' "
+                "commit and VERSION, or rebuild the legs. No tag was moved"
+            )
 
 
 def plan_from_digests(cfg: Config, targets: Sequence[images.ImageTarget]) -> list[MergePlan]:
@@ -44,6 +102,7 @@ def plan_from_digests(cfg: Config, targets: Sequence[images.ImageTarget]) -> lis
                     f"not {t.repository}; rebuild it with the same REGISTRY_PREFIX. No tag was moved"
                 )
             sources.append(f"{t.repository}@{record['digest']}")
+        check_legs(cfg, t, records)
         plans.append(MergePlan(t, tuple(sources)))
     return plans
 
@@ -60,22 +119,60 @@ def plan_from_legacy(targets: Sequence[images.ImageTarget], client: RegistryClie
             sources.append(ref_text)
         if missing:
             raise UserError(f"{t.service.name}: missing per-arch image(s) {', '.join(missing)}. No tag was moved")
-        plans.append(MergePlan(t, tuple(sources)))
+        plans.append(MergePlan(t, tuple(sources), legacy=True))
     return plans
 
 
-def merge(cfg: Config, plans: Sequence[MergePlan], client: RegistryClient) -> list[images.Published]:
-    """Create each index with `buildx imagetools create`, tagged with every tag at once."""
-    published = []
+def _stage(cfg: Config, plan: MergePlan, client: RegistryClient) -> str:
+    """Push the merged index without moving a real tag; return its digest."""
+    t = plan.target
+    ref = parse_reference(t.repository)
+    if plan.legacy:
+        meta = cfg.output_dir / "bake" / f"merge-{images.bake_name(t.service)}.json"
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        buildx.imagetools_create(
+            builder=cfg.builder.name, tags=[f"{t.repository}:{STAGING_TAG}"], sources=plan.sources, metadata_file=meta
+        )
+        if runner.OPTIONS.dry_run:
+            return ""
+        digest = json.loads(meta.read_text()).get("containerimage.digest", "")
+        if not str(digest).startswith("sha256:"):
+            raise UserError(f"buildx reported no digest for the merged {t.service.name}; see {meta}")
+        return str(digest)
+    # The legs are in this repository already: compute the index, then PUT it by digest.
+    text = buildx.imagetools_create(builder=cfg.builder.name, tags=t.refs()[:1], sources=plan.sources, dry_run=True)
+    if runner.OPTIONS.dry_run:
+        return ""
+    raw = text.strip().encode()
+    try:
+        media_type = json.loads(raw).get("mediaType") or OCI_INDEX
+    except json.JSONDecodeError as exc:
+        raise UserError(f"buildx imagetools create --dry-run printed no index for {t.service.name}: {exc}") from exc
+    return client.put_manifest(ref.registry, ref.repository, images.sha256_of(raw), raw, str(media_type))
+
+
+def merge(
+    cfg: Config,
+    plans: Sequence[MergePlan],
+    client: RegistryClient,
+    check: Callable[[Sequence[tuple[images.ImageTarget, str]]], None] | None = None,
+) -> list[images.Published]:
+    """Stage every index, verify them all, then move every tag (none when anything fails)."""
+    staged = []
     for plan in plans:
-        buildx.imagetools_create(builder=cfg.builder.name, tags=plan.target.refs(), sources=plan.sources)
+        digest = _stage(cfg, plan, client)
         if runner.OPTIONS.dry_run:
             continue
-        ref = parse_reference(plan.target.refs()[0])
-        plats, size, _mt, _raw, digest = images.describe(client, ref)
+        ref = parse_reference(f"{plan.target.repository}@{digest}")
+        plats, size, media_type, raw, _digest = images.describe(client, ref)
         images.check_platforms(plan.target, plats)
-        published.append(images.Published(plan.target, digest, plats, size))
-    return published
+        staged.append((plan.target, digest, plats, size, media_type, raw))
+    if runner.OPTIONS.dry_run:
+        return []
+    if check is not None:
+        check([(t, digest) for t, digest, *_ in staged])
+    images.move_all_tags(client, [(t, raw, media_type) for t, _d, _p, _s, media_type, raw in staged])
+    return [images.Published(t, digest, plats, size, "merged") for t, digest, plats, size, _m, _r in staged]
 
 
 def services_with_digests(cfg: Config) -> list[Service]:
