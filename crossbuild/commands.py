@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from crossbuild import (
@@ -530,28 +530,36 @@ def init(directory: str, force: bool = False) -> adopt.InitResult:
 def bundle_create(
     cfg: Config, platforms: Sequence[Platform] | None = None, extra_images: Sequence[str] = ()
 ) -> list[Path]:
-    """`make bundle`: one offline archive per image platform (PLATFORMS=) under build/bundles/."""
+    """`make bundle`: one offline archive per image platform (PLATFORMS=) under build/bundles/.
+
+    bundle_mod.create prints the step line and one "wrote" line per archive; nothing is repeated here.
+    """
     plats = _image_platforms(cfg, platforms)
     registry_server.ensure(cfg)
-    images_ = [*cfg.bundle_images, *extra_images]
-    output.step(
-        f"bundle {len(cfg.selected_images())} service image(s) + {len(images_)} more for {', '.join(map(str, plats))}"
-    )
-    paths = bundle_mod.create(cfg, _client(cfg), plats, images_)
-    for path in paths:
-        output.ok(f"wrote {path} ({output.human_size(path.stat().st_size)})" if path.exists() else f"{path}")
-    return paths
+    return bundle_mod.create(cfg, _client(cfg), plats, [*cfg.bundle_images, *extra_images])
 
 
-def bundle_load(archive: str, registry: str | None = None, insecure: bool = False) -> list[tuple[str, str]]:
+BUNDLE_MAX_SIZE_ENV = "BUNDLE_MAX_SIZE"
+
+
+def bundle_load(
+    archive: str,
+    registry: str | None = None,
+    *,
+    insecure: bool = False,
+    plain_http: bool = False,
+    max_size: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
     """`invoke bundle.load`: verify a bundle, then push it to `registry` or load it into docker.
 
-    Reads no config.toml: it runs on the air-gapped server, where only the archive is.
+    Reads no config.toml: it runs on the air-gapped server, where only the archive is. The size
+    limit comes from --max-size, else $BUNDLE_MAX_SIZE, else the default sized to the archive.
+    bundle_mod.load prints one "ok" line per imported image.
     """
-    if insecure and not registry:
-        raise UserError("--insecure applies to --registry HOST:PORT only")
-    client = RegistryClient(insecure=[registry] if insecure and registry else ())
-    imported = bundle_mod.load(Path(archive), registry, client if registry else None)
-    for ref, digest in imported:
-        output.ok(f"{ref} -> {digest}")
-    return imported
+    env = os.environ if environ is None else environ
+    limit_text, where = max_size, "--max-size"
+    if max_size is None:
+        limit_text, where = env.get(BUNDLE_MAX_SIZE_ENV), BUNDLE_MAX_SIZE_ENV
+    limit = bundle_mod.parse_size(limit_text, where) if limit_text else None
+    return bundle_mod.load(Path(archive), registry, plain_http=plain_http, insecure=insecure, max_size=limit)
