@@ -449,15 +449,26 @@ def run_audit(
     refs: Sequence[str],
     platforms: Sequence[Platform] | None,
     json_path: str | None = None,
+    env_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> list[audit_mod.AuditRow]:
-    entries: list[tuple[str, str, list[str]]] = []
+    """`invoke audit`: a compose file's services (${VAR}s from the environment and .env, as docker
+    compose substitutes them) and/or images, against the required platforms."""
+    if env_file and not compose:
+        raise UserError("--env-file applies to --compose FILE only")
+    entries: list[audit_mod.ComposeService] = []
     if compose:
-        entries += audit_mod.read_compose(Path(compose))
-    entries += [("", ref, []) for ref in refs]
+        env = dict(os.environ if environ is None else environ)
+        entries += audit_mod.read_compose(Path(compose), env, Path(env_file) if env_file else None)
+    entries += [audit_mod.ComposeService("", image=ref) for ref in refs]
     if not entries:
         raise UserError("nothing to audit: give --compose docker-compose.yml and/or --image REF")
     required = _image_platforms(cfg, platforms)
-    output.step(f"audit {len(entries)} image(s) for {', '.join(map(str, required))}")
+    built = sum(1 for e in entries if not e.image and not e.error)
+    output.step(
+        f"audit {len(entries) - built} image(s) for {', '.join(map(str, required))}"
+        + (f" ({built} service(s) built here)" if built else "")
+    )
     rows = audit_mod.audit(_client(cfg), entries, required)
     cells = audit_mod.table_rows(rows)
     output.table(["service", "image", "architectures", "ports", "status"], cells)
@@ -474,7 +485,7 @@ def run_audit(
     report.write_text(text)
     bad = [r for r in rows if not r.ok]
     if bad:
-        raise UserError(f"{len(bad)} of {len(rows)} image(s) lack a required platform or could not be read")
+        raise UserError(f"{len(bad)} of {len(rows)} row(s) lack a required platform or could not be read")
     return rows
 
 

@@ -330,6 +330,7 @@ def doctor(c: Any, platform: list[str] | None = None, config: str | None = None,
     image="an image reference to audit (repeatable)",
     platform="required platforms (default: [platforms] images)",
     json="also write the result as JSON to this file ('-' for stdout)",
+    env_file="variables for the compose file's ${VAR}s (default: .env next to it; the environment wins)",
 )
 def audit(
     c: Any,
@@ -337,6 +338,7 @@ def audit(
     image: list[str] | None = None,
     platform: list[str] | None = None,
     json: str | None = None,
+    env_file: str | None = None,
     config: str | None = None,
     verbose: bool = False,
 ) -> None:
@@ -344,7 +346,7 @@ def audit(
     commands.setup_runner(False, verbose)
     cfg = commands.load(config, Overrides())
     plats = list(parse_platforms(platform)) if platform else None
-    commands.run_audit(cfg, compose, list(image or []), plats, json)
+    commands.run_audit(cfg, compose, list(image or []), plats, json, env_file=env_file)
 
 
 @cbtask()
