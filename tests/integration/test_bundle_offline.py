@@ -11,13 +11,13 @@ digests, `docker pull` + `docker run` (QEMU) for the result being usable.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import io
 import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tarfile
@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -544,6 +545,39 @@ def test_a_docker_manifest_naming_other_tags_imports_nothing(
     assert docker_tags_under(published.prefix) == []  # neither the forged name nor the real ones
 
 
+def write_gzip_bomb(path: Path, items: list[tuple[tarfile.TarInfo, bytes]], target: tarfile.TarInfo, size: int) -> None:
+    """`items` as one gzip member (as `tar czf` writes), with `target` replaced by `size` zero bytes. After a
+    full flush deflate refers to nothing before it (RFC 1951), so 1 MiB of zeros compresses to the same few
+    hundred bytes every time: writing them N times makes N MiB in a few KiB, with nothing in memory."""
+    zero = bytes(1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = packer.compress(zero) + packer.flush(zlib.Z_FULL_FLUSH)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    crc, total = 0, 0
+    with path.open("wb") as out:
+        out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff")  # RFC 1952 header: deflate, mtime 0
+        for member, data in items:
+            if member is target:
+                member.size = size
+                head = member.tobuf(tarfile.PAX_FORMAT)
+                out.write(deflate.compress(head) + deflate.flush(zlib.Z_FULL_FLUSH))
+                crc = zlib.crc32(head, crc)
+                assert size % len(zero) == 0  # whole blocks: no tar padding needed
+                for _ in range(size // len(zero)):
+                    out.write(block)
+                    crc = zlib.crc32(zero, crc)
+                total += len(head) + size
+                continue
+            member.size = len(data) if member.isfile() else 0
+            chunk = member.tobuf(tarfile.PAX_FORMAT) + data + bytes(-len(data) % 512)
+            out.write(deflate.compress(chunk))
+            crc, total = zlib.crc32(chunk, crc), total + len(chunk)
+        tail = bytes(1024)
+        out.write(deflate.compress(tail) + deflate.flush(zlib.Z_FINISH))
+        crc, total = zlib.crc32(tail, crc), total + len(tail)
+        out.write(struct.pack("<II", crc, total & 0xFFFFFFFF))
+
+
 def test_an_archive_inflating_far_beyond_its_sizes_is_refused_quickly(
     published: Published, archive: Path, second_registry: str, tmp_path: Path
 ) -> None:
@@ -551,18 +585,8 @@ def test_an_archive_inflating_far_beyond_its_sizes_is_refused_quickly(
     items = archive_members(archive)
     biggest = max((m for m, _ in items if m.isfile()), key=lambda m: m.size)
     assert "/images/blobs/sha256/" in biggest.name
-    chunk = gzip.compress(bytes(1 << 20), compresslevel=9, mtime=0)
     bomb = tmp_path / "bomb.tar.gz"
-    with bomb.open("wb") as out:  # gzip members back to back are one gzip stream (RFC 1952 2.2)
-        for member, data in items:
-            if member is biggest:
-                member.size = 2 << 30
-                out.write(gzip.compress(member.tobuf(tarfile.PAX_FORMAT), mtime=0))
-                out.write(chunk * 2048)
-                continue
-            member.size = len(data) if member.isfile() else 0
-            out.write(gzip.compress(member.tobuf(tarfile.PAX_FORMAT) + data + bytes(-len(data) % 512), mtime=0))
-        out.write(gzip.compress(bytes(1024), mtime=0))
+    write_gzip_bomb(bomb, items, biggest, 2 << 30)
     assert bomb.stat().st_size < archive.stat().st_size + (8 << 20)
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()

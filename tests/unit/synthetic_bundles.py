@@ -9,7 +9,9 @@ import gzip
 import hashlib
 import io
 import json
+import struct
 import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,25 +155,66 @@ def forge(src: Path, dest: Path, replacements: dict[str, bytes], added: dict[str
 
 
 ZERO_CHUNK = 1 << 20
-_GZIPPED_ZEROS = gzip.compress(bytes(ZERO_CHUNK), compresslevel=9, mtime=0)
+
+
+class _Deflate:
+    """One gzip member (RFC 1952) written piece by piece, so a run of zeros can be repeated as compressed
+    bytes: after a full flush deflate refers to nothing before it (RFC 1951), so the compressed form of
+    1 MiB of zeros is the same every time and can be written N times for N MiB."""
+
+    def __init__(self, out: io.BufferedWriter) -> None:
+        self.out = out
+        self.zip = zlib.compressobj(9, zlib.DEFLATED, -15)
+        self.crc = 0
+        self.size = 0
+        out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff")  # magic, deflate, no flags, mtime 0, max, unknown OS
+
+    def write(self, data: bytes) -> None:
+        self.out.write(self.zip.compress(data))
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+
+    def zeros(self, count: int) -> None:
+        self.out.write(self.zip.flush(zlib.Z_FULL_FLUSH))
+        full, rest = divmod(count, ZERO_CHUNK)
+        if full:
+            chunk = zlib.compressobj(9, zlib.DEFLATED, -15)
+            block = chunk.compress(bytes(ZERO_CHUNK)) + chunk.flush(zlib.Z_FULL_FLUSH)
+            for _ in range(full):
+                self.out.write(block)
+            self.crc = _crc_of_zeros(self.crc, full * ZERO_CHUNK)
+            self.size += full * ZERO_CHUNK
+        self.write(bytes(rest))
+
+    def close(self) -> None:
+        self.out.write(self.zip.flush(zlib.Z_FINISH))
+        self.out.write(struct.pack("<II", self.crc, self.size & 0xFFFFFFFF))
+
+
+_ZEROS = bytes(ZERO_CHUNK)
+
+
+def _crc_of_zeros(crc: int, count: int) -> int:
+    for _ in range(count // ZERO_CHUNK):
+        crc = zlib.crc32(_ZEROS, crc)
+    return zlib.crc32(bytes(count % ZERO_CHUNK), crc)
 
 
 def craft(path: Path, items: list[tuple[tarfile.TarInfo, bytes | int]]) -> None:
-    """Write a .tar.gz whose members are given as bytes, or as an int: that many zero bytes, written as
-    repeated gzip members (valid gzip, RFC 1952 2.2) so a multi-GiB member costs milliseconds to make."""
+    """Write a .tar.gz (one gzip member, as `tar czf` makes) whose members are given as bytes, or as an
+    int: that many zero bytes, so a multi-GiB member costs a few KiB of archive and no memory."""
     with path.open("wb") as out:
+        gz = _Deflate(out)
         for info, data in items:
             size = data if isinstance(data, int) else len(data)
             info.size = 0 if info.isdir() else size
-            head = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+            gz.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
             if isinstance(data, int):
-                out.write(gzip.compress(head, mtime=0))
-                full, rest = divmod(data, ZERO_CHUNK)
-                out.write(_GZIPPED_ZEROS * full)
-                out.write(gzip.compress(bytes(rest + (-data % 512)), mtime=0))
+                gz.zeros(data + (-data % 512))
             else:
-                out.write(gzip.compress(head + data + bytes(-len(data) % 512), mtime=0))
-        out.write(gzip.compress(bytes(1024), mtime=0))  # end of archive: two zero blocks
+                gz.write(data + bytes(-len(data) % 512))
+        gz.write(bytes(1024))  # end of archive: two zero blocks
+        gz.close()
 
 
 def items_of(path: Path) -> list[tuple[tarfile.TarInfo, bytes | int]]:
