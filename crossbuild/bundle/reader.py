@@ -116,6 +116,12 @@ def _corrupt(path: Path, problem: str) -> UserError:
     return UserError(f"{path}: corrupt bundle, {problem}; nothing was imported: copy the archive again")
 
 
+def _name(text: str) -> str:
+    """A member name from the archive, quoted and cut short: one error line stays readable."""
+    shown = repr(text)
+    return shown if len(shown) <= 120 else shown[:117] + "..."
+
+
 def _few(names: Iterable[str]) -> str:
     items = sorted(names)
     shown = ", ".join(items[:_LIST_MAX])
@@ -124,10 +130,10 @@ def _few(names: Iterable[str]) -> str:
 
 def _member_parts(path: Path, name: str) -> list[str]:
     if name.startswith("/") or "\\" in name:
-        raise _corrupt(path, f"member {name!r} has an absolute or Windows path")
+        raise _corrupt(path, f"member {_name(name)} has an absolute or Windows path")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:
-        raise _corrupt(path, f"member {name!r} leaves the bundle directory")
+        raise _corrupt(path, f"member {_name(name)} leaves the bundle directory")
     return parts
 
 
@@ -158,6 +164,7 @@ class _Reader:
     kept: dict[str, bytes] = field(default_factory=dict)  # metadata and image manifests
     sums: dict[str, str] | None = None
     manifest: BundleManifest | None = None
+    manifest_paths: set[str] = field(default_factory=set)  # the image manifests' blob paths, kept in memory
     declared: dict[str, int] = field(default_factory=dict)  # blob path -> the size a manifest gives it
     declared_by: dict[str, str] = field(default_factory=dict)  # blob path -> the image that declared it
     declared_total: int = 0  # metadata read so far plus every declared blob once
@@ -169,7 +176,7 @@ class _Reader:
 
     def too_large(self, total: int) -> UserError:
         why = (
-            "the --max-size given"
+            "the --max-size (or BUNDLE_MAX_SIZE) given"
             if self.limit_given
             else f"the default for a {output.human_size(self.path.stat().st_size)} archive "
             "(layers are compressed already, so a real bundle declares about its own size)"
@@ -222,19 +229,19 @@ class _Reader:
         if not self.top:
             self.top = parts[0]
         elif parts[0] != self.top:
-            raise self.corrupt(f"members outside the bundle directory {self.top}/ ({member.name!r})")
+            raise self.corrupt(f"members outside the bundle directory {self.top}/ ({_name(member.name)})")
         rel = "/".join(parts[1:])
         if member.isdir():
             if rel and rel not in DIRECTORIES:
-                raise self.corrupt(f"directory {rel!r} is not one a bundle has")
+                raise self.corrupt(f"directory {_name(rel)} is not one a bundle has")
             if rel in self.dirs:
-                raise self.corrupt(f"directory {rel or self.top!r} appears twice")
+                raise self.corrupt(f"directory {_name(rel or self.top)} appears twice")
             self.dirs.add(rel)
             return
         if not member.isfile() or member.issparse():
-            raise self.corrupt(f"{member.name!r} is a link or special file, not a regular file")
+            raise self.corrupt(f"{_name(member.name)} is a link or special file, not a regular file")
         if not rel:
-            raise self.corrupt(f"{member.name!r} is a file where the bundle directory belongs")
+            raise self.corrupt(f"{_name(member.name)} is a file where the bundle directory belongs")
         if rel in self.hashes:
             raise self.corrupt(f"{rel} appears twice")
         self.check_size(rel, member.size)
@@ -242,12 +249,10 @@ class _Reader:
             raise self.corrupt(f"{rel} is not listed in {SUMS_FILE}")
         src = tar.extractfile(member)
         if src is None:
-            raise self.corrupt(f"{member.name!r} cannot be read")
+            raise self.corrupt(f"{_name(member.name)} cannot be read")
         stream.allow(member.size, header=False)
-        keep = rel in META_FILES or rel in self.image_manifest_paths()
+        keep = rel in META_FILES or rel in self.manifest_paths
         hexdigest, data = self.copy(src, rel, keep)
-        if hexdigest is None:
-            raise self.corrupt(f"{rel} is shorter than its tar header says")
         self.read_total += member.size
         if self.sums is not None and self.sums[rel] != hexdigest:
             raise self.corrupt(f"checksum mismatch for {rel}")
@@ -274,7 +279,7 @@ class _Reader:
                     f"{rel} is {output.human_size(size)}, no bundle's is over {output.human_size(META_MAX)}"
                 )
         elif blob_digest(rel) is None:
-            raise self.corrupt(f"{rel} is not a file a bundle has")
+            raise self.corrupt(f"{_name(rel)} is not a file a bundle has")
         elif self.manifest is None:
             raise self.corrupt(f"blob {rel} comes before {MANIFEST_FILE}: the archive was repacked or altered")
         elif rel not in self.declared:
@@ -287,10 +292,7 @@ class _Reader:
         if self.read_total + size > self.limit:
             raise self.too_large(self.read_total + size)
 
-    def image_manifest_paths(self) -> set[str]:
-        return {blob_path(img.digest) for img in self.manifest.images} if self.manifest else set()
-
-    def copy(self, src: IO[bytes], rel: str, keep: bool) -> tuple[str | None, bytes]:
+    def copy(self, src: IO[bytes], rel: str, keep: bool) -> tuple[str, bytes]:
         """Hash a member while writing it under dest; its bytes too when `keep` (it is small: checked)."""
         digest = hashlib.sha256()
         kept = bytearray()
@@ -360,13 +362,14 @@ class _Reader:
             raise self.corrupt(f"{MANIFEST_FILE} is not valid JSON ({' '.join(str(exc).split())[:120]})") from None
         except UserError as exc:
             raise self.corrupt(str(exc)) from None
+        self.manifest_paths = {blob_path(img.digest) for img in self.manifest.images}
         for img in self.manifest.images:
             if img.size > IMAGE_MANIFEST_MAX:
                 raise self.corrupt(f"the manifest of {img.ref} is {img.size} bytes; registries allow 4 MiB")
             self.declare(blob_path(img.digest), img.size, MANIFEST_FILE)
 
     def read_image_manifest(self, rel: str, digest: str, raw: bytes) -> None:
-        assert self.manifest is not None  # image_manifest_paths() is empty before it
+        assert self.manifest is not None  # manifest_paths is empty before it
         images = [img for img in self.manifest.images if img.digest == digest]
         try:
             data = json.loads(raw)

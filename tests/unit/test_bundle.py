@@ -313,7 +313,7 @@ def test_missing_and_unlisted_files_are_refused(archive: Path, tmp_path: Path) -
         return [(m, data)]
 
     rewrite(archive, extra, add_extra)
-    with pytest.raises(UserError, match=r"notes\.txt is not a file a bundle has"):
+    with pytest.raises(UserError, match=r"'notes\.txt' is not a file a bundle has"):
         bundle.verify_archive(extra)
 
 

@@ -39,7 +39,7 @@ from synthetic_bundles import (
     write_two,
 )
 
-from crossbuild import bundle
+from crossbuild import bundle, commands
 from crossbuild.bundle import loader
 from crossbuild.errors import UserError
 
@@ -230,7 +230,7 @@ def test_the_default_limit_is_sized_to_the_archive(tmp_path: Path) -> None:
 def test_a_bundle_declaring_more_than_max_size_is_refused(archive: Path) -> None:
     with pytest.raises(UserError) as exc:
         bundle.verify_archive(archive, max_size=1000)
-    assert "more than the 1000 B allowed by the --max-size given" in one_line(exc)
+    assert "more than the 1000 B allowed by the --max-size (or BUNDLE_MAX_SIZE) given" in one_line(exc)
     assert bundle.verify_archive(archive, max_size=1 << 20) == synthetic(two_images())
 
 
@@ -309,7 +309,7 @@ def test_archives_from_earlier_versions_still_verify(archive: Path, tmp_path: Pa
 _LOAD = """
 import sys
 from pathlib import Path
-from crossbuild import bundle
+from crossbuild import bundle, commands
 bundle.load(Path(sys.argv[1]), None, max_size=16 << 30)
 """
 
@@ -444,6 +444,17 @@ def test_parse_size(text: str, expected: int) -> None:
 def test_parse_size_refuses_what_is_not_a_size(text: str) -> None:
     with pytest.raises(UserError, match=r"--max-size .* is not a size: give bytes or a size such as 20GiB"):
         bundle.parse_size(text, "--max-size")
+
+
+def test_max_size_comes_from_the_flag_then_the_environment(archive: Path) -> None:
+    with pytest.raises(UserError, match=r"--max-size 'lots' is not a size"):
+        commands.bundle_load(str(archive), max_size="lots", environ={"BUNDLE_MAX_SIZE": "1000"})
+    with pytest.raises(UserError, match=r"BUNDLE_MAX_SIZE 'lots' is not a size"):
+        commands.bundle_load(str(archive), environ={"BUNDLE_MAX_SIZE": "lots"})
+    with pytest.raises(UserError, match=r"more than the 1000 B allowed by the --max-size \(or BUNDLE_MAX_SIZE\)"):
+        commands.bundle_load(str(archive), environ={"BUNDLE_MAX_SIZE": "1000"})
+    with pytest.raises(UserError, match=r"more than the 900 B allowed"):  # the flag wins
+        commands.bundle_load(str(archive), max_size="900", environ={"BUNDLE_MAX_SIZE": "1GiB"})
 
 
 @pytest.mark.parametrize("flag", ["plain_http", "insecure"])
