@@ -271,6 +271,21 @@ def test_a_blob_no_manifest_declares_is_refused(archive: Path, tmp_path: Path) -
         bundle.verify_archive(bad)
 
 
+@pytest.mark.parametrize(
+    "name", [f"{NAME}/\n", f"{NAME}/images/\x1b[31mred", f"{NAME}/" + "x" * 5000], ids=["newline", "escape", "long"]
+)
+def test_member_names_in_errors_are_quoted_on_one_short_line(archive: Path, tmp_path: Path, name: str) -> None:
+    """Found by tests/fuzz: a member named "top/\n" gave a two-line error."""
+    items = items_of(archive)
+    items.insert(2, (tarfile.TarInfo(name), b"x"))
+    bad = tmp_path / "named.tar.gz"
+    craft(bad, items)
+    with pytest.raises(UserError) as exc:
+        bundle.verify_archive(bad)
+    message = one_line(exc)
+    assert "is not a file a bundle has" in message and "\x1b" not in message and len(message) < 400
+
+
 def test_an_unexpected_directory_is_refused(archive: Path, tmp_path: Path) -> None:
     def add_dir(m: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
         if m.name.endswith("README.md"):
