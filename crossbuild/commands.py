@@ -10,7 +10,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from crossbuild import (
@@ -533,15 +533,26 @@ def run_audit(
     refs: Sequence[str],
     platforms: Sequence[Platform] | None,
     json_path: str | None = None,
+    env_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> list[audit_mod.AuditRow]:
-    entries: list[tuple[str, str, list[str]]] = []
+    """`invoke audit`: a compose file's services (${VAR}s from the environment and .env, as docker
+    compose substitutes them) and/or images, against the required platforms."""
+    if env_file and not compose:
+        raise UserError("--env-file applies to --compose FILE only")
+    entries: list[audit_mod.ComposeService] = []
     if compose:
-        entries += audit_mod.read_compose(Path(compose))
-    entries += [("", ref, []) for ref in refs]
+        env = dict(os.environ if environ is None else environ)
+        entries += audit_mod.read_compose(Path(compose), env, Path(env_file) if env_file else None)
+    entries += [audit_mod.ComposeService("", image=ref) for ref in refs]
     if not entries:
         raise UserError("nothing to audit: give --compose docker-compose.yml and/or --image REF")
     required = _image_platforms(cfg, platforms)
-    output.step(f"audit {len(entries)} image(s) for {', '.join(map(str, required))}")
+    built = sum(1 for e in entries if not e.image and not e.error)
+    output.step(
+        f"audit {len(entries) - built} image(s) for {', '.join(map(str, required))}"
+        + (f" ({built} service(s) built here)" if built else "")
+    )
     rows = audit_mod.audit(_client(cfg), entries, required)
     cells = audit_mod.table_rows(rows)
     output.table(["service", "image", "architectures", "ports", "status"], cells)
@@ -558,7 +569,7 @@ def run_audit(
     report.write_text(text)
     bad = [r for r in rows if not r.ok]
     if bad:
-        raise UserError(f"{len(bad)} of {len(rows)} image(s) lack a required platform or could not be read")
+        raise UserError(f"{len(bad)} of {len(rows)} row(s) lack a required platform or could not be read")
     return rows
 
 
@@ -614,28 +625,36 @@ def init(directory: str, force: bool = False) -> adopt.InitResult:
 def bundle_create(
     cfg: Config, platforms: Sequence[Platform] | None = None, extra_images: Sequence[str] = ()
 ) -> list[Path]:
-    """`make bundle`: one offline archive per image platform (PLATFORMS=) under build/bundles/."""
+    """`make bundle`: one offline archive per image platform (PLATFORMS=) under build/bundles/.
+
+    bundle_mod.create prints the step line and one "wrote" line per archive; nothing is repeated here.
+    """
     plats = _image_platforms(cfg, platforms)
     registry_server.ensure(cfg)
-    images_ = [*cfg.bundle_images, *extra_images]
-    output.step(
-        f"bundle {len(cfg.selected_images())} service image(s) + {len(images_)} more for {', '.join(map(str, plats))}"
-    )
-    paths = bundle_mod.create(cfg, _client(cfg), plats, images_)
-    for path in paths:
-        output.ok(f"wrote {path} ({output.human_size(path.stat().st_size)})" if path.exists() else f"{path}")
-    return paths
+    return bundle_mod.create(cfg, _client(cfg), plats, [*cfg.bundle_images, *extra_images])
 
 
-def bundle_load(archive: str, registry: str | None = None, insecure: bool = False) -> list[tuple[str, str]]:
+BUNDLE_MAX_SIZE_ENV = "BUNDLE_MAX_SIZE"
+
+
+def bundle_load(
+    archive: str,
+    registry: str | None = None,
+    *,
+    insecure: bool = False,
+    plain_http: bool = False,
+    max_size: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
     """`invoke bundle.load`: verify a bundle, then push it to `registry` or load it into docker.
 
-    Reads no config.toml: it runs on the air-gapped server, where only the archive is.
+    Reads no config.toml: it runs on the air-gapped server, where only the archive is. The size
+    limit comes from --max-size, else $BUNDLE_MAX_SIZE, else the default sized to the archive.
+    bundle_mod.load prints one "ok" line per imported image.
     """
-    if insecure and not registry:
-        raise UserError("--insecure applies to --registry HOST:PORT only")
-    client = RegistryClient(insecure=[registry] if insecure and registry else ())
-    imported = bundle_mod.load(Path(archive), registry, client if registry else None)
-    for ref, digest in imported:
-        output.ok(f"{ref} -> {digest}")
-    return imported
+    env = os.environ if environ is None else environ
+    limit_text, where = max_size, "--max-size"
+    if max_size is None:
+        limit_text, where = env.get(BUNDLE_MAX_SIZE_ENV), BUNDLE_MAX_SIZE_ENV
+    limit = bundle_mod.parse_size(limit_text, where) if limit_text else None
+    return bundle_mod.load(Path(archive), registry, plain_http=plain_http, insecure=insecure, max_size=limit)

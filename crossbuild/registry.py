@@ -395,11 +395,27 @@ class _Response:
 
 
 class _NetworkError(Exception):
-    """No HTTP answer at all; `reason` is short and free of credentials."""
+    """No HTTP answer at all; `reason` is short and free of credentials.
 
-    def __init__(self, reason: str) -> None:
+    `tls_failed`: the TCP connection was made but the TLS handshake broke for another reason than
+    an untrusted certificate (e.g. WRONG_VERSION_NUMBER: the other side does not speak TLS).
+    """
+
+    def __init__(self, reason: str, tls_failed: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.tls_failed = tls_failed
+
+
+class SpeaksPlainHTTP(UserError):
+    """The registry answers plain HTTP where HTTPS was required; callers name their own way to allow it."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(
+            f"registry {host} speaks plain HTTP, not HTTPS; if that is expected, list it in "
+            "[registry] insecure (images and credentials then travel unencrypted)"
+        )
+        self.host = host
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -564,7 +580,9 @@ class RegistryClient:
                 exc.close()
             return _Response(exc.code, _header_dict(exc.headers.items() if exc.headers else []), body)
         except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-            raise _NetworkError(_describe_network_error(exc, self.timeout)) from exc
+            inner = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            tls_failed = isinstance(inner, ssl.SSLError) and not isinstance(inner, ssl.SSLCertVerificationError)
+            raise _NetworkError(_describe_network_error(exc, self.timeout), tls_failed) from exc
 
     def _unreachable(self, host: str, reason: str) -> UserError:
         if _is_loopback(host) and host.rsplit(":", 1)[-1] == "5000":
@@ -587,17 +605,30 @@ class RegistryClient:
         elif self.is_insecure(host):
             order = ("https", "http")
         reasons = []
+        tls_failed = False
         for scheme in order:
             try:
                 resp = self._raw("GET", f"{scheme}://{api_host(host)}/v2/", {})
             except _NetworkError as exc:
                 reasons.append(f"{scheme}: {exc.reason}" if len(order) > 1 else exc.reason)
+                tls_failed = tls_failed or (scheme == "https" and exc.tls_failed)
                 continue
             if resp.status in (200, 401):
                 self._schemes[host] = scheme
                 return scheme
             reasons.append(f"{scheme}: GET /v2/ answered HTTP {resp.status}, not a registry")
+        if tls_failed and "http" not in order and self._answers_plain_http(host):
+            raise SpeaksPlainHTTP(host)
         raise self._unreachable(host, ", ".join(reasons))
+
+    def _answers_plain_http(self, host: str) -> bool:
+        """Whether GET /v2/ over plain HTTP gets a registry's answer: only to explain a broken TLS handshake
+        (no credentials are sent, and the answer is not used for anything else)."""
+        try:
+            resp = self._raw("GET", f"http://{api_host(host)}/v2/", {})
+        except _NetworkError:
+            return False
+        return resp.status in (200, 401)
 
     def _scheme(self, registry: str) -> str:
         if registry not in self._schemes:
@@ -615,6 +646,8 @@ class RegistryClient:
             except _NetworkError as exc:
                 host = urllib.parse.urlsplit(url).netloc
                 if host == api_host(registry):
+                    if exc.tls_failed and url.startswith("https://") and self._answers_plain_http(registry):
+                        raise SpeaksPlainHTTP(registry) from exc
                     raise self._unreachable(registry, exc.reason) from exc
                 raise UserError(
                     f"storage {host} that registry {registry} redirected to is not reachable: {exc.reason}"

@@ -8,10 +8,13 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from invoke.collection import Collection
 from invoke.exceptions import Exit
+from invoke.parser.argument import Argument
+from invoke.program import Program
 from invoke.tasks import Task, task
 
 from crossbuild import commands, errors, output
@@ -52,6 +55,67 @@ def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class CrossbuildTask(Task[Any]):
+    """A Task whose `--config` also answers to `-f` (when the task has no other -f).
+
+    Every flag typed after a task name must reach that task: one it lacks falls through to
+    invoke's own parser, where `-f`/`--config` load the file as *invoke's* configuration and die
+    with a traceback on a .toml. So each task has a `config` parameter, and -f means the same as
+    it does to invoke: the configuration file.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._help_text = dict(self.help)
+
+    def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:
+        self.help = dict(self._help_text)  # invoke pops each text as it reads it: help printed twice needs it again
+        args = super().get_arguments(ignore_unknown_help)
+        taken = {name for arg in args for name in arg.names}
+        for arg in args:
+            if arg.name == "config" and "f" not in taken:
+                arg.names = (*arg.names, "f")
+        return args
+
+
+def _task_name(body: Callable[..., Any]) -> str:
+    """The dotted name `body` is registered under in `ns` (for its help)."""
+    for name in ns.task_names:
+        if ns[name].body is body:
+            return name
+    return body.__name__
+
+
+def _print_help(name: str) -> None:
+    """What `invoke --help NAME` prints, from invoke's own help formatter."""
+    binary = Path(sys.argv[0]).name or "invoke"
+    Program(namespace=ns, binary=binary, name=binary).run([binary, "--help", name], exit=False)
+
+
+def _positional_guard(fn: Callable[..., Any], positional: Sequence[str]) -> Callable[..., Any]:
+    """invoke hands a missing positional argument the next word, even `--help` or a flag the task
+    lacks: `--help`/`-h` there shows the help; any other flag-like word is refused in one line."""
+
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        for param in positional:
+            value = kwargs.get(param)
+            if not isinstance(value, str) or not value.startswith("-"):
+                continue
+            name = _task_name(guarded)
+            if value in ("-h", "--help"):
+                _print_help(name)
+                return None
+            output.fail(
+                f"{param.upper()} {value!r} looks like a flag, and {name} has no such option "
+                f"(`invoke --help {name}` lists them); write ./{value} for a path that starts with '-'"
+            )
+            raise Exit(code=1)
+        return fn(*args, **kwargs)
+
+    return guarded
+
+
 def cbtask(
     *, iterable: Sequence[str] = (), positional: Sequence[str] | None = None, **help_text: str
 ) -> Callable[[Callable[..., Any]], Task[Any]]:
@@ -59,12 +123,21 @@ def cbtask(
 
     def decorate(fn: Callable[..., Any]) -> Task[Any]:
         params = inspect.signature(fn).parameters
+        if "config" not in params:
+            raise TypeError(f"task {fn.__name__} needs a `config` parameter (see CrossbuildTask)")
         helps = {k: v for k, v in COMMON_HELP.items() if k in params}
         helps.update(help_text)
-        made: Task[Any] = task(iterable=list(iterable), positional=positional, help=helps)(reported(fn))
+        body = _positional_guard(reported(fn), positional or ())
+        made: Task[Any] = task(iterable=list(iterable), positional=positional, help=helps, klass=CrossbuildTask)(body)
         return made
 
     return decorate
+
+
+def _no_config(config: str | None, task_name: str, why: str) -> None:
+    """For tasks that read no config file: --config is accepted by the parser, then refused in one line."""
+    if config is not None:
+        raise CrossbuildError(f"{task_name} reads no config file ({why}): drop --config {config}")
 
 
 def _list(values: list[str] | str | None, flag: str) -> tuple[str, ...] | None:
@@ -264,6 +337,7 @@ def doctor(c: Any, platform: list[str] | None = None, config: str | None = None,
     image="an image reference to audit (repeatable)",
     platform="required platforms (default: [platforms] images)",
     json="also write the result as JSON to this file ('-' for stdout)",
+    env_file="variables for the compose file's ${VAR}s (default: .env next to it; the environment wins)",
 )
 def audit(
     c: Any,
@@ -271,6 +345,7 @@ def audit(
     image: list[str] | None = None,
     platform: list[str] | None = None,
     json: str | None = None,
+    env_file: str | None = None,
     config: str | None = None,
     verbose: bool = False,
 ) -> None:
@@ -278,7 +353,7 @@ def audit(
     commands.setup_runner(False, verbose)
     cfg = commands.load(config, Overrides())
     plats = list(parse_platforms(platform)) if platform else None
-    commands.run_audit(cfg, compose, list(image or []), plats, json)
+    commands.run_audit(cfg, compose, list(image or []), plats, json, env_file=env_file)
 
 
 @cbtask()
@@ -307,9 +382,13 @@ def ci_github(
     positional=["directory"],
     directory="the Go repository to set up: the directory with go.mod, e.g. .",
     force="overwrite files that exist and differ",
+    config="not used: init writes config.toml and reads none",
 )
-def init(c: Any, directory: str | None = None, force: bool = False, verbose: bool = False) -> None:
+def init(
+    c: Any, directory: str | None = None, force: bool = False, config: str | None = None, verbose: bool = False
+) -> None:
     """Adopt crossbuild in an existing Go repository: config.toml, Makefile or crossbuild.mk, tasks.py, dockerfiles/."""
+    _no_config(config, "init", "it writes config.toml into DIRECTORY")
     commands.setup_runner(False, verbose)
     commands.init(directory or ".", force=force)
 
@@ -343,19 +422,27 @@ def bundle(
     positional=["archive"],
     archive="a bundle .tar.gz made by `invoke bundle`",
     registry="push into this registry (HOST:PORT), digests kept; default: load into the local docker daemon",
-    insecure="accept the registry's self-signed TLS certificate (loopback registries use plain HTTP anyway)",
+    insecure="speak HTTPS to --registry without checking its certificate (self-signed); not plain HTTP",
+    plain_http="speak plain HTTP to --registry (no TLS at all); loopback registries always use plain HTTP",
+    max_size="most the bundle may declare, e.g. 20GiB (default: twice the archive's size + 64 MiB; "
+    "also BUNDLE_MAX_SIZE)",
+    config="not used: bundle.load reads no config file, only the archive",
 )
 def bundle_load(
     c: Any,
     archive: str,
     registry: str | None = None,
     insecure: bool = False,
+    plain_http: bool = False,
+    max_size: str | None = None,
+    config: str | None = None,
     dry_run: bool = False,
     verbose: bool = False,
 ) -> None:
-    """Verify every checksum of a bundle, then push it to --registry or load it into docker. ARCHIVE"""
+    """Verify every size and checksum of a bundle, then push it to --registry or load it into docker. ARCHIVE"""
+    _no_config(config, "bundle.load", "it runs where only the archive is; give --registry HOST:PORT to push")
     commands.setup_runner(dry_run, verbose)
-    commands.bundle_load(archive, registry, insecure)
+    commands.bundle_load(archive, registry, insecure=insecure, plain_http=plain_http, max_size=max_size)
 
 
 build_ns = Collection("build")

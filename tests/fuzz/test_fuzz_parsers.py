@@ -1,4 +1,5 @@
-"""Fuzz targets: platform lists, image references, tag templates, config.toml, compose-free text.
+"""Fuzz targets: platform lists, image references, tag templates, config.toml (the bundle reader and
+compose substitution are in test_fuzz_bundle.py).
 
 Run long: `make fuzz` (HYPOTHESIS_PROFILE=long). See conftest.py for the contract.
 """

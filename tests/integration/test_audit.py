@@ -71,7 +71,7 @@ services:
     build: .
 """
 
-# What the audit must report, service by service, in compose order (build-only services have no image).
+# What the audit must report, service by service, in compose order.
 TRUTH: list[dict[str, Any]] = [
     {
         "service": "web",
@@ -79,6 +79,7 @@ TRUTH: list[dict[str, Any]] = [
         "platforms": ["linux/amd64", "linux/arm64", "linux/arm/v7"],
         "ports": ["8080:80", "8443:443"],
         "missing": [],
+        "built_here": "",
         "ok": True,
     },
     {
@@ -87,6 +88,7 @@ TRUTH: list[dict[str, Any]] = [
         "platforms": ["linux/arm64"],
         "ports": ["9000:9000/udp"],
         "missing": ["linux/amd64"],
+        "built_here": "",
         "ok": False,
     },
     {
@@ -95,16 +97,28 @@ TRUTH: list[dict[str, Any]] = [
         "platforms": ["linux/amd64"],
         "ports": ["5353:53/udp"],
         "missing": ["linux/arm64"],
+        "built_here": "",
         "ok": False,
     },
-    {"service": "ghost", "image": NO_SUCH, "platforms": [], "ports": [], "missing": [], "ok": False},
+    {"service": "ghost", "image": NO_SUCH, "platforms": [], "ports": [], "missing": [], "built_here": "", "ok": False},
     {
         "service": "faraway",
         "image": FARAWAY,
         "platforms": [],
         "ports": ["127.0.0.1:1234:1234"],
         "missing": [],
+        "built_here": "",
         "ok": False,
+    },
+    # build-only: built on the deployment host, listed (issue 16: it used to vanish without a word)
+    {
+        "service": "built-here",
+        "image": "",
+        "platforms": [],
+        "ports": [],
+        "missing": [],
+        "built_here": "build: .",
+        "ok": True,
     },
 ]
 ERRORS = {"ghost": "not found", "faraway": "not reachable"}
@@ -187,6 +201,7 @@ def test_compose_audit_reports_every_service(clone: Clone, seeded: str, tmp_path
     assert rows["ghost"][3].startswith("error:") and "not found" in rows["ghost"][3], rows["ghost"]
     assert rows["faraway"][:3] == [FARAWAY, "-", "127.0.0.1:1234:1234"]
     assert rows["faraway"][3].startswith("error:") and "not reachable" in rows["faraway"][3], rows["faraway"]
+    assert rows["built-here"] == ["-", "-", "-", "built here (build: .)"]
 
     data = printed_json(proc.stdout)
     assert (clone.build_dir / "reports" / "audit.json").read_text() == json.dumps(data, indent=2) + "\n"
@@ -216,3 +231,84 @@ def test_unquoted_compose_port_is_read_as_text(clone: Clone, seeded: str, tmp_pa
     proc = clone.invoke("audit", "--compose", str(compose), "--platform", "linux/arm64", "--json", "-")
     assert proc.returncode == 0, describe(proc)
     assert [row["ports"] for row in printed_json(proc.stdout)] == [["2222:22"]], describe(proc)
+
+
+ENV_COMPOSE = """\
+services:
+  web:
+    image: ${WEB_IMAGE}
+    ports: ["${WEB_PORT:-8080}:80"]
+  worker:
+    image: ${REG}/single:${WORKER_TAG}
+  legacy:
+    image: ${LEGACY_IMAGE:-127.0.0.1:5001/nosuch:1}
+  cache:
+    image: ${CACHE_IMAGE:-127.0.0.1:5001/multi:1}
+  app:
+    build: ./app
+  both-published:
+    build: .
+    image: ${REG}/multi:1
+  both-new:
+    build:
+      context: ./new
+    image: ${REG}/not-pushed-yet:1
+  needs-var:
+    image: ${QUEUE_IMAGE:?set QUEUE_IMAGE to the broker image}
+  cost:
+    image: $${REG}
+"""
+DOT_ENV = f"""\
+# read by docker compose from the compose file's directory
+REG={SECOND}
+WEB_IMAGE=${{REG}}/multi:1
+WORKER_TAG=not-this-one
+LEGACY_IMAGE={AMD64_ONLY}
+"""
+
+
+def test_compose_variables_come_from_dot_env_and_the_environment(clone: Clone, seeded: str, tmp_path: Path) -> None:
+    """issue 10: images written as ${VAR} (from .env, the environment winning) failed on every row."""
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    (deploy / "docker-compose.yml").write_text(ENV_COMPOSE)
+    (deploy / ".env").write_text(DOT_ENV)
+    argv = ["audit", "--compose", str(deploy / "docker-compose.yml"), "--platform", "linux/arm64", "--json", "-"]
+    proc = clone.invoke(*argv, env={"WORKER_TAG": "1"})
+    assert proc.returncode != 0, describe(proc)
+    assert "Traceback" not in proc.stdout + proc.stderr, describe(proc)
+    rows = table(proc.stdout)
+    assert list(rows) == [
+        "web",
+        "worker",
+        "legacy",
+        "cache",
+        "app",
+        "both-published",
+        "both-new",
+        "needs-var",
+        "cost",
+    ], describe(proc)
+    assert rows["web"] == [MULTI, "linux/amd64, linux/arm64, linux/arm/v7", "8080:80", "ok"]
+    assert rows["worker"] == [SINGLE, "linux/arm64", "-", "ok"]  # WORKER_TAG=1 from the environment
+    assert rows["legacy"] == [AMD64_ONLY, "linux/amd64", "-", "MISSING linux/arm64"]
+    assert rows["cache"] == [MULTI, "linux/amd64, linux/arm64, linux/arm/v7", "-", "ok"]
+    assert rows["app"] == ["-", "-", "-", "built here (build: ./app)"]
+    assert rows["both-published"] == [MULTI, "linux/amd64, linux/arm64, linux/arm/v7", "-", "ok"]
+    assert rows["both-new"] == [
+        f"{SECOND}/not-pushed-yet:1",
+        "-",
+        "-",
+        f"built here (build: ./new, not in {SECOND} yet)",
+    ]
+    assert rows["needs-var"] == [
+        "${QUEUE_IMAGE:?set QUEUE_IMAGE to the broker image}",
+        "-",
+        "-",
+        "error: required variable QUEUE_IMAGE is missing a value: set QUEUE_IMAGE to the broker image",
+    ]
+    assert rows["cost"][0] == "${REG}" and rows["cost"][3].startswith("error:"), rows["cost"]  # $$ is a literal $
+
+    data = {row["service"]: row for row in printed_json(proc.stdout)}
+    assert [s for s, row in data.items() if not row["ok"]] == ["legacy", "needs-var", "cost"]
+    assert {s for s, row in data.items() if row["built_here"]} == {"app", "both-new"}

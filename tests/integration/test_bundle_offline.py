@@ -17,13 +17,15 @@ import json
 import os
 import shutil
 import socket
-import ssl
+import struct
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -137,6 +139,7 @@ def docker_rmi(refs: Sequence[str]) -> None:
 @dataclass(frozen=True)
 class Published:
     cfg: Config
+    clone: Path
     prefix: str  # localhost:5000/b-<id>
     services: dict[str, str]  # service -> ref of its version tag
     thirdparty: str
@@ -193,7 +196,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
     cfg = load_config(clone / "config.toml", Overrides(images=("api", "push"), registry_prefix=prefix), environ={})
     services = {s.name: f"{cfg.image_ref(s)}:{cfg.image_tags(s)[0]}" for s in cfg.selected_images()}
     assert set(services) == {"api", "push"} and all(r.endswith(f":{TAG}") for r in services.values())
-    yield Published(cfg, prefix, services, thirdparty)
+    yield Published(cfg, clone, prefix, services, thirdparty)
     # Whatever this module left in the docker daemon under its unique prefix (smoke runs included).
     listing = subprocess.run(
         ["docker", "images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
@@ -214,26 +217,78 @@ def archive(published: Published) -> Path:
     return paths[0]
 
 
-def healthy_tls(address: str) -> bool:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+@dataclass(frozen=True)
+class Netns:
+    """A network namespace of this test's own with one non-loopback address (10.x, not 127.x): a registry
+    there is neither loopback nor one of the host's addresses, so crossbuild's TLS rules really apply."""
+
+    name: str
+    ip: str
+
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.name]
+
+    def run(self, argv: Sequence[str | Path], extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self.prefix(), *map(str, argv)],
+            env=env(extra),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+
+@pytest.fixture
+def netns() -> Iterator[Netns]:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.fail("network namespace tests need root and iproute2 (make tools)")
+    ident = uuid.uuid4()
+    ns = Netns(f"cb-{ident.hex[:8]}", f"10.{200 + ident.int % 50}.{ident.int % 250 + 1}.1")
+    setup = [  # the address sits on the namespace's own lo: no kernel module (dummy, veth) needed
+        ["ip", "netns", "add", ns.name],
+        ["ip", "-n", ns.name, "link", "set", "lo", "up"],
+        ["ip", "-n", ns.name, "addr", "add", f"{ns.ip}/32", "dev", "lo"],
+    ]
     try:
-        with urllib.request.urlopen(f"https://{address}/v2/", timeout=2, context=context) as resp:
-            return int(resp.status) == 200
-    except (urllib.error.URLError, OSError):
-        return False
+        for argv in setup:
+            run(argv, timeout=30)
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "delete", ns.name], capture_output=True, timeout=30, check=False)
+
+
+_PROBE = """
+import ssl, sys, urllib.request
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=2, context=context) as resp:
+        sys.exit(0 if resp.status == 200 else 1)
+except Exception:
+    sys.exit(1)
+"""
+
+
+def answers(url: str, netns: Netns | None) -> bool:
+    """GET url answers 200 (certificates not checked), from the host or inside the namespace."""
+    argv = [*(netns.prefix() if netns else []), sys.executable, "-c", _PROBE, url]
+    return subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 0
 
 
 @contextlib.contextmanager
-def registry_server(workdir: Path, address: str, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+def registry_server(
+    workdir: Path, address: str, tls: tuple[Path, Path] | None = None, netns: Netns | None = None
+) -> Iterator[str]:
     """An empty docker-registry (distribution) on `address`, our own process, stopped on exit."""
     if not os.access(REGISTRY_BINARY, os.X_OK):
         pytest.fail(f"{REGISTRY_BINARY} is required (apt-get install docker-registry, or make tools)")
     host, _, port = address.rpartition(":")
-    with socket.socket() as sock:
-        if sock.connect_ex((host, int(port))) == 0:
-            pytest.fail(f"something already listens on {address}; stop it, this test needs an empty registry there")
+    if netns is None:
+        with socket.socket() as sock:
+            if sock.connect_ex((host, int(port))) == 0:
+                pytest.fail(f"something already listens on {address}; this test needs an empty registry there")
     workdir.mkdir(parents=True, exist_ok=True)
     tls_conf = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else ""
     conf = workdir / "registry.yml"
@@ -243,11 +298,13 @@ def registry_server(workdir: Path, address: str, tls: tuple[Path, Path] | None =
         f"http:\n  addr: {address}\n{tls_conf}"
     )
     log_path = workdir / "registry.log"
+    url = f"{'https' if tls else 'http'}://{address}/v2/"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([REGISTRY_BINARY, "serve", str(conf)], stdout=log, stderr=log)
+        argv = [*(netns.prefix() if netns else []), REGISTRY_BINARY, "serve", str(conf)]
+        proc = subprocess.Popen(argv, stdout=log, stderr=log)
         try:
             deadline = time.monotonic() + 20
-            while not (healthy_tls(address) if tls else healthy(address)):
+            while not answers(url, netns):
                 assert proc.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, f"docker-registry did not answer on {address}"
                 time.sleep(0.1)
@@ -266,20 +323,6 @@ def second_registry(tmp_path: Path) -> Iterator[str]:
     """An empty registry on 127.0.0.1:5001 (plain HTTP, loopback)."""
     with registry_server(tmp_path / "registry", SECOND) as address:
         yield address
-
-
-def non_loopback_ipv4() -> str:
-    """An address of this machine that is not loopback, so TLS is really checked."""
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect(("203.0.113.1", 9))  # UDP: picks the outgoing address, sends nothing
-        ip = str(sock.getsockname()[0])
-        if not ip.startswith("127."):
-            return ip
-    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=False).stdout.split()
-    found = [ip for ip in out if "." in ip and not ip.startswith("127.")]
-    if not found:
-        pytest.fail("this machine has no non-loopback IPv4 address for the TLS registry test")
-    return found[0]
 
 
 def test_bundle_holds_each_arm64_image_with_its_registry_digest(published: Published, archive: Path) -> None:
@@ -304,7 +347,7 @@ def test_load_into_a_second_registry_keeps_digests_and_the_image_runs(
 ) -> None:
     assert catalog(second_registry) == []
     started = time.monotonic()
-    imported = bundle.load(archive, second_registry, None)
+    imported = bundle.load(archive, second_registry)
     print(f"\nbundle.load -> {second_registry}: {time.monotonic() - started:.2f}s")
     expected = []
     for ref in published.refs:
@@ -313,7 +356,7 @@ def test_load_into_a_second_registry_keeps_digests_and_the_image_runs(
         assert sha256(skopeo_raw(moved)) == want, moved  # skopeo on :5001 vs the index on :5000
         expected.append((moved, want))
     assert imported == expected
-    assert bundle.load(archive, second_registry, RegistryClient()) == expected  # again: nothing changes
+    assert bundle.load(archive, second_registry) == expected  # again: nothing changes
 
     api = expected[0][0]
     try:
@@ -330,11 +373,12 @@ def test_load_into_the_docker_daemon(published: Published, archive: Path) -> Non
     manifest = bundle.verify_archive(archive)
     try:
         started = time.monotonic()
-        imported = bundle.load(archive, None, None)
+        imported = bundle.load(archive, None)
         print(f"\nbundle.load -> docker daemon: {time.monotonic() - started:.2f}s")
         assert imported == [(img.ref, img.config) for img in manifest.images]  # image ID = config digest
         for tag in tags:
             assert docker_image_arch(tag) == "arm64", tag
+        assert docker_tags_under(published.prefix) == sorted(tags)  # nothing under any other name
     finally:
         docker_rmi(tags)
 
@@ -370,7 +414,7 @@ def test_corrupt_archives_are_refused_before_anything_is_imported(
     for bad, why in ((truncated, "truncated"), (flipped, "checksum mismatch")):
         for registry in (second_registry, None):
             with pytest.raises(UserError) as exc:
-                bundle.load(bad, registry, None)
+                bundle.load(bad, registry)
             message = str(exc.value)
             assert why in message and "nothing was imported" in message and "\n" not in message
             assert catalog(second_registry) == []
@@ -392,28 +436,240 @@ def test_images_lacking_a_platform_are_all_reported_before_anything_is_written(
     assert not (tmp_path / "out").exists()
 
 
-def test_load_into_a_registry_with_a_self_signed_certificate(
-    published: Published, archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+# --- the command line, hostile archives, registries outside loopback ----------------------------------
+
+
+def cli(
+    published: Published, *args: str | Path, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`invoke ARGS` in the clone, as a user runs it; never raises for a non-zero exit."""
+    return subprocess.run(
+        [str(INVOKE), "--search-root", str(published.clone), *map(str, args)],
+        env=env(extra),
+        cwd=published.clone,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def shown(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"{proc.args}\nexit {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+
+
+def the_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one `error:` line of a failed command (no traceback, nothing else on stderr that says error)."""
+    assert proc.returncode != 0, shown(proc)
+    assert "Traceback" not in proc.stdout + proc.stderr, shown(proc)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, shown(proc)
+    return errors[0]
+
+
+def docker_tags_under(prefix: str) -> list[str]:
+    """repository:tag of every local docker image under `prefix` (`docker image ls`, not crossbuild)."""
+    listing = run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"], timeout=60)
+    return sorted(t for t in listing.split() if t.startswith(prefix + "/") and not t.endswith(":<none>"))
+
+
+def archive_members(path: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
+    with tarfile.open(path, "r:gz") as tar:
+        out = []
+        for member in tar.getmembers():
+            handle = tar.extractfile(member) if member.isfile() else None
+            out.append((member, handle.read() if handle else b""))
+        return out
+
+
+def forge(src: Path, dest: Path, replacements: dict[str, bytes]) -> None:
+    """What an attacker who knows the format does: change files, then rebuild SHA256SUMS to match."""
+    items = archive_members(src)
+    top = items[0][0].name.split("/", 1)[0]
+    items = [(m, replacements.get(m.name.removeprefix(top + "/"), data)) for m, data in items]
+    sums = "".join(
+        f"{hashlib.sha256(data).hexdigest()}  {m.name.removeprefix(top + '/')}\n"
+        for m, data in sorted(items, key=lambda item: item[0].name)
+        if m.isfile() and not m.name.endswith("/SHA256SUMS")
+    ).encode()
+    with tarfile.open(dest, "w:gz") as tar:
+        for member, original in items:
+            data = sums if member.name.endswith("/SHA256SUMS") else original
+            member.size = len(data) if member.isfile() else 0
+            tar.addfile(member, io.BytesIO(data) if member.isfile() else None)
+
+
+def test_bundle_and_bundle_load_print_each_line_once(published: Published, archive: Path, second_registry: str) -> None:
+    """issue 16: `bundle` printed its step line and "ok wrote" twice, `bundle.load` each "ok ref -> digest"."""
+    before = sha256(archive.read_bytes())
+    proc = cli(
+        published,
+        *("bundle", "--platform", "linux/arm64", "--image", published.thirdparty),
+        extra={"REGISTRY_PREFIX": published.prefix, "IMAGES": "api,push"},
+    )
+    assert proc.returncode == 0, shown(proc)
+    steps = [line for line in proc.stdout.splitlines() if line.startswith("==> ")]
+    assert steps == [f"==> bundle 3 image(s) x linux/arm64 (version {TAG})"], shown(proc)
+    wrote = [line for line in proc.stdout.splitlines() if "wrote" in line]
+    assert len(wrote) == 1 and wrote[0].startswith(f"  ok wrote {archive} ("), shown(proc)
+    assert sha256(archive.read_bytes()) == before  # the command line wrote the same bytes as the API: reproducible
+
+    proc = cli(published, "bundle.load", archive, "--registry", second_registry)
+    assert proc.returncode == 0, shown(proc)
+    ok = [line for line in proc.stdout.splitlines() if line.startswith("  ok ")]
+    for ref in published.refs:
+        moved = second_registry + "/" + ref.split("/", 1)[1]
+        assert len([line for line in ok if line.startswith(f"  ok {moved} -> {arm64_digest(skopeo_raw(ref))}")]) == 1, (
+            shown(proc)
+        )
+    assert len(ok) == 1 + len(published.refs), shown(proc)  # "N files verified" and one line per image
+
+
+def test_a_docker_manifest_naming_other_tags_imports_nothing(
+    published: Published, archive: Path, tmp_path: Path
 ) -> None:
-    """TLS is verified unless the host is listed as insecure; listed, its self-signed certificate is accepted."""
-    ip = non_loopback_ipv4()
-    with socket.socket() as sock:
-        sock.bind((ip, 0))
-        address = f"{ip}:{sock.getsockname()[1]}"
-    monkeypatch.setenv("NO_PROXY", ip)
-    monkeypatch.setenv("no_proxy", ip)
+    """issue 12 Failure 2: images/manifest.json (what `docker load` obeys) rewritten to another tag, with
+    SHA256SUMS rebuilt to match, used to import an image under that never-verified name."""
+    evil = f"{published.prefix}/evil:1"
+    files = {m.name.split("/", 1)[1]: data for m, data in archive_members(archive) if m.isfile()}
+    docker = json.loads(files["images/manifest.json"])
+    docker[0]["RepoTags"] = [evil]
+    forged = tmp_path / "forged.tar.gz"
+    forge(archive, forged, {"images/manifest.json": json.dumps(docker).encode()})
+    docker_rmi([*published.refs, evil])
+    assert docker_tags_under(published.prefix) == []
+
+    line = the_error(cli(published, "bundle.load", forged))
+    assert "images/manifest.json does not describe the verified images" in line, line
+    assert evil in line and "nothing was imported" in line, line
+    assert docker_tags_under(published.prefix) == []  # neither the forged name nor the real ones
+
+
+def write_gzip_bomb(path: Path, items: list[tuple[tarfile.TarInfo, bytes]], target: tarfile.TarInfo, size: int) -> None:
+    """`items` as one gzip member (as `tar czf` writes), with `target` replaced by `size` zero bytes. After a
+    full flush deflate refers to nothing before it (RFC 1951), so 1 MiB of zeros compresses to the same few
+    hundred bytes every time: writing them N times makes N MiB in a few KiB, with nothing in memory."""
+    zero = bytes(1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = packer.compress(zero) + packer.flush(zlib.Z_FULL_FLUSH)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    crc, total = 0, 0
+    with path.open("wb") as out:
+        out.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff")  # RFC 1952 header: deflate, mtime 0
+        for member, data in items:
+            if member is target:
+                member.size = size
+                head = member.tobuf(tarfile.PAX_FORMAT)
+                out.write(deflate.compress(head) + deflate.flush(zlib.Z_FULL_FLUSH))
+                crc = zlib.crc32(head, crc)
+                assert size % len(zero) == 0  # whole blocks: no tar padding needed
+                for _ in range(size // len(zero)):
+                    out.write(block)
+                    crc = zlib.crc32(zero, crc)
+                total += len(head) + size
+                continue
+            member.size = len(data) if member.isfile() else 0
+            chunk = member.tobuf(tarfile.PAX_FORMAT) + data + bytes(-len(data) % 512)
+            out.write(deflate.compress(chunk))
+            crc, total = zlib.crc32(chunk, crc), total + len(chunk)
+        tail = bytes(1024)
+        out.write(deflate.compress(tail) + deflate.flush(zlib.Z_FINISH))
+        crc, total = zlib.crc32(tail, crc), total + len(tail)
+        out.write(struct.pack("<II", crc, total & 0xFFFFFFFF))
+
+
+def test_an_archive_inflating_far_beyond_its_sizes_is_refused_quickly(
+    published: Published, archive: Path, second_registry: str, tmp_path: Path
+) -> None:
+    """issue 12: a 12 MB archive inflating to 2 GiB was refused only after writing 2 GiB to $TMPDIR (59 s)."""
+    items = archive_members(archive)
+    biggest = max((m for m, _ in items if m.isfile()), key=lambda m: m.size)
+    assert "/images/blobs/sha256/" in biggest.name
+    bomb = tmp_path / "bomb.tar.gz"
+    write_gzip_bomb(bomb, items, biggest, 2 << 30)
+    assert bomb.stat().st_size < archive.stat().st_size + (8 << 20)
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+
+    started = time.monotonic()
+    proc = cli(published, "bundle.load", bomb, "--registry", second_registry, extra={"TMPDIR": str(tmpdir)})
+    elapsed = time.monotonic() - started
+    line = the_error(proc)
+    print(f"\nbomb refused in {elapsed:.2f}s: {line}")
+    assert f"{biggest.name.split('/', 1)[1]} is {2 << 30} bytes, but the manifest of" in line, line
+    assert "nothing was imported" in line
+    assert elapsed < 20, f"took {elapsed:.1f}s"
+    assert list(tmpdir.iterdir()) == []
+    assert catalog(second_registry) == []
+
+
+def netns_catalog(netns: Netns, address: str) -> list[str]:
+    script = "import json,sys,urllib.request;print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1]))))"
+    proc = netns.run([sys.executable, "-c", script, f"http://{address}/v2/_catalog"])
+    assert proc.returncode == 0, proc.stderr
+    repositories: list[str] = json.loads(proc.stdout)["repositories"]
+    return repositories
+
+
+def check_pushed(published: Published, netns: Netns, address: str, proc: subprocess.CompletedProcess[str]) -> None:
+    """Every image is in the namespace's registry under its own digest (skopeo, inside the namespace)."""
+    assert proc.returncode == 0, shown(proc)
+    for ref in published.refs:
+        moved = address + "/" + ref.split("/", 1)[1]
+        raw = netns.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{moved}"])
+        assert raw.returncode == 0, raw.stderr
+        assert sha256(raw.stdout.encode()) == arm64_digest(skopeo_raw(ref)), moved
+        assert len([line for line in proc.stdout.splitlines() if line.startswith(f"  ok {moved} -> ")]) == 1
+
+
+def test_a_plain_http_registry_is_named_and_needs_plain_http(
+    published: Published, archive: Path, netns: Netns, tmp_path: Path
+) -> None:
+    """issue 16: a plain-HTTP registry was "not reachable: [SSL: WRONG_VERSION_NUMBER]"; issue 12: --insecure
+    also allowed plain HTTP. Now --plain-http is the one flag for it, and the error names it."""
+    address = f"{netns.ip}:5000"
+    no_proxy = {"NO_PROXY": netns.ip, "no_proxy": netns.ip}
+    with registry_server(tmp_path / "registry", address, netns=netns):
+
+        def load(*flags: str) -> subprocess.CompletedProcess[str]:
+            argv: list[str | Path] = [INVOKE, "--search-root", published.clone, "bundle.load", archive]
+            return netns.run([*argv, "--registry", address, *flags], extra=no_proxy)
+
+        line = the_error(load())
+        assert line == (
+            f"error: registry {address} speaks plain HTTP, not HTTPS: add --plain-http to push to it over HTTP "
+            "(images travel unencrypted)"
+        )
+        line = the_error(load("--insecure"))
+        assert "--insecure only accepts an untrusted certificate; add --plain-http" in line, line
+        assert netns_catalog(netns, address) == []
+        check_pushed(published, netns, address, load("--plain-http"))
+
+
+def test_a_registry_with_a_self_signed_certificate_needs_insecure(
+    published: Published, archive: Path, netns: Netns, tmp_path: Path
+) -> None:
+    """TLS is verified unless --insecure; --plain-http does not switch verification off."""
+    address = f"{netns.ip}:5000"
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     run(
         [
             *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=crossbuild-test"),
-            *("-addext", f"subjectAltName=IP:{ip}", "-keyout", key, "-out", cert),
+            *("-addext", f"subjectAltName=IP:{netns.ip}", "-keyout", key, "-out", cert),
         ]
     )
-    manifest = bundle.verify_archive(archive)
-    with registry_server(tmp_path / "registry", address, tls=(cert, key)):
-        with pytest.raises(UserError, match="TLS certificate not trusted"):
-            bundle.load(archive, address, RegistryClient())
-        imported = bundle.load(archive, address, RegistryClient(insecure=[address]))
-        assert [digest for _, digest in imported] == [img.digest for img in manifest.images]
-        for target, digest in imported:
-            assert sha256(skopeo_raw(target)) == digest, target
+    no_proxy = {"NO_PROXY": netns.ip, "no_proxy": netns.ip}
+    with registry_server(tmp_path / "registry", address, tls=(cert, key), netns=netns):
+
+        def load(*flags: str) -> subprocess.CompletedProcess[str]:
+            argv: list[str | Path] = [INVOKE, "--search-root", published.clone, "bundle.load", archive]
+            return netns.run([*argv, "--registry", address, *flags], extra=no_proxy)
+
+        line = the_error(load())
+        assert line == (
+            f"error: registry {address} has a TLS certificate this machine does not trust: add --insecure to accept "
+            "it (or install its CA certificate)"
+        )
+        line = the_error(load("--plain-http"))
+        assert "speaks HTTPS with a certificate this machine does not trust: add --insecure" in line, line
+        check_pushed(published, netns, address, load("--insecure"))

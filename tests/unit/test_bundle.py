@@ -7,19 +7,27 @@ SHA256SUMS left alone. `sha256sum -c` (coreutils) is the independent witness for
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from synthetic_bundles import (
+    ARM64,
+    NAME,
+    entries_for,
+    members,
+    rewrite,
+    synthetic,
+    two_images,
+    write_two,
+)
 
 from crossbuild import bundle
 from crossbuild.config import Overrides
@@ -27,117 +35,10 @@ from crossbuild.config import load as load_config
 from crossbuild.errors import UserError
 from crossbuild.platforms import Platform
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-ARM64 = Platform("linux", "arm64")
-NAME = "demo-v1.0.0-linux-arm64"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def layer(files: dict[str, bytes]) -> tuple[bytes, str]:
-    """(gzip'd layer tar, its diff_id)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    plain = buf.getvalue()
-    return gzip.compress(plain, mtime=0), sha256(plain)
-
-
-class Image:
-    """A synthetic single-platform image: blobs plus the bundle entry describing it."""
-
-    def __init__(self, ref: str, payload: bytes, shared: bytes | None = None, service: str | None = None) -> None:
-        layers = [layer({"app/data.bin": payload})]
-        if shared is not None:
-            layers.insert(0, layer({"base.txt": shared}))
-        self.blobs: dict[str, bytes] = {}
-        for blob, _ in layers:
-            self.blobs[sha256(blob)] = blob
-        config = json.dumps(
-            {"architecture": "arm64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]}}
-        ).encode()
-        self.blobs[sha256(config)] = config
-        self.raw = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-                "layers": [{"mediaType": OCI_LAYER, "digest": sha256(b), "size": len(b)} for b, _ in layers],
-            }
-        ).encode()
-        self.entry = bundle.BundleImage(
-            ref=ref,
-            digest=sha256(self.raw),
-            media_type=OCI_MANIFEST,
-            size=len(self.raw),
-            platform="linux/arm64",
-            config=sha256(config),
-            layers=len(layers),
-            total_size=len(self.raw) + sum(len(b) for b in self.blobs.values()),
-            service=service,
-            index_digest=None,
-        )
-
-
-def synthetic(images: list[Image]) -> bundle.BundleManifest:
-    return bundle.BundleManifest(
-        project="demo",
-        version="v1.0.0",
-        platform=ARM64,
-        created="2023-11-14T22:13:20Z",
-        images=tuple(i.entry for i in images),
-    )
-
-
-def entries_for(images: list[Image]) -> Iterator[tuple[str, bytes]]:
-    blobs = {d: b for i in images for d, b in i.blobs.items()}
-    raw = {i.entry.digest: i.raw for i in images}
-    return bundle.layout_entries(synthetic(images), NAME, raw, lambda _img, digest: blobs[digest])
-
-
-def two_images() -> list[Image]:
-    shared = b"the same base layer\n"
-    return [
-        Image("registry.example:5000/demo/api:v1.0.0", b"api arm64 binary", shared, service="api"),
-        Image("registry.example:5000/library/redis:7", b"redis arm64 binary", shared),
-    ]
-
 
 @pytest.fixture
 def archive(tmp_path: Path) -> Path:
-    path = tmp_path / f"{NAME}.tar.gz"
-    bundle.write_archive(path, NAME, entries_for(two_images()), mtime=1_700_000_000)
-    return path
-
-
-def members(path: Path) -> dict[str, bytes]:
-    with tarfile.open(path, "r:gz") as tar:
-        out = {}
-        for m in tar.getmembers():
-            fh = tar.extractfile(m) if m.isfile() else None
-            out[m.name + ("/" if m.isdir() else "")] = fh.read() if fh else b""
-        return out
-
-
-Change = Callable[[tarfile.TarInfo, bytes], list[tuple[tarfile.TarInfo, bytes]]]
-
-
-def rewrite(src: Path, dest: Path, change: Change) -> None:
-    """Copy a bundle member by member; `change` returns what to write instead of each member
-    ([] drops it, two items add one)."""
-    with tarfile.open(src, "r:gz") as tin, tarfile.open(dest, "w:gz") as tout:
-        for m in tin.getmembers():
-            handle = tin.extractfile(m) if m.isfile() else None
-            for info, data in change(m, handle.read() if handle else b""):
-                info.size = len(data) if info.isfile() else 0
-                tout.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return write_two(tmp_path)
 
 
 # --- names ---------------------------------------------------------------------------
@@ -304,14 +205,30 @@ def test_archives_are_reproducible(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
-    def broken() -> Iterator[tuple[str, bytes]]:
-        yield "README.md", b"x"
+    def broken() -> bytes:
         raise UserError("registry went away")
 
     path = tmp_path / "out" / f"{NAME}.tar.gz"
+    entries = [bundle.Entry.of("README.md", b"x"), bundle.Entry("images/blobs/sha256/" + "a" * 64, "a" * 64, 1, broken)]
     with pytest.raises(UserError, match="went away"):
-        bundle.write_archive(path, NAME, broken())
+        bundle.write_archive(path, NAME, entries)
     assert list(path.parent.iterdir()) == []
+
+
+def test_sha256sums_comes_first_and_every_manifest_before_any_layer(archive: Path) -> None:
+    """A streaming reader knows every checksum and every size before the first layer arrives."""
+    with tarfile.open(archive, "r:gz") as tar:
+        files = [m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()]
+    assert files[:6] == [
+        "SHA256SUMS",
+        "manifest.json",
+        "README.md",
+        "images/oci-layout",
+        "images/index.json",
+        "images/manifest.json",
+    ]
+    manifests = [bundle.blob_path(i.entry.digest) for i in two_images()]
+    assert files[6:8] == manifests
 
 
 def test_a_blob_that_does_not_match_its_descriptor_is_not_written(tmp_path: Path) -> None:
@@ -362,7 +279,8 @@ def test_flipped_byte_in_a_blob_is_refused(archive: Path, tmp_path: Path) -> Non
 
 def test_a_blob_changed_together_with_sha256sums_is_still_refused(archive: Path, tmp_path: Path) -> None:
     target = bundle.blob_path(two_images()[0].entry.config)
-    new = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    size = len(two_images()[0].blobs[two_images()[0].entry.config])
+    new = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'.ljust(size)
 
     def swap(m: tarfile.TarInfo, data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
         if m.name.endswith(target):
@@ -395,7 +313,7 @@ def test_missing_and_unlisted_files_are_refused(archive: Path, tmp_path: Path) -
         return [(m, data)]
 
     rewrite(archive, extra, add_extra)
-    with pytest.raises(UserError, match=r"not listed in SHA256SUMS: notes\.txt"):
+    with pytest.raises(UserError, match=r"'notes\.txt' is not a file a bundle has"):
         bundle.verify_archive(extra)
 
 
@@ -452,16 +370,16 @@ def test_load_into_docker_checks_the_archive_first(archive: Path, tmp_path: Path
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(archive.read_bytes()[:-200])
     with pytest.raises(UserError, match="corrupt bundle"):
-        bundle.load(cut, None, None)
+        bundle.load(cut, None)
 
 
 def test_load_into_an_unreachable_registry_fails_before_reading_the_archive(tmp_path: Path) -> None:
     # Port 1 on loopback answers nothing; the archive does not even exist.
     with pytest.raises(UserError, match="not reachable"):
-        bundle.load(tmp_path / "absent.tar.gz", "127.0.0.1:1", None)
+        bundle.load(tmp_path / "absent.tar.gz", "127.0.0.1:1")
 
 
 @pytest.mark.parametrize("registry", ["host/path", "", "UPPER CASE:5000"])
 def test_load_refuses_a_malformed_registry(archive: Path, registry: str) -> None:
     with pytest.raises(UserError, match="--registry"):
-        bundle.load(archive, registry, None)
+        bundle.load(archive, registry)

@@ -1,0 +1,379 @@
+"""Loading a bundle on the air-gapped host: verify all of it, then push to a registry or `docker load`.
+
+Nothing is imported before the whole archive has passed reader.read_archive. What is imported
+comes from the verified content only: blobs are pushed under the digests the verified manifests
+name, and the docker-archive index that `docker load` obeys is regenerated from manifest.json and
+those manifests (the archive's own copy was already required to say exactly the same).
+
+The scratch directory is removed on every way out: success, a UserError, Ctrl-C, SIGTERM; one left
+by a run killed outright (SIGKILL) is removed by the next run, because a live run holds an flock on it.
+
+No Config here: only the archive and the flags exist on the air-gapped host.
+
+References: [dist] OCI distribution-spec spec.md (endpoint ids end-N)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import os
+import shutil
+import signal
+import tarfile
+import tempfile
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+from crossbuild import output, runner
+from crossbuild.bundle.format import (
+    IMAGES_DIR,
+    OCI_LAYOUT,
+    BundleImage,
+    blob_path,
+    docker_archive_manifest,
+    json_bytes,
+    oci_index,
+)
+from crossbuild.bundle.reader import Verified, read_archive
+from crossbuild.errors import UserError
+from crossbuild.registry import RegistryClient, SpeaksPlainHTTP, api_host, parse_reference
+
+SCRATCH_PREFIX = "crossbuild-bundle-"
+_STARTING_PREFIX = ".crossbuild-bundle-starting-"
+_LOCK = ".lock"
+
+
+# --- the scratch directory -----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C does, so cleanup code runs; exit status 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def remove_abandoned(base: Path) -> list[Path]:
+    """Remove scratch directories under `base` whose run died without cleaning up: a live run holds the
+    flock on its .lock, so a directory whose lock can be taken is abandoned. Others' files are left."""
+    removed: list[Path] = []
+    try:
+        candidates = sorted(base.glob(f"{SCRATCH_PREFIX}*"))
+    except OSError:
+        return removed
+    for path in candidates:
+        if path.is_symlink() or not path.is_dir():
+            continue
+        try:
+            fd = os.open(path / _LOCK, os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue  # no lock file: not a scratch directory of this version
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # in use
+        finally:
+            os.close(fd)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A private directory under $TMPDIR, locked while in use and removed on every way out."""
+    base = Path(tempfile.gettempdir())
+    for path in remove_abandoned(base):
+        output.info(f"removed {path}, left by an earlier run that was killed")
+    with _terminate_as_exit():
+        # Created under another name, locked, then renamed: remove_abandoned never sees it unlocked.
+        path = Path(tempfile.mkdtemp(prefix=_STARTING_PREFIX))
+        fd = -1
+        try:
+            fd = os.open(path / _LOCK, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            final = path.with_name(SCRATCH_PREFIX + path.name.removeprefix(_STARTING_PREFIX))
+            path.rename(final)
+            path = final
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            if fd >= 0:
+                os.close(fd)
+
+
+# --- registries ------------------------------------------------------------------------
+
+
+def check_registry(registry: str) -> str:
+    """--registry as HOST[:PORT], or a UserError saying what is wrong with it."""
+    host = registry.strip()
+    for prefix in ("https://", "http://"):
+        host = host.removeprefix(prefix)
+    host = host.rstrip("/")
+    if not host or "/" in host:
+        raise UserError(f"--registry {registry}: give HOST:PORT only, e.g. 127.0.0.1:5000 or registry.lan:443")
+    try:
+        parsed = parse_reference(f"{host}/x")
+    except UserError:
+        raise UserError(f"--registry {registry}: not a HOST[:PORT]") from None
+    if parsed.registry != host:
+        raise UserError(f"--registry {registry}: not a HOST[:PORT] (a bare name needs a '.' or ':port')")
+    return host
+
+
+def _trusted_https(host: str) -> bool:
+    try:
+        RegistryClient(timeout=10).probe(host)
+    except UserError:
+        return False
+    return True
+
+
+def _untrusted_https(host: str) -> bool:
+    try:
+        return RegistryClient(insecure=[host], timeout=10).probe(host) == "https"
+    except UserError:
+        return False
+
+
+def connect(host: str, *, plain_http: bool = False, insecure: bool = False) -> RegistryClient:
+    """A client that talks to `host` only the way the flags allow, checked now (before minutes of checksums).
+
+    No flag: HTTPS with a certificate this machine trusts. --insecure: HTTPS with any certificate.
+    --plain-http: plain HTTP. Loopback registries are plain HTTP whatever the flags, as everywhere in crossbuild.
+    """
+    strict = RegistryClient()
+    if strict.is_insecure(host):  # loopback
+        strict.probe(host)
+        return strict
+    if not plain_http and not insecure:
+        try:
+            strict.probe(host)
+        except SpeaksPlainHTTP:
+            raise UserError(
+                f"registry {host} speaks plain HTTP, not HTTPS: add --plain-http to push to it over HTTP "
+                "(images travel unencrypted)"
+            ) from None
+        except UserError:
+            if _untrusted_https(host):
+                raise UserError(
+                    f"registry {host} has a TLS certificate this machine does not trust: add --insecure to "
+                    "accept it (or install its CA certificate)"
+                ) from None
+            raise
+        return strict
+    lax = RegistryClient(insecure=[host])
+    scheme = lax.probe(host)  # HTTPS with any certificate first, then plain HTTP
+    if scheme == "http" and not plain_http:
+        raise UserError(
+            f"registry {host} speaks plain HTTP, not HTTPS: --insecure only accepts an untrusted certificate; "
+            "add --plain-http to push to it over HTTP"
+        )
+    if scheme == "https" and not insecure:
+        if not _trusted_https(host):
+            raise UserError(
+                f"registry {host} speaks HTTPS with a certificate this machine does not trust: add --insecure "
+                "to accept it (--plain-http is for registries without TLS)"
+            )
+        output.info(f"registry {host} speaks HTTPS with a trusted certificate; --plain-http is not needed")
+        return RegistryClient()
+    return lax
+
+
+class _BlobPusher:
+    """Blob uploads ([dist] end-4a POST, end-6 PUT ?digest=, end-11 cross-repository mount).
+
+    RegistryClient has no upload call, so this borrows its request machinery (_request:
+    scheme probing, TLS settings, bearer/basic auth from docker's config, redirects).
+    """
+
+    def __init__(self, client: RegistryClient, registry: str) -> None:
+        self.client = client
+        self.registry = registry
+        self.where: dict[str, str] = {}  # blob digest -> a repository on this registry that has it
+
+    def _scope(self, repository: str) -> str:
+        return f"repository:{repository}:pull,push"
+
+    def exists(self, repository: str, digest: str) -> bool:
+        resp = self.client._request(
+            "HEAD", self.registry, f"/v2/{repository}/blobs/{digest}", scope=self._scope(repository)
+        )
+        if resp.status in (200, 404):
+            return resp.status == 200
+        raise self.client._fail(resp, self.registry, f"blob {digest} of {self.registry}/{repository}", action="push")
+
+    def push(self, repository: str, digest: str, file: Path) -> bool:
+        """Upload unless present; True when bytes were sent."""
+        if self.exists(repository, digest):
+            self.where.setdefault(digest, repository)
+            return False
+        start = f"/v2/{repository}/blobs/uploads/"
+        source = self.where.get(digest)
+        if source is not None and source != repository:
+            start += "?" + urllib.parse.urlencode({"mount": digest, "from": source})
+        what = f"{self.registry}/{repository}"
+        resp = self.client._request("POST", self.registry, start, scope=self._scope(repository), data=b"")
+        if resp.status == 201:  # mounted from another repository, nothing to send
+            self.where.setdefault(digest, repository)
+            return False
+        if resp.status != 202 or not resp.header("location"):
+            raise self.client._fail(resp, self.registry, f"a blob upload to {what}", action="push")
+        target = urllib.parse.urlsplit(urllib.parse.urljoin(start, resp.header("location")))
+        query = "&".join(q for q in (target.query, urllib.parse.urlencode({"digest": digest})) if q)
+        data = file.read_bytes()
+        headers = {"Content-Type": "application/octet-stream"}
+        if target.netloc in ("", api_host(self.registry)):
+            resp = self.client._request(
+                "PUT",
+                self.registry,
+                f"{target.path}?{query}",
+                scope=self._scope(repository),
+                headers=headers,
+                data=data,
+            )
+        else:  # the registry hands uploads to another host (signed URL): no registry credentials go there
+            url = urllib.parse.urlunsplit((target.scheme, target.netloc, target.path, query, ""))
+            resp = self.client._follow("PUT", self.registry, url, headers, data)
+        if resp.status not in (201, 204):
+            raise self.client._fail(resp, self.registry, f"blob {digest} to {what}", action="push")
+        self.where.setdefault(digest, repository)
+        return True
+
+
+def _push(root: Path, verified: Verified, registry: str, client: RegistryClient) -> list[tuple[str, str]]:
+    pusher = _BlobPusher(client, registry)
+    imported = []
+    for img in verified.manifest.images:
+        src = img.reference
+        config, layers = verified.parts[img.digest]
+        sent = 0
+        for desc in (config, *layers):
+            if pusher.push(src.repository, desc.digest, root / blob_path(desc.digest)):
+                sent += desc.size
+        reference = src.tag or img.digest
+        raw = verified.raw_manifests[img.digest]
+        stored = client.put_manifest(registry, src.repository, reference, raw, img.media_type)
+        if stored != img.digest:
+            raise UserError(f"{registry}/{src.repository}:{reference} was stored as {stored}, not {img.digest}")
+        target = f"{registry}/{src.repository}" + (f":{src.tag}" if src.tag else f"@{img.digest}")
+        output.ok(f"{target} -> {img.digest} ({output.human_size(sent)} sent)")
+        imported.append((target, img.digest))
+    return imported
+
+
+# --- docker ------------------------------------------------------------------------------
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_docker_archive(root: Path, verified: Verified, dest: Path) -> None:
+    """The tar `docker load` reads, made from verified content only: oci-layout, index.json and
+    manifest.json regenerated from manifest.json and the verified manifests, then exactly the blobs
+    those name. Each blob is moved from `root` into the tar (removed once added: disk stays ~1x)."""
+    images = verified.manifest.images
+    with tarfile.open(dest, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add_bytes(tar, "oci-layout", json_bytes(OCI_LAYOUT))
+        _add_bytes(tar, "index.json", json_bytes(oci_index(images)))
+        _add_bytes(tar, "manifest.json", json_bytes(docker_archive_manifest(images, verified.layer_map())))
+        for folder in ("blobs", "blobs/sha256"):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        seen: set[str] = set()
+        for img in images:
+            config, layers = verified.parts[img.digest]
+            for digest in (img.digest, config.digest, *(d.digest for d in layers)):
+                if digest in seen:
+                    continue
+                seen.add(digest)
+                path = root / blob_path(digest)
+                tar.add(path, arcname=blob_path(digest).removeprefix(f"{IMAGES_DIR}/"), recursive=False)
+                path.unlink()
+
+
+def _docker_load(root: Path, verified: Verified, scratch: Path) -> list[tuple[str, str]]:
+    archive = scratch / "docker-load.tar"
+    write_docker_archive(root, verified, archive)
+    runner.run(
+        ["docker", "load", "-i", str(archive)],
+        hint="is dockerd running and may you use it? (or push to a registry with --registry HOST:PORT)",
+    )
+    imported = []
+    for img in verified.manifest.images:
+        name = img.docker_tag
+        image_id = img.config
+        if name is not None and not runner.OPTIONS.dry_run:
+            image_id = runner.output(["docker", "image", "inspect", "--format", "{{.Id}}", name])
+            _check_loaded(img, name, image_id)
+        output.ok(f"{name or img.ref} -> {image_id}")
+        imported.append((name or img.ref, image_id))
+    return imported
+
+
+def _check_loaded(img: BundleImage, name: str, image_id: str) -> None:
+    """The name must now be the bundle's image: its config digest (classic store) or manifest digest
+    (containerd store)."""
+    if image_id not in (img.config, img.digest):
+        raise UserError(f"docker has {name} as image {image_id}, not the bundle's {img.config}; load it again")
+
+
+# --- the whole job ----------------------------------------------------------------------------
+
+
+def load(
+    path: Path,
+    registry: str | None,
+    *,
+    plain_http: bool = False,
+    insecure: bool = False,
+    max_size: int | None = None,
+) -> list[tuple[str, str]]:
+    """Verify the whole bundle, then push it to `registry` (digests kept) or `docker load` it.
+
+    Returns (imported reference, digest): the manifest digest for a registry, the image ID
+    (`docker image inspect .Id`) for the docker daemon. Nothing is imported unless every check passes.
+    """
+    if registry is None and (plain_http or insecure):
+        raise UserError(f"{'--plain-http' if plain_http else '--insecure'} applies to --registry HOST:PORT only")
+    host = check_registry(registry) if registry is not None else None
+    client = connect(host, plain_http=plain_http, insecure=insecure) if host is not None else None
+    output.step(f"check {path}")
+    with scratch_dir() as scratch:
+        root = scratch / "bundle"
+        verified = read_archive(path, root, max_size)
+        manifest = verified.manifest
+        output.ok(
+            f"{len(verified.files)} files verified: {manifest.project} {manifest.version} {manifest.platform}, "
+            f"{len(manifest.images)} image(s)"
+        )
+        if host is not None and client is not None:
+            output.step(f"push {len(manifest.images)} image(s) to {host}")
+            if runner.OPTIONS.dry_run:
+                for img in manifest.images:
+                    output.info(f"[dry-run] would push {img.ref} ({img.digest}) to {host}/{img.reference.repository}")
+                return []
+            return _push(root, verified, host, client)
+        output.step(f"docker load {len(manifest.images)} image(s)")
+        return _docker_load(root, verified, scratch)
