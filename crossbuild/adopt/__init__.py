@@ -154,7 +154,7 @@ def plan(target_dir: Path, force: bool = False, quiet: bool = False) -> tuple[di
     clock.step(f"module {repo.module or repo.name} in {repo.module_rel}")
     notes: list[str] = []
     found = discovered.discover(repo.module_dir, repo.name)
-    setup = release.read(repo.root, repo.module_dir, [m.name for m in found.services])
+    setup = release.read(repo.root, repo.module_dir, [m.name for m in found.services], repo.name)
     drafts = _services(repo, found, setup, notes)
     if not drafts:
         raise UserError(
