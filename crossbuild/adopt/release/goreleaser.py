@@ -206,8 +206,8 @@ def read_goreleaser(path: Path, root: Path, module_dir: Path, setup: ReleaseSetu
         other, xs, unmapped = split_ldflags(_strs(raw.get("ldflags")))
         for entry in unmapped:
             setup.cannot(f"{rel}: ldflags {entry!r} (a template crossbuild cannot fill)")
-        if raw.get("ldflags") is not None:
-            build.ldflags = other
+        if raw.get("ldflags") is not None and (other or not unmapped):
+            build.ldflags = other  # ({{ .Env.LDFLAGS }} alone says nothing crossbuild can use)
         for var, value in xs.items():
             tmpl = goreleaser_template(value)
             if tmpl is None:
@@ -253,8 +253,9 @@ def _fold_common(setup: ReleaseSetup, source: str) -> None:
         return
     first = builds[0]
     if all(b.tags == first.tags for b in builds) and first.tags is not None:
-        setup.tags = first.tags
-        setup.take("go.tags", first.tags, source)
+        setup.tags = first.tags  # [] too: the release builds without tags, a script does not add any
+        if first.tags:
+            setup.take("go.tags", first.tags, source)
         for b in builds:
             b.tags = None
     if all(b.ldflags == first.ldflags for b in builds) and first.ldflags is not None:
