@@ -20,6 +20,7 @@ from crossbuild import output, runner
 from crossbuild.config import Config, is_loopback
 from crossbuild.errors import UserError
 from crossbuild.registry import parse_reference
+from crossbuild.runner import Runner
 
 CONTAINER_NAME = "crossbuild-registry"
 
@@ -56,14 +57,17 @@ def _config_yaml(data_dir: Path, address: str) -> str:
     )
 
 
-def up(cfg: Config, wait: float = 15.0) -> str:
+def up(run: Runner, cfg: Config, wait: float = 15.0) -> str:
     """Start the embedded registry unless something already answers there."""
     address = cfg.registry.address
     if healthy(address):
         return f"registry already answering on {address}"
-    if runner.OPTIONS.dry_run:
-        print(f"[dry-run] start registry on {address}")
-        return "dry-run"
+    started = run.act(f"start the embedded registry on {address}", lambda: _start(cfg, wait))
+    return started if started is not None else f"would start the embedded registry on {address}"
+
+
+def _start(cfg: Config, wait: float) -> str:
+    address = cfg.registry.address
     data_dir = cfg.registry.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     binary = runner.which("registry") or runner.which("docker-registry")
@@ -143,6 +147,6 @@ def down(cfg: Config) -> str:
     return f"stopped container {CONTAINER_NAME}"
 
 
-def ensure(cfg: Config) -> None:
+def ensure(run: Runner, cfg: Config) -> None:
     if serves_image_registry(cfg):
-        output.info(up(cfg))
+        output.info(up(run, cfg))

@@ -21,6 +21,7 @@ from crossbuild import commands, errors, output
 from crossbuild.config import Overrides
 from crossbuild.errors import CommandError, CrossbuildError
 from crossbuild.platforms import parse_platforms, split_list
+from crossbuild.session import make_runner
 
 COMMON_HELP = {
     "config": "config file (default: ./config.toml or $CROSSBUILD_CONFIG)",
@@ -174,10 +175,10 @@ def build(
     verbose: bool = False,
 ) -> None:
     """Cross-compile the Go services (host platform unless --platform/--multiarch/PLATFORMS)."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services")))
-    with commands.exclusive(cfg, "build"):
-        commands.build(cfg, multiarch=multiarch)
+    overrides = Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services"))
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "build"):
+        commands.build(session, multiarch=multiarch)
 
 
 @cbtask(iterable=["platform"])
@@ -190,10 +191,10 @@ def build_multiarch(
     verbose: bool = False,
 ) -> None:
     """Cross-compile every service for every configured binary platform."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services")))
-    with commands.exclusive(cfg, "build.multiarch"):
-        commands.build(cfg, multiarch=True)
+    overrides = Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services"))
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "build.multiarch"):
+        commands.build(session, multiarch=True)
 
 
 # --- images ---------------------------------------------------------------------
@@ -217,12 +218,10 @@ def image(
     verbose: bool = False,
 ) -> None:
     """Build images for one platform (host by default): --load, --push-by-digest or --output oci."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(
-        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
-    )
-    with commands.exclusive(cfg, "image"):
-        commands.image(cfg, load=load, push_by_digest=push_by_digest, oci=_oci(output))
+    overrides = Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "image"):
+        commands.image(session, load=load, push_by_digest=push_by_digest, oci=_oci(output))
 
 
 @cbtask(
@@ -241,12 +240,10 @@ def image_multiarch(
     verbose: bool = False,
 ) -> None:
     """Build every image platform, push one index per service, verify it, then move the tags."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(
-        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
-    )
-    with commands.exclusive(cfg, "image.multiarch"):
-        commands.image_multiarch(cfg, oci=_oci(output), check_reproducible=check_reproducible)
+    overrides = Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "image.multiarch"):
+        commands.image_multiarch(session, oci=_oci(output), check_reproducible=check_reproducible)
 
 
 @cbtask(legacy="merge per-arch repositories svc-<arch>:tag (OpenIM style) instead of build/digests/")
@@ -259,10 +256,9 @@ def manifest(
     verbose: bool = False,
 ) -> None:
     """Merge per-arch digests into one index per service, then move the tags."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(images=_list(services, "--services")))
-    with commands.exclusive(cfg, "manifest"):
-        commands.merge_manifests(cfg, legacy=legacy)
+    session = commands.open(config, Overrides(images=_list(services, "--services")), dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "manifest"):
+        commands.merge_manifests(session, legacy=legacy)
 
 
 @cbtask(iterable=["platform"])
@@ -270,20 +266,20 @@ def setup(
     c: Any, platform: list[str] | None = None, config: str | None = None, dry_run: bool = False, verbose: bool = False
 ) -> None:
     """Check docker and buildx, register QEMU where needed, create and bootstrap the builder."""
-    commands.setup_runner(dry_run, verbose)
-    commands.setup(commands.load(config, Overrides(platforms=_list(platform, "--platform"))))
+    overrides = Overrides(platforms=_list(platform, "--platform"))
+    commands.setup(commands.open(config, overrides, dry_run=dry_run, verbose=verbose))
 
 
 @cbtask()
 def registry_up(c: Any, config: str | None = None) -> None:
     """Start the embedded local registry (data under build/registry)."""
-    commands.registry_up(commands.load(config, Overrides()))
+    commands.registry_up(commands.open(config))
 
 
 @cbtask()
 def registry_down(c: Any, config: str | None = None) -> None:
     """Stop the embedded local registry."""
-    commands.registry_down(commands.load(config, Overrides()))
+    commands.registry_down(commands.open(config))
 
 
 @cbtask(ref="image reference (default: [image] go_image / GO_IMAGE)")
@@ -291,10 +287,9 @@ def go_image(
     c: Any, ref: str | None = None, config: str | None = None, dry_run: bool = False, verbose: bool = False
 ) -> None:
     """Build the offline Go builder image from the host toolchain and push it."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides())
-    with commands.exclusive(cfg, "go-image"):
-        commands.go_image(cfg, ref)
+    session = commands.open(config, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "go-image"):
+        commands.go_image(session, ref)
 
 
 # --- checks ---------------------------------------------------------------------
@@ -317,18 +312,17 @@ def verify(
     verbose: bool = False,
 ) -> None:
     """Verify images: platforms, configs, binaries read from the layers, smoke runs."""
-    commands.setup_runner(False, verbose)
-    cfg = commands.load(
-        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
-    )
-    commands.verify(cfg, refs=list(image or []), smoke=not no_smoke, timeout=timeout)
+    overrides = Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    session = commands.open(config, overrides, verbose=verbose)
+    with commands.exclusive(session, "verify"):
+        commands.verify(session, refs=list(image or []), smoke=not no_smoke, timeout=timeout)
 
 
 @cbtask(iterable=["platform"])
 def doctor(c: Any, platform: list[str] | None = None, config: str | None = None, verbose: bool = False) -> None:
     """Check docker, buildx, the builder, QEMU, Go, the registry and disk; print the fix for each problem."""
-    commands.setup_runner(False, verbose)
-    commands.run_doctor(commands.load(config, Overrides(platforms=_list(platform, "--platform"))))
+    overrides = Overrides(platforms=_list(platform, "--platform"))
+    commands.run_doctor(commands.open(config, overrides, verbose=verbose))
 
 
 @cbtask(
@@ -350,17 +344,17 @@ def audit(
     verbose: bool = False,
 ) -> None:
     """Audit third-party images for missing architectures (compose file or --image)."""
-    commands.setup_runner(False, verbose)
-    cfg = commands.load(config, Overrides())
+    session = commands.open(config, verbose=verbose)
     plats = list(parse_platforms(platform)) if platform else None
-    commands.run_audit(cfg, compose, list(image or []), plats, json, env_file=env_file)
+    commands.run_audit(session, compose, list(image or []), plats, json, env_file=env_file)
 
 
 @cbtask()
 def clean(c: Any, config: str | None = None, dry_run: bool = False, verbose: bool = False) -> None:
     """Remove what crossbuild wrote into the output directory (binaries, Dockerfiles, reports, state)."""
-    commands.setup_runner(dry_run, verbose)
-    commands.clean(config)
+    session = commands.open(config, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "clean"):
+        commands.clean(session)
 
 
 # --- CI -------------------------------------------------------------------------
@@ -375,7 +369,7 @@ def ci_github(
     c: Any, matrix: bool = False, path: str | None = None, force: bool = False, config: str | None = None
 ) -> None:
     """Write a GitHub Actions workflow that builds, pushes and verifies the multi-arch images."""
-    commands.ci_github(commands.load(config, Overrides()), matrix=matrix, path=path, force=force)
+    commands.ci_github(commands.open(config), matrix=matrix, path=path, force=force)
 
 
 @cbtask(
@@ -387,10 +381,9 @@ def ci_github(
 def init(
     c: Any, directory: str | None = None, force: bool = False, config: str | None = None, verbose: bool = False
 ) -> None:
-    """Adopt crossbuild in an existing Go repository: config.toml, Makefile or crossbuild.mk, tasks.py, dockerfiles/."""
+    """Adopt crossbuild in an existing Go repository: config.toml, and a Makefile or crossbuild.mk."""
     _no_config(config, "init", "it writes config.toml into DIRECTORY")
-    commands.setup_runner(False, verbose)
-    commands.init(directory or ".", force=force)
+    commands.init(directory or ".", force=force, verbose=verbose)
 
 
 # --- offline bundles --------------------------------------------------------------
@@ -411,11 +404,10 @@ def bundle(
     verbose: bool = False,
 ) -> None:
     """Offline image bundles for air-gapped servers: build/bundles/<project>-<version>-<platform>.tar.gz."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(
-        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
-    )
-    commands.bundle_create(cfg, extra_images=list(image or []))
+    overrides = Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "bundle"):
+        commands.bundle_create(session, extra_images=list(image or []))
 
 
 @cbtask(
@@ -441,8 +433,8 @@ def bundle_load(
 ) -> None:
     """Verify every size and checksum of a bundle, then push it to --registry or load it into docker. ARCHIVE"""
     _no_config(config, "bundle.load", "it runs where only the archive is; give --registry HOST:PORT to push")
-    commands.setup_runner(dry_run, verbose)
-    commands.bundle_load(archive, registry, insecure=insecure, plain_http=plain_http, max_size=max_size)
+    run = make_runner(dry_run, verbose)
+    commands.bundle_load(run, archive, registry, insecure=insecure, plain_http=plain_http, max_size=max_size)
 
 
 build_ns = Collection("build")

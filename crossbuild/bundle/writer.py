@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossbuild import output, runner
+from crossbuild import output
 from crossbuild.bundle.format import (
     DOCKER_MANIFEST_FILE,
     MANIFEST_FILE,
@@ -49,6 +49,7 @@ from crossbuild.registry import (
     parse_reference,
     platform_of_config,
 )
+from crossbuild.runner import Runner
 
 
 def bundle_path(cfg: Config, platform: Platform) -> Path:
@@ -270,7 +271,11 @@ def _epoch(cfg: Config) -> int:
 
 
 def create(
-    cfg: Config, client: RegistryClient, platforms: Sequence[Platform], extra_images: Sequence[str] = ()
+    run: Runner,
+    cfg: Config,
+    client: RegistryClient,
+    platforms: Sequence[Platform],
+    extra_images: Sequence[str] = (),
 ) -> list[Path]:
     """Write one bundle per platform; every image is checked for every platform before anything is written."""
     if not platforms:
@@ -294,15 +299,21 @@ def create(
             images=tuple(r.entry() for r in images),
         )
         total = sum(i.total_size for i in manifest.images)
-        if runner.OPTIONS.dry_run:
-            output.info(f"[dry-run] would write {path}: {len(images)} image(s), {output.human_size(total)} of blobs")
-            written.append(path)
-            continue
         raw_manifests = {r.manifest.digest: r.manifest.raw for r in images}
-        entries = layout_entries(manifest, name, raw_manifests, _registry_blob(client))
-        write_archive(path, name, entries, mtime=_epoch(cfg))
-        for img in manifest.images:
-            output.info(f"{img.ref}  {img.digest}  {output.human_size(img.total_size)}")
-        output.ok(f"wrote {path} ({output.human_size(path.stat().st_size)})")
+
+        def write(
+            path: Path = path,
+            name: str = name,
+            manifest: BundleManifest = manifest,
+            raw_manifests: dict[str, bytes] = raw_manifests,
+        ) -> Path:
+            entries = layout_entries(manifest, name, raw_manifests, _registry_blob(client))
+            write_archive(path, name, entries, mtime=_epoch(cfg))
+            for img in manifest.images:
+                output.info(f"{img.ref}  {img.digest}  {output.human_size(img.total_size)}")
+            output.ok(f"wrote {path} ({output.human_size(path.stat().st_size)})")
+            return path
+
+        run.act(f"write {path}: {len(images)} image(s), {output.human_size(total)} of blobs", write)
         written.append(path)
     return written
