@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossbuild import builder, buildx, golist, runner
+from crossbuild import builder, buildx, golist, registry_server, runner
 from crossbuild.config import Config
 from crossbuild.errors import CommandError, UserError
 from crossbuild.platforms import Platform
@@ -183,7 +183,6 @@ def go_modules(cfg: Config) -> Check:
 
 
 def registry(cfg: Config, client: RegistryClient) -> Check:
-    from crossbuild import registry_server  # noqa: PLC0415 - avoid an import cycle through commands
 
     host = parse_reference(cfg.image.registry_prefix + "/x").registry
     try:

@@ -16,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from crossbuild import output, runner
 from crossbuild.config import Config, is_loopback
 from crossbuild.errors import UserError
@@ -49,12 +51,14 @@ def serves_image_registry(cfg: Config) -> bool:
 
 
 def _config_yaml(data_dir: Path, address: str) -> str:
-    return (
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {data_dir / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: {address}\n"
-    )
+    """distribution's config.yml (a data structure dumped as YAML: any path or address is quoted right)."""
+    config = {
+        "version": 0.1,
+        "log": {"level": "warn"},
+        "storage": {"filesystem": {"rootdirectory": str(data_dir / "data")}, "delete": {"enabled": True}},
+        "http": {"addr": address},
+    }
+    return str(yaml.safe_dump(config, sort_keys=False))
 
 
 def up(run: Runner, cfg: Config, wait: float = 15.0) -> str:

@@ -1,5 +1,8 @@
-"""The invoke collection: each task turns flags into plain arguments and calls
-crossbuild.commands. User errors become one line on stderr and exit 1.
+"""The invoke collection: each task turns flags into a Session and plain arguments
+and calls crossbuild.commands. User errors become one line on stderr and exit 1.
+
+invoke hands every task a Context as its first argument; crossbuild's tasks take it
+as `_ctx` and leave it unused (the Session carries what a task needs).
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ def _oci(output_kind: str | None) -> bool:
 
 @cbtask(iterable=["platform"], multiarch="every configured binary platform")
 def build(
-    c: Any,
+    _ctx: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     multiarch: bool = False,
@@ -183,7 +186,7 @@ def build(
 
 @cbtask(iterable=["platform"])
 def build_multiarch(
-    c: Any,
+    _ctx: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     config: str | None = None,
@@ -207,7 +210,7 @@ def build_multiarch(
     output="'oci': write OCI layout tarballs under build/oci/ instead of pushing",
 )
 def image(
-    c: Any,
+    _ctx: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     load: bool = False,
@@ -230,7 +233,7 @@ def image(
     check_reproducible="build every image twice (the second without cache) and compare the digests",
 )
 def image_multiarch(
-    c: Any,
+    _ctx: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     output: str | None = None,
@@ -248,7 +251,7 @@ def image_multiarch(
 
 @cbtask(legacy="merge per-arch repositories svc-<arch>:tag (OpenIM style) instead of build/digests/")
 def manifest(
-    c: Any,
+    _ctx: Any,
     services: str | None = None,
     legacy: bool = False,
     config: str | None = None,
@@ -263,7 +266,11 @@ def manifest(
 
 @cbtask(iterable=["platform"])
 def setup(
-    c: Any, platform: list[str] | None = None, config: str | None = None, dry_run: bool = False, verbose: bool = False
+    _ctx: Any,
+    platform: list[str] | None = None,
+    config: str | None = None,
+    dry_run: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Check docker and buildx, register QEMU where needed, create and bootstrap the builder."""
     overrides = Overrides(platforms=_list(platform, "--platform"))
@@ -271,20 +278,20 @@ def setup(
 
 
 @cbtask()
-def registry_up(c: Any, config: str | None = None) -> None:
+def registry_up(_ctx: Any, config: str | None = None) -> None:
     """Start the embedded local registry (data under build/registry)."""
     commands.registry_up(commands.open(config))
 
 
 @cbtask()
-def registry_down(c: Any, config: str | None = None) -> None:
+def registry_down(_ctx: Any, config: str | None = None) -> None:
     """Stop the embedded local registry."""
     commands.registry_down(commands.open(config))
 
 
 @cbtask(ref="image reference (default: [image] go_image / GO_IMAGE)")
 def go_image(
-    c: Any, ref: str | None = None, config: str | None = None, dry_run: bool = False, verbose: bool = False
+    _ctx: Any, ref: str | None = None, config: str | None = None, dry_run: bool = False, verbose: bool = False
 ) -> None:
     """Build the offline Go builder image from the host toolchain and push it."""
     session = commands.open(config, dry_run=dry_run, verbose=verbose)
@@ -302,7 +309,7 @@ def go_image(
     timeout="smoke run timeout in seconds",
 )
 def verify(
-    c: Any,
+    _ctx: Any,
     image: list[str] | None = None,
     platform: list[str] | None = None,
     services: str | None = None,
@@ -319,7 +326,7 @@ def verify(
 
 
 @cbtask(iterable=["platform"])
-def doctor(c: Any, platform: list[str] | None = None, config: str | None = None, verbose: bool = False) -> None:
+def doctor(_ctx: Any, platform: list[str] | None = None, config: str | None = None, verbose: bool = False) -> None:
     """Check docker, buildx, the builder, QEMU, Go, the registry and disk; print the fix for each problem."""
     overrides = Overrides(platforms=_list(platform, "--platform"))
     commands.run_doctor(commands.open(config, overrides, verbose=verbose))
@@ -334,7 +341,7 @@ def doctor(c: Any, platform: list[str] | None = None, config: str | None = None,
     env_file="variables for the compose file's ${VAR}s (default: .env next to it; the environment wins)",
 )
 def audit(
-    c: Any,
+    _ctx: Any,
     compose: str | None = None,
     image: list[str] | None = None,
     platform: list[str] | None = None,
@@ -350,7 +357,7 @@ def audit(
 
 
 @cbtask()
-def clean(c: Any, config: str | None = None, dry_run: bool = False, verbose: bool = False) -> None:
+def clean(_ctx: Any, config: str | None = None, dry_run: bool = False, verbose: bool = False) -> None:
     """Remove what crossbuild wrote into the output directory (binaries, Dockerfiles, reports, state)."""
     session = commands.open(config, dry_run=dry_run, verbose=verbose)
     with commands.exclusive(session, "clean"):
@@ -366,7 +373,7 @@ def clean(c: Any, config: str | None = None, dry_run: bool = False, verbose: boo
     force="overwrite an existing workflow file",
 )
 def ci_github(
-    c: Any, matrix: bool = False, path: str | None = None, force: bool = False, config: str | None = None
+    _ctx: Any, matrix: bool = False, path: str | None = None, force: bool = False, config: str | None = None
 ) -> None:
     """Write a GitHub Actions workflow that builds, pushes and verifies the multi-arch images."""
     commands.ci_github(commands.open(config), matrix=matrix, path=path, force=force)
@@ -379,7 +386,7 @@ def ci_github(
     config="not used: init writes config.toml and reads none",
 )
 def init(
-    c: Any, directory: str | None = None, force: bool = False, config: str | None = None, verbose: bool = False
+    _ctx: Any, directory: str | None = None, force: bool = False, config: str | None = None, verbose: bool = False
 ) -> None:
     """Adopt crossbuild in an existing Go repository: config.toml, and a Makefile or crossbuild.mk."""
     _no_config(config, "init", "it writes config.toml into DIRECTORY")
@@ -395,7 +402,7 @@ def init(
     image="a third-party image to include besides [bundle] images, e.g. localhost:5000/redis:7 (repeatable)",
 )
 def bundle(
-    c: Any,
+    _ctx: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     image: list[str] | None = None,
@@ -421,7 +428,7 @@ def bundle(
     config="not used: bundle.load reads no config file, only the archive",
 )
 def bundle_load(
-    c: Any,
+    _ctx: Any,
     archive: str,
     registry: str | None = None,
     insecure: bool = False,
