@@ -151,7 +151,9 @@ def stage_index(run: Runner, cfg: Config, plan: MergePlan, client: RegistryClien
             sources=plan.sources,
             metadata_file=meta,
         )
-        digest = json.loads(meta.read_text()).get("containerimage.digest", "")
+        data = json.loads(meta.read_text())
+        # imagetools create writes the pushed descriptor; a build writes containerimage.digest
+        digest = (data.get("containerimage.descriptor") or {}).get("digest") or data.get("containerimage.digest", "")
         if not str(digest).startswith("sha256:"):
             raise UserError(f"buildx reported no digest for the merged {t.service.name}; see {meta}")
         return str(digest)

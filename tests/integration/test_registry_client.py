@@ -596,10 +596,11 @@ class TokenIssuer:
     realm: str = ""
 
     def token(self, scope: str) -> str:
+        """A token for space-separated scopes (a client may ask for several: [token] "scope")."""
         access = []
-        if scope:
-            kind, name, actions = scope.split(":", 2)
-            access = [{"type": kind, "name": name, "actions": actions.split(",")}]
+        for one in scope.split():
+            kind, name, actions = one.split(":", 2)
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(self.cert_der).decode()]}
         claims = {"iss": ISSUER, "sub": USER, "aud": SERVICE, "exp": now + 300, "nbf": now - 60, "iat": now}
