@@ -625,7 +625,9 @@ def _builder(data: Mapping[str, Any], where: Path) -> BuilderConfig:
             BuilderNode(
                 name=node["name"],
                 endpoint=node.get("endpoint", ""),
-                platforms=plat.parse_platforms(node["platforms"]) if node.get("platforms") else (),
+                platforms=plat.parse_platforms(_str_list(node["platforms"], f"builder.nodes[{n}].platforms"))
+                if node.get("platforms")
+                else (),
                 driver_opts=_str_pairs(node.get("driver_opts", {}), f"builder.nodes[{n}].driver_opts"),
             )
         )
@@ -726,8 +728,12 @@ def load(
     flag_platforms = overrides.platforms or None
     env_platforms = _env_list(environ, "PLATFORMS")
     chosen = flag_platforms or env_platforms
-    binary_platforms = plat.parse_platforms(chosen or conf_platforms.get("binaries", DEFAULT_PLATFORMS))
-    image_platforms = plat.parse_platforms(chosen or conf_platforms.get("images", DEFAULT_PLATFORMS))
+    binary_platforms = plat.parse_platforms(
+        chosen or _str_list(conf_platforms.get("binaries", DEFAULT_PLATFORMS), f"{cfg_path}: platforms.binaries")
+    )
+    image_platforms = plat.parse_platforms(
+        chosen or _str_list(conf_platforms.get("images", DEFAULT_PLATFORMS), f"{cfg_path}: platforms.images")
+    )
     if not chosen and "images" in conf_platforms:
         try:
             plat.require_image_platforms(image_platforms)

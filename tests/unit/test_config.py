@@ -697,6 +697,21 @@ def test_image_platforms_in_config_must_be_linux(imdemo: Path, bad: str) -> None
     assert "Linux kernel" in msg
 
 
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ("[platforms]\nbinaries = [0]\n", "platforms.binaries"),
+        ('[platforms]\nimages = ["linux/amd64", true]\n', "platforms.images"),
+        ('[[builder.nodes]]\nname = "arm"\nplatforms = [64]\n', "builder.nodes[0].platforms"),
+    ],
+    ids=["binaries-int", "images-bool", "node-int"],
+)
+def test_platform_lists_hold_strings(imdemo: Path, body: str, where: str) -> None:
+    """Found by `make fuzz`: a number in a platform list used to raise a TypeError traceback."""
+    msg = user_error(write_config(imdemo, body))
+    assert f"{where}: expected strings, got" in msg
+
+
 def test_non_linux_binary_platforms_are_fine(imdemo: Path) -> None:
     cfg = load(write_config(imdemo, '[platforms]\nbinaries = ["darwin/arm64", "windows/amd64"]\n'))
     assert [p.exe_suffix for p in cfg.binary_platforms] == ["", ".exe"]
