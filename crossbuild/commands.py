@@ -36,8 +36,9 @@ from crossbuild import config as config_mod
 from crossbuild import verify as verify_mod
 from crossbuild.config import Config, Overrides, Service
 from crossbuild.errors import UserError
+from crossbuild.oci import Client as RegistryClient
+from crossbuild.oci import parse_reference
 from crossbuild.platforms import Platform, host_platform, require_image_platforms
-from crossbuild.registry import RegistryClient, parse_reference
 
 
 def load(config_path: str | None, overrides: Overrides) -> Config:

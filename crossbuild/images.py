@@ -20,8 +20,9 @@ from typing import Any
 from crossbuild import buildx, dockerfiles, gobuild, incremental, runner
 from crossbuild.config import Config, Service
 from crossbuild.errors import CrossbuildError, UserError
+from crossbuild.oci import Client as RegistryClient
+from crossbuild.oci import Reference, index_entries, is_index, parse_reference
 from crossbuild.platforms import Platform
-from crossbuild.registry import Reference, RegistryClient, index_entries, is_index, parse_reference
 
 
 def bake_name(service: Service) -> str:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from crossbuild import buildx, images, runner
 from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
-from crossbuild.registry import OCI_INDEX, RegistryClient, parse_reference
+from crossbuild.oci import OCI_INDEX, parse_reference
+from crossbuild.oci import Client as RegistryClient
 
 # The tag a legacy merge stages its index under (buildx copies the per-arch images across
 # repositories only while pushing to a tag); the real tags move after verification.

@@ -1,4 +1,4 @@
-"""RegistryClient against a real registry (Debian's docker-registry, distribution 2.8).
+"""crossbuild.oci.Client against a real registry (Debian's docker-registry, distribution 2.8).
 
 The registry is seeded here with plain HTTP calls written from the OCI
 distribution-spec (POST + PUT monolithic blob upload, PUT manifest), never with
@@ -37,15 +37,15 @@ from typing import Any
 import pytest
 
 from crossbuild.errors import UserError
-from crossbuild.platforms import Platform
-from crossbuild.registry import (
+from crossbuild.oci import (
+    Client,
     Reference,
-    RegistryClient,
     image_for_platform,
     is_index,
     parse_reference,
     platforms_of,
 )
+from crossbuild.platforms import Platform
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -308,8 +308,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
 
 
 @pytest.fixture
-def client() -> RegistryClient:
-    return RegistryClient(timeout=10)
+def client() -> Client:
+    return Client(timeout=10)
 
 
 def _blob_file(root: Path, digest: str) -> Path:
@@ -321,11 +321,11 @@ def _blob_file(root: Path, digest: str) -> Path:
 # --- reading ------------------------------------------------------------------
 
 
-def test_probe_uses_plain_http_for_loopback(registry: Seeded, client: RegistryClient) -> None:
+def test_probe_uses_plain_http_for_loopback(registry: Seeded, client: Client) -> None:
     assert client.probe(registry.host) == "http"
 
 
-def test_get_manifest_of_index_keeps_bytes_and_digest(registry: Seeded, client: RegistryClient) -> None:
+def test_get_manifest_of_index_keeps_bytes_and_digest(registry: Seeded, client: Client) -> None:
     manifest = client.get_manifest(registry.ref(f"{MULTI}:v1"))
     assert manifest.media_type == OCI_INDEX
     assert is_index(manifest.media_type)
@@ -338,7 +338,7 @@ def test_get_manifest_of_index_keeps_bytes_and_digest(registry: Seeded, client: 
     ]
 
 
-def test_get_manifest_by_digest_and_docker_media_type(registry: Seeded, client: RegistryClient) -> None:
+def test_get_manifest_by_digest_and_docker_media_type(registry: Seeded, client: Client) -> None:
     by_digest = client.get_manifest(registry.ref(f"{MULTI}@{registry.arm64_digest}"))
     assert by_digest.digest == registry.arm64_digest
     assert by_digest.media_type == OCI_MANIFEST
@@ -348,15 +348,15 @@ def test_get_manifest_by_digest_and_docker_media_type(registry: Seeded, client: 
     assert not is_index(single.media_type)
 
 
-def test_platforms_of_index_skips_attestations(registry: Seeded, client: RegistryClient) -> None:
+def test_platforms_of_index_skips_attestations(registry: Seeded, client: Client) -> None:
     assert platforms_of(client, registry.ref(f"{MULTI}:v1")) == [Platform("linux", "amd64"), Platform("linux", "arm64")]
 
 
-def test_platforms_of_single_image_reads_its_config(registry: Seeded, client: RegistryClient) -> None:
+def test_platforms_of_single_image_reads_its_config(registry: Seeded, client: Client) -> None:
     assert platforms_of(client, registry.ref(f"{SINGLE}:v1")) == [Platform("linux", "arm", "v7")]
 
 
-def test_image_for_platform(registry: Seeded, client: RegistryClient) -> None:
+def test_image_for_platform(registry: Seeded, client: Client) -> None:
     manifest, config = image_for_platform(client, registry.ref(f"{MULTI}:v1"), Platform("linux", "arm64", "v8"))
     assert manifest.digest == registry.arm64_digest
     assert (config["os"], config["architecture"]) == ("linux", "arm64")
@@ -369,7 +369,7 @@ def test_image_for_platform(registry: Seeded, client: RegistryClient) -> None:
         image_for_platform(client, registry.ref(f"{SINGLE}:v1"), Platform("linux", "amd64"))
 
 
-def test_extract_file_returns_the_known_bytes(registry: Seeded, client: RegistryClient) -> None:
+def test_extract_file_returns_the_known_bytes(registry: Seeded, client: Client) -> None:
     manifest = client.get_manifest(registry.ref(f"{SINGLE}:v1"))
     assert client.extract_file(registry.host, SINGLE, manifest.data, "/usr/local/bin/hello") == HELLO
     assert client.extract_file(registry.host, SINGLE, manifest.data, "/usr/bin/hello") == HELLO  # symlink
@@ -378,14 +378,14 @@ def test_extract_file_returns_the_known_bytes(registry: Seeded, client: Registry
     assert client.extract_file(registry.host, MULTI, amd64.data, "usr/local/bin/hello") == b"amd64 binary"
 
 
-def test_manifest_exists(registry: Seeded, client: RegistryClient) -> None:
+def test_manifest_exists(registry: Seeded, client: Client) -> None:
     assert client.manifest_exists(registry.ref(f"{MULTI}:v1")) == registry.index_digest
     assert client.manifest_exists(registry.ref(f"{MULTI}@{registry.amd64_digest}")) == registry.amd64_digest
     assert client.manifest_exists(registry.ref(f"{MULTI}:nope")) is None
     assert client.manifest_exists(registry.ref("crossbuild/no-such-repo:v1")) is None
 
 
-def test_get_json_blob_reads_config(registry: Seeded, client: RegistryClient) -> None:
+def test_get_json_blob_reads_config(registry: Seeded, client: Client) -> None:
     manifest = client.get_manifest(registry.ref(f"{SINGLE}:v1"))
     config = client.get_json_blob(registry.host, SINGLE, manifest.data["config"]["digest"])
     assert (config["architecture"], config["variant"]) == ("arm", "v7")
@@ -394,7 +394,7 @@ def test_get_json_blob_reads_config(registry: Seeded, client: RegistryClient) ->
 # --- writing ------------------------------------------------------------------
 
 
-def test_put_manifest_moves_a_tag_byte_for_byte(registry: Seeded, client: RegistryClient) -> None:
+def test_put_manifest_moves_a_tag_byte_for_byte(registry: Seeded, client: Client) -> None:
     original = client.get_manifest(registry.ref(f"{MULTI}:v1"))
     digest = client.put_manifest(registry.host, MULTI, "release", original.raw, original.media_type)
     assert digest == original.digest
@@ -411,7 +411,7 @@ def test_put_manifest_moves_a_tag_byte_for_byte(registry: Seeded, client: Regist
     assert client.get_manifest(registry.ref(f"{MULTI}:release")).raw == original.raw
 
 
-def test_list_tags(registry: Seeded, client: RegistryClient) -> None:
+def test_list_tags(registry: Seeded, client: Client) -> None:
     manifest = client.get_manifest(registry.ref(f"{SINGLE}:v1"))
     for tag in ("b", "a", "c"):
         client.put_manifest(registry.host, SINGLE, tag, manifest.raw, manifest.media_type)
@@ -422,7 +422,7 @@ def test_list_tags(registry: Seeded, client: RegistryClient) -> None:
 # --- failures -----------------------------------------------------------------
 
 
-def test_not_found_image_is_a_user_error(registry: Seeded, client: RegistryClient) -> None:
+def test_not_found_image_is_a_user_error(registry: Seeded, client: Client) -> None:
     with pytest.raises(UserError, match=rf"^image {registry.host}/{MULTI}:nope not found in {registry.host}$"):
         client.get_manifest(registry.ref(f"{MULTI}:nope"))
     with pytest.raises(UserError, match="not found in"):
@@ -433,7 +433,7 @@ def test_not_found_image_is_a_user_error(registry: Seeded, client: RegistryClien
 
 def test_unreachable_registry_is_a_user_error() -> None:
     port = free_port()  # nothing listens there once the probe socket is closed
-    client = RegistryClient(timeout=5)
+    client = Client(timeout=5)
     with pytest.raises(
         UserError, match=rf"registry 127.0.0.1:{port} is not reachable: .*start a registry there"
     ) as info:
@@ -443,7 +443,7 @@ def test_unreachable_registry_is_a_user_error() -> None:
         client.get_manifest(parse_reference(f"127.0.0.1:{port}/x/y:v1"))
 
 
-def test_corrupt_content_is_refused(registry: Seeded, client: RegistryClient) -> None:
+def test_corrupt_content_is_refused(registry: Seeded, client: Client) -> None:
     seeder = Seeder(f"http://{registry.host}")
     data = b"unique blob for the corruption test"
     desc = seeder.blob("crossbuild/corrupt", data, "application/octet-stream")
@@ -550,7 +550,7 @@ def test_auth_with_saved_login(
     fake_registry: FakeAuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _login(tmp_path, monkeypatch, fake_registry.host, PASSWORD)
-    client = RegistryClient(timeout=10)
+    client = Client(timeout=10)
     ref = parse_reference(f"{fake_registry.host}/app:v1")
     assert client.get_manifest(ref).raw == MANIFEST
     assert client.manifest_exists(ref) == sha256(MANIFEST)
@@ -564,7 +564,7 @@ def test_auth_failures_never_show_the_password(
 ) -> None:
     _login(tmp_path, monkeypatch, fake_registry.host, "wrong-" + PASSWORD)
     with pytest.raises(UserError, match="docker login") as info:
-        RegistryClient(timeout=10).get_manifest(parse_reference(f"{fake_registry.host}/app:v1"))
+        Client(timeout=10).get_manifest(parse_reference(f"{fake_registry.host}/app:v1"))
     assert PASSWORD not in str(info.value)
     assert base64.b64encode(f"{USER}:wrong-{PASSWORD}".encode()).decode() not in str(info.value)
 
@@ -574,7 +574,7 @@ def test_auth_without_login_asks_for_one(
 ) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no config.json there
     with pytest.raises(UserError, match=rf"requires a login: run `docker login {fake_registry.host}`"):
-        RegistryClient(timeout=10).get_manifest(parse_reference(f"{fake_registry.host}/app:v1"))
+        Client(timeout=10).get_manifest(parse_reference(f"{fake_registry.host}/app:v1"))
 
 
 # --- the same auth flows against the real registry: htpasswd (Basic) and token (Bearer) ---
@@ -708,7 +708,7 @@ def test_real_registry_auth_with_saved_login_reads_and_moves_tags(
     auth_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _login(tmp_path, monkeypatch, auth_registry.host, PASSWORD)
-    client = RegistryClient(timeout=10)
+    client = Client(timeout=10)
     ref = parse_reference(f"{auth_registry.host}/app:v1")
     assert client.get_manifest(ref).raw == auth_registry.raw
     assert client.manifest_exists(ref) == auth_registry.digest
@@ -723,7 +723,7 @@ def test_real_registry_wrong_password_never_shown(
 ) -> None:
     _login(tmp_path, monkeypatch, auth_registry.host, "wrong-" + PASSWORD)
     with pytest.raises(UserError, match="docker login") as info:
-        RegistryClient(timeout=10).get_manifest(parse_reference(f"{auth_registry.host}/app:v1"))
+        Client(timeout=10).get_manifest(parse_reference(f"{auth_registry.host}/app:v1"))
     assert "\n" not in str(info.value)
     assert PASSWORD not in str(info.value)
     assert base64.b64encode(f"{USER}:wrong-{PASSWORD}".encode()).decode() not in str(info.value)
@@ -734,16 +734,16 @@ def test_real_registry_without_login_asks_for_one(
 ) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no config.json there
     with pytest.raises(UserError, match=rf"requires a login: run `docker login {auth_registry.host}`"):
-        RegistryClient(timeout=10).get_manifest(parse_reference(f"{auth_registry.host}/app:v1"))
+        Client(timeout=10).get_manifest(parse_reference(f"{auth_registry.host}/app:v1"))
 
 
 def test_real_registry_push_probe(auth_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """probe_push starts and cancels an upload: fine with the right login, one line with a wrong one."""
     _login(tmp_path, monkeypatch, auth_registry.host, PASSWORD)
-    RegistryClient(timeout=10).probe_push(auth_registry.host, "app")
+    Client(timeout=10).probe_push(auth_registry.host, "app")
     _login(tmp_path, monkeypatch, auth_registry.host, "wrong-" + PASSWORD)
     with pytest.raises(UserError) as info:
-        RegistryClient(timeout=10).probe_push(auth_registry.host, "app")
+        Client(timeout=10).probe_push(auth_registry.host, "app")
     message = str(info.value)
     assert f"docker login {auth_registry.host}" in message
     assert "\n" not in message
@@ -816,7 +816,7 @@ def test_tls_registry_with_self_signed_certificate(tmp_path: Path) -> None:
         timeout=60,
     )
     with run_registry(tmp_path, tls=(cert, key)) as host:
-        client = RegistryClient(timeout=10)
+        client = Client(timeout=10)
         assert client.probe(host) == "https"  # plain HTTP gets "400 Client sent an HTTP request to an HTTPS server"
         assert client.list_tags(host, "crossbuild/empty") == []
         with pytest.raises(UserError, match=f"not found in {host}"):
