@@ -89,9 +89,11 @@ def is_loopback(host: str) -> bool:
     if name == "localhost":
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback  # ::ffff:127.0.0.1 too, on every Python version
 
 
 def is_listed(host: str, listed: Iterable[str]) -> bool:

@@ -260,7 +260,7 @@ class Transport:
 
     # -- retries --
 
-    def _with_retries(self, method: str, body: Body, attempt: Callable[[], Response]) -> Response:
+    def with_retries(self, method: str, body: Body, attempt: Callable[[], Response]) -> Response:
         """Run `attempt` again on a reset or a 5xx while RetryPolicy allows it (idempotent requests
         whose body can be sent twice only). The last answer or NoAnswer is what the caller gets."""
         retriable = method in IDEMPOTENT and (body is None or isinstance(body, bytes))
@@ -300,7 +300,7 @@ class Transport:
         for scheme in order:
             url = f"{scheme}://{hosts.api_host(host)}/v2/"
             try:
-                resp = self._with_retries("GET", None, functools.partial(self.exchange, "GET", url, {}))
+                resp = self.with_retries("GET", None, functools.partial(self.exchange, "GET", url, {}))
             except NoAnswer as exc:
                 reasons.append(f"{scheme}: {exc.reason}" if len(order) > 1 else exc.reason)
                 tls_failed = tls_failed or (scheme == "https" and exc.tls_failed)
@@ -354,7 +354,7 @@ class Transport:
         for _ in range(MAX_REDIRECTS + 1):
             hop = functools.partial(self._hop, method, url, send_headers, body, stream)
             try:
-                resp = self._with_retries(method, body, hop)
+                resp = self.with_retries(method, body, hop)
             except NoAnswer as exc:
                 raise self._no_answer_error(exc, url, registry, reference) from exc
             location = resp.header("location")

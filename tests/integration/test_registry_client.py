@@ -21,7 +21,9 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -38,12 +40,20 @@ import pytest
 
 from crossbuild.errors import UserError
 from crossbuild.oci import (
+    BlobUploader,
     Client,
+    CorruptContent,
+    Denied,
+    NotFound,
     Reference,
+    RegistryError,
+    RetryPolicy,
+    Unreachable,
     image_for_platform,
     is_index,
     parse_reference,
     platforms_of,
+    push_all,
 )
 from crossbuild.platforms import Platform
 
@@ -821,3 +831,338 @@ def test_tls_registry_with_self_signed_certificate(tmp_path: Path) -> None:
         assert client.list_tags(host, "crossbuild/empty") == []
         with pytest.raises(UserError, match=f"not found in {host}"):
             client.get_manifest(parse_reference(f"{host}/crossbuild/empty:v1"))
+
+
+# --- typed errors against the real registry ------------------------------------------------------
+
+
+def test_not_found_is_typed_with_host_reference_and_reason(registry: Seeded, client: Client) -> None:
+    ref = registry.ref(f"{MULTI}:nope")
+    with pytest.raises(NotFound) as info:
+        client.get_manifest(ref)
+    assert (info.value.host, info.value.reference, info.value.reason) == (registry.host, str(ref), "HTTP 404")
+    assert str(info.value) == f"image {ref} not found in {registry.host}"
+    missing = "sha256:" + "0" * 64
+    with pytest.raises(NotFound) as blob_info:
+        client.get_blob(registry.host, MULTI, missing)
+    assert blob_info.value.reference == f"{registry.host}/{MULTI}@{missing}"
+    with pytest.raises(NotFound, match=r"has no linux/s390x image"):
+        image_for_platform(client, registry.ref(f"{MULTI}:v1"), Platform("linux", "s390x"))
+
+
+def test_unreachable_is_typed() -> None:
+    port = free_port()
+    with pytest.raises(Unreachable) as info:
+        Client(timeout=5).get_manifest(parse_reference(f"127.0.0.1:{port}/x/y:v1"))
+    assert info.value.host == f"127.0.0.1:{port}"
+    assert "Connection refused" in info.value.reason
+    assert not isinstance(info.value, NotFound | Denied | CorruptContent)
+
+
+def test_corrupt_content_is_typed_and_leaves_no_file(registry: Seeded, client: Client, tmp_path: Path) -> None:
+    seeder = Seeder(f"http://{registry.host}")
+    data = b"a blob that will be tampered with on the registry's disk" * 1000
+    desc = seeder.blob("crossbuild/typed-corrupt", data, "application/octet-stream")
+    _blob_file(registry.root, desc["digest"]).write_bytes(data[:-1] + b"!")
+    with pytest.raises(CorruptContent) as info:
+        client.get_blob(registry.host, "crossbuild/typed-corrupt", desc["digest"])
+    assert info.value.reason.startswith("hashes to sha256:")
+    assert info.value.reference == f"{registry.host}/crossbuild/typed-corrupt@{desc['digest']}"
+    dest = tmp_path / "out" / "blob"
+    dest.parent.mkdir()
+    with pytest.raises(CorruptContent, match="wrong content"):
+        client.download_blob(registry.host, "crossbuild/typed-corrupt", desc["digest"], dest)
+    assert list(dest.parent.iterdir()) == []  # neither the file nor a partial one
+
+
+def test_denied_is_typed(auth_registry: AuthRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = parse_reference(f"{auth_registry.host}/app:v1")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no login at all
+    with pytest.raises(Denied) as info:
+        Client(timeout=10).get_manifest(ref)
+    assert (info.value.host, info.value.reason) == (auth_registry.host, "login required")
+    _login(tmp_path, monkeypatch, auth_registry.host, "wrong-" + PASSWORD)
+    with pytest.raises(Denied):
+        Client(timeout=10).get_manifest(ref)
+    with pytest.raises(Denied) as push_info:
+        Client(timeout=10).probe_push(auth_registry.host, "app")
+    assert PASSWORD not in str(push_info.value).replace(f"wrong-{PASSWORD}", "")
+
+
+# --- streaming blobs -----------------------------------------------------------------------------------
+
+
+def blob_via_http(host: str, repository: str, digest: str) -> tuple[int, str]:
+    """(size, sha256) of a blob as the registry's HTTP API serves it, hashed here in pieces: the witness."""
+    hasher, size = hashlib.sha256(), 0
+    with urllib.request.urlopen(f"http://{host}/v2/{repository}/blobs/{digest}", timeout=60) as resp:
+        while chunk := resp.read(1 << 20):
+            hasher.update(chunk)
+            size += len(chunk)
+    return size, "sha256:" + hasher.hexdigest()
+
+
+def blob_status(host: str, repository: str, digest: str) -> int:
+    status, _, _ = http_call("HEAD", f"http://{host}/v2/{repository}/blobs/{digest}")
+    return status
+
+
+def write_blob(path: Path, mib: float) -> str:
+    """A file of random content (so no earlier run left it in the registry), written in pieces; its digest."""
+    hasher = hashlib.sha256()
+    block = os.urandom(1 << 20)
+    left = int(mib * (1 << 20))
+    with path.open("wb") as out:
+        counter = 0
+        while left:
+            piece = (counter.to_bytes(8, "big") + block[8:])[:left]
+            out.write(piece)
+            hasher.update(piece)
+            left -= len(piece)
+            counter += 1
+    return "sha256:" + hasher.hexdigest()
+
+
+def test_chunked_upload_mount_and_streamed_download(registry: Seeded, client: Client, tmp_path: Path) -> None:
+    """A blob larger than the PATCH size goes up in chunks; a second repository gets it by a mount."""
+    src = tmp_path / "blob"
+    digest = write_blob(src, 3.5)
+    uploader = BlobUploader(client, registry.host, monolithic_max=1 << 20, patch_size=1 << 20)
+    assert uploader.push("crossbuild/chunked", digest, src) == src.stat().st_size
+    assert blob_via_http(registry.host, "crossbuild/chunked", digest) == (src.stat().st_size, digest)
+    assert uploader.push("crossbuild/chunked", digest, src) == 0  # already there: nothing sent
+    assert uploader.push("crossbuild/chunked-mounted", digest, src) == 0  # mounted, not sent again
+    assert blob_via_http(registry.host, "crossbuild/chunked-mounted", digest) == (src.stat().st_size, digest)
+    dest = tmp_path / "copy"
+    assert client.download_blob(registry.host, "crossbuild/chunked-mounted", digest, dest) == src.stat().st_size
+    assert dest.read_bytes() == src.read_bytes()
+
+
+def test_upload_of_a_file_that_does_not_hash_to_its_digest(registry: Seeded, client: Client, tmp_path: Path) -> None:
+    src = tmp_path / "blob"
+    real = write_blob(src, 2.5)
+    claimed = "sha256:" + hashlib.sha256(b"something else").hexdigest()
+    for monolithic_max in (8 << 20, 1 << 20):  # one PUT, then PATCHes
+        uploader = BlobUploader(client, registry.host, monolithic_max=monolithic_max, patch_size=1 << 20)
+        with pytest.raises(CorruptContent, match=f"hashes to {real}, not the {claimed}"):
+            uploader.push("crossbuild/liar", claimed, src)
+        assert blob_status(registry.host, "crossbuild/liar", claimed) == 404
+        assert blob_status(registry.host, "crossbuild/liar", real) == 404
+
+
+def test_push_all_sends_each_blob_once_in_parallel(registry: Seeded, client: Client, tmp_path: Path) -> None:
+    files = []
+    for n in range(5):
+        path = tmp_path / f"b{n}"
+        files.append((path, write_blob(path, 0.25 + n / 8)))
+    wanted = [("crossbuild/par-a", d, p) for p, d in files] + [("crossbuild/par-b", d, p) for p, d in files[:3]]
+    sent = push_all(BlobUploader(client, registry.host), wanted, parallel=3)
+    assert {key: n > 0 for key, n in sent.items()} == {(r, d): r == "crossbuild/par-a" for r, d, _ in wanted}
+    for repository, digest, path in wanted:
+        assert blob_via_http(registry.host, repository, digest) == (path.stat().st_size, digest)
+
+
+_RSS_PROBE = """
+import json, resource, sys
+from pathlib import Path
+from crossbuild.oci import BlobUploader, Client
+host, repository, src, dest, digest, mode = sys.argv[1:]
+client = Client(timeout=120)
+client.probe(host)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if mode == "stream":
+    BlobUploader(client, host).push(repository, digest, Path(src))
+    client.download_blob(host, repository, digest, Path(dest))
+else:  # the control: the same blob read into memory, which the instrument must see
+    assert len(client.get_blob(host, repository, digest)) > 0
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"before_kib": before, "after_kib": after}))
+"""
+
+
+def _peak_rss_delta(host: str, repository: str, src: Path, dest: Path, digest: str, mode: str) -> int:
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, host, repository, str(src), str(dest), digest, mode],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return (int(result["after_kib"]) - int(result["before_kib"])) * 1024  # ru_maxrss is KiB on Linux
+
+
+def test_a_256_mib_blob_round_trips_in_bounded_memory(registry: Seeded, tmp_path: Path) -> None:
+    """Up (chunked PATCH) and down (streamed, digest checked) with the peak RSS growing by far less than the
+    blob; the control run that holds the blob in memory shows the measurement can see it."""
+    size = 256 << 20
+    src, dest = tmp_path / "big", tmp_path / "big-copy"
+    digest = write_blob(src, 256)
+    delta = _peak_rss_delta(registry.host, "crossbuild/big", src, dest, digest, "stream")
+    assert blob_via_http(registry.host, "crossbuild/big", digest) == (size, digest)
+    assert dest.stat().st_size == size
+    assert delta < 48 << 20, f"peak RSS grew by {delta >> 20} MiB streaming a {size >> 20} MiB blob"
+    dest.unlink()
+    control = _peak_rss_delta(registry.host, "crossbuild/big", src, dest, digest, "memory")
+    assert control > size, f"the in-memory control grew by {control >> 20} MiB only: the measurement is blind"
+
+
+# --- retries: a relay in front of the real registry that resets, cuts or 503s on cue ---------------------
+
+
+class FlakyRelay:
+    """A TCP relay to the registry; each new connection takes the next step of `script`:
+    "reset" (read the request, answer with a TCP RST), "503" (a 503 answer), "cut:N" (relay, but
+    reset after N bytes of the answer) or "pass" (relay), "pass" once the script is used up."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self.script: list[str] = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                step = self.script.pop(0) if self.script else "pass"
+            threading.Thread(target=self._serve, args=(conn, step), daemon=True).start()
+
+    @staticmethod
+    def _reset(sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+    def _serve(self, conn: socket.socket, step: str) -> None:
+        conn.settimeout(30)
+        if step == "reset":
+            conn.recv(65536)
+            self._reset(conn)
+            return
+        if step == "503":
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            conn.close()
+            return
+        limit = int(step.removeprefix("cut:")) if step.startswith("cut:") else -1
+        upstream = socket.create_connection(self.upstream, timeout=30)
+
+        def forward() -> None:
+            with contextlib.suppress(OSError):
+                while data := conn.recv(65536):
+                    upstream.sendall(data)
+                upstream.shutdown(socket.SHUT_WR)
+
+        threading.Thread(target=forward, daemon=True).start()
+        sent = 0
+        try:
+            while data := upstream.recv(65536):
+                if limit >= 0 and sent + len(data) >= limit:
+                    conn.sendall(data[: limit - sent])
+                    self._reset(conn)
+                    return
+                conn.sendall(data)
+                sent += len(data)
+            conn.close()
+        except OSError:
+            conn.close()
+        finally:
+            upstream.close()
+
+    def arm(self, *steps: str) -> None:
+        with self.lock:
+            self.script = list(steps)
+            self.connections = 0
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def relay(registry: Seeded) -> Iterator[FlakyRelay]:
+    flaky = FlakyRelay(registry.host)
+    try:
+        yield flaky
+    finally:
+        flaky.close()
+
+
+FAST = RetryPolicy(attempts=4, first_delay=0.05, max_delay=0.2, budget=10.0)
+
+
+def relayed_client(relay: FlakyRelay, policy: RetryPolicy = FAST) -> Client:
+    client = Client(timeout=10, retry=policy)
+    assert client.probe(relay.host) == "http"  # the scheme is settled before the script starts
+    return client
+
+
+@pytest.mark.parametrize(
+    ("steps", "connections"),
+    [(("reset",), 2), (("reset", "reset", "reset"), 4), (("503",), 2), (("503", "reset"), 3)],
+    ids=["one-reset", "three-resets", "one-503", "503-then-reset"],
+)
+def test_resets_and_5xx_are_retried(
+    registry: Seeded, relay: FlakyRelay, steps: tuple[str, ...], connections: int
+) -> None:
+    client = relayed_client(relay)
+    relay.arm(*steps)
+    manifest = client.get_manifest(parse_reference(f"{relay.host}/{MULTI}:v1"))
+    assert manifest.raw == registry.index_raw
+    assert relay.connections == connections
+
+
+def test_retries_are_bounded_in_count(relay: FlakyRelay) -> None:
+    client = relayed_client(relay, RetryPolicy(attempts=3, first_delay=0.05, budget=10.0))
+    relay.arm(*["reset"] * 10)
+    started = time.monotonic()
+    with pytest.raises(Unreachable, match=rf"^registry {relay.host} is not reachable: ") as info:
+        client.get_manifest(parse_reference(f"{relay.host}/{MULTI}:v1"))
+    assert relay.connections == 3
+    assert "\n" not in str(info.value)
+    assert time.monotonic() - started < 5
+
+
+def test_retries_are_bounded_in_time(relay: FlakyRelay) -> None:
+    client = relayed_client(relay, RetryPolicy(attempts=100, first_delay=0.4, factor=1.0, budget=1.0))
+    relay.arm(*["503"] * 100)
+    started = time.monotonic()
+    with pytest.raises(RegistryError, match="HTTP 503"):
+        client.get_manifest(parse_reference(f"{relay.host}/{MULTI}:v1"))
+    assert time.monotonic() - started < 3
+    assert relay.connections == 3  # waits of 0.4 s fit twice in the 1 s budget
+
+
+def test_a_blob_cut_mid_stream_is_fetched_again(registry: Seeded, relay: FlakyRelay, tmp_path: Path) -> None:
+    src = tmp_path / "blob"
+    digest = write_blob(src, 3)
+    Seeder(f"http://{registry.host}").blob("crossbuild/cut", src.read_bytes(), "application/octet-stream")
+    client = relayed_client(relay)
+    relay.arm("cut:1500000", "cut:200000")
+    dest = tmp_path / "copy"
+    assert client.download_blob(relay.host, "crossbuild/cut", digest, dest) == src.stat().st_size
+    assert dest.read_bytes() == src.read_bytes()
+    assert relay.connections == 3
+
+
+def test_a_blob_cut_every_time_leaves_no_file(registry: Seeded, relay: FlakyRelay, tmp_path: Path) -> None:
+    src = tmp_path / "blob"
+    digest = write_blob(src, 2)
+    Seeder(f"http://{registry.host}").blob("crossbuild/cut-always", src.read_bytes(), "application/octet-stream")
+    client = relayed_client(relay, RetryPolicy(attempts=2, first_delay=0.05, budget=10.0))
+    relay.arm(*["cut:1000000"] * 10)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(Unreachable, match=r"bytes of the body unsent|reset"):
+        client.download_blob(relay.host, "crossbuild/cut-always", digest, out / "copy")
+    assert relay.connections == 2
+    assert list(out.iterdir()) == []
