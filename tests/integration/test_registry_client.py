@@ -1005,7 +1005,10 @@ def test_a_256_mib_blob_round_trips_in_bounded_memory(registry: Seeded, tmp_path
     assert delta < 48 << 20, f"peak RSS grew by {delta >> 20} MiB streaming a {size >> 20} MiB blob"
     dest.unlink()
     control = _peak_rss_delta(registry.host, "crossbuild/big", src, dest, digest, "memory")
-    assert control > size, f"the in-memory control grew by {control >> 20} MiB only: the measurement is blind"
+    # a blob held whole shows up (at least three quarters of it: the pages of a growing buffer are counted
+    # as they are touched), so the bound above measures something
+    assert control > size * 3 // 4, f"the in-memory control grew by {control >> 20} MiB only: the measurement is blind"
+    print(f"peak RSS growth: streaming {delta >> 20} MiB, in memory {control >> 20} MiB, blob {size >> 20} MiB")
 
 
 # --- retries: a relay in front of the real registry that resets, cuts or 503s on cue ---------------------
@@ -1043,41 +1046,50 @@ class FlakyRelay:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
 
+    @staticmethod
+    def _request(conn: socket.socket) -> bytes:
+        """One whole request: urllib sends one per connection (Connection: close), headers then body."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return head + b"\r\n\r\n" + body
+
     def _serve(self, conn: socket.socket, step: str) -> None:
         conn.settimeout(30)
+        request = self._request(conn)
         if step == "reset":
-            conn.recv(65536)
             self._reset(conn)
             return
         if step == "503":
-            conn.recv(65536)
             conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             conn.close()
             return
         limit = int(step.removeprefix("cut:")) if step.startswith("cut:") else -1
-        upstream = socket.create_connection(self.upstream, timeout=30)
-
-        def forward() -> None:
-            with contextlib.suppress(OSError):
-                while data := conn.recv(65536):
-                    upstream.sendall(data)
-                upstream.shutdown(socket.SHUT_WR)
-
-        threading.Thread(target=forward, daemon=True).start()
         sent = 0
-        try:
+        with socket.create_connection(self.upstream, timeout=30) as upstream:
+            upstream.sendall(request)
             while data := upstream.recv(65536):
-                if limit >= 0 and sent + len(data) >= limit:
+                if 0 <= limit < sent + len(data):
                     conn.sendall(data[: limit - sent])
                     self._reset(conn)
                     return
                 conn.sendall(data)
                 sent += len(data)
-            conn.close()
-        except OSError:
-            conn.close()
-        finally:
-            upstream.close()
+        conn.close()
 
     def arm(self, *steps: str) -> None:
         with self.lock:
