@@ -39,11 +39,13 @@ BAD = [
     ("host:", "port '' is not a number"),
     ("[::1", "'[' without a closing ']'"),
     ("[::1]5000", "only ':port' may follow ']'"),
-    ("host:５０００", "is not a number"),  # fullwidth digits: str.isdigit says yes, ports say no
+    ("host:\uff15\uff10\uff10\uff10", "is not a number"),  # fullwidth 5000: str.isdigit says yes, ports say no
 ]
 
 
-@pytest.mark.parametrize(("host", "fragment"), BAD, ids=["name-port", "too-big", "empty", "no-bracket", "junk", "unicode"])
+@pytest.mark.parametrize(
+    ("host", "fragment"), BAD, ids=["name-port", "too-big", "empty", "no-bracket", "junk", "unicode"]
+)
 def test_split_host_port_refuses(host: str, fragment: str) -> None:
     with pytest.raises(ValueError) as info:
         hosts.split_host_port(host)

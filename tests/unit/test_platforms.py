@@ -339,7 +339,9 @@ def test_platforms_variable_with_bare_aliases() -> None:
     assert [str(p) for p in got] == ["linux/arm64", "linux/amd64", "linux/arm/v7"]
 
 
-@pytest.mark.parametrize("text", ["linux", "windows", "arm65", "wasm"], ids=["os-linux", "os-windows", "typo", "no-linux-wasm"])
+@pytest.mark.parametrize(
+    "text", ["linux", "windows", "arm65", "wasm"], ids=["os-linux", "os-windows", "typo", "no-linux-wasm"]
+)
 def test_a_bare_word_that_is_no_linux_architecture_is_refused(text: str) -> None:
     with pytest.raises(UserError) as info:
         parse(text)
