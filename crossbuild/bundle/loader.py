@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from crossbuild import output, runner
+from crossbuild import hosts, output, runner
 from crossbuild.bundle.format import (
     IMAGES_DIR,
     OCI_LAYOUT,
@@ -160,7 +160,7 @@ def connect(host: str, *, plain_http: bool = False, insecure: bool = False) -> C
     --plain-http: plain HTTP. Loopback registries are plain HTTP whatever the flags, as everywhere in crossbuild.
     """
     strict = Client()
-    if strict.is_insecure(host):  # loopback
+    if hosts.is_loopback(host):
         strict.probe(host)
         return strict
     if not plain_http and not insecure:
