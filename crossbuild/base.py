@@ -39,12 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from crossbuild import buildx, incremental, output, runner
+from crossbuild import buildx, incremental, output
 from crossbuild.config import Config
 from crossbuild.errors import UserError
 from crossbuild.oci import Client as RegistryClient
 from crossbuild.oci import Reference, parse_reference, platforms_of
 from crossbuild.platforms import Platform
+from crossbuild.runner import Runner
 
 REPOSITORY = "crossbuild-static"  # under [image] registry_prefix
 EPOCH = 0  # SOURCE_DATE_EPOCH of the base: its content comes from packages, not from a commit
@@ -284,54 +285,75 @@ def _has_platforms(client: RegistryClient, ref: Reference, platforms: Sequence[P
     return {str(p) for p in platforms_of(client, ref)} == {str(p) for p in platforms}
 
 
-def ensure(cfg: Config, client: RegistryClient, platforms: Sequence[Platform], host: Path = Path("/")) -> str:
-    """The static base for `platforms`, built and pushed unless its tag exists; `repo@sha256:...`.
+@dataclass(frozen=True)
+class Found:
+    """What the registry holds of the base this host would make for these platforms."""
 
-    Under --dry-run nothing is written or pushed; an absent base is reported and
-    its tag (not yet a digest) returned, so the plan shows the images that would use it.
-    """
+    rootfs: Rootfs
+    platforms: tuple[Platform, ...]
+    tag: Reference  # <registry_prefix>/crossbuild-static:<key>
+    pinned: str | None  # repo@sha256:... when it is there already
+
+
+def find(cfg: Config, client: RegistryClient, platforms: Sequence[Platform], host: Path = Path("/")) -> Found:
+    """Assemble the base in memory and look for it in the registry (nothing is written)."""
     rootfs = assemble(host)
-    plats = sorted(set(platforms), key=str)
+    plats = tuple(sorted(set(platforms), key=str))
     key = content_key(rootfs, plats, cfg.image.compression_level)
     tag_ref = parse_reference(f"{repository(cfg)}:{key[:32]}")
-    try:
-        digest = client.manifest_exists(tag_ref)
-        if digest is not None and not _has_platforms(client, tag_ref, plats):
-            digest = None  # someone else's tag, or a half-finished push: build it again
-    except UserError:
-        if not runner.OPTIONS.dry_run:
-            raise
-        digest = None
-    if digest is not None:
-        pinned = f"{repository(cfg)}@{digest}"
-        output.ok(f"static base {pinned}: already in the registry ({tag_ref.tag})")
-        return pinned
-    size = len(rootfs.tar) // 1024
-    output.step(f"static base {tag_ref}: {size} KiB from {', '.join(PACKAGES)} for {', '.join(map(str, plats))}")
-    context = cfg.output_dir / "cache" / "static-base" / "context"
-    metadata_file = context.parent / "metadata.json"
-    dockerfile = context / "Dockerfile" if runner.OPTIONS.dry_run else write_context(rootfs, context)
-    metadata = buildx.build(
+    digest = client.manifest_exists(tag_ref)
+    if digest is not None and not _has_platforms(client, tag_ref, plats):
+        digest = None  # someone else's tag, or a half-finished push: build it again
+    return Found(rootfs, plats, tag_ref, f"{repository(cfg)}@{digest}" if digest else None)
+
+
+def _context(cfg: Config) -> Path:
+    return cfg.output_dir / "cache" / "static-base" / "context"
+
+
+def build_argv(cfg: Config, found: Found) -> list[str]:
+    context = _context(cfg)
+    return buildx.build_argv(
         context=context,
-        file=dockerfile,
+        file=context / "Dockerfile",
         builder=cfg.builder.name,
-        platform=[str(p) for p in plats],
+        platform=[str(p) for p in found.platforms],
         output=[
-            f"type=image,name={tag_ref},push=true,oci-mediatypes=true,rewrite-timestamp=true,"
+            f"type=image,name={found.tag},push=true,oci-mediatypes=true,rewrite-timestamp=true,"
             f"compression=gzip,compression-level={cfg.image.compression_level}"
         ],
         build_arg={"SOURCE_DATE_EPOCH": str(EPOCH)},
         provenance=False,
-        metadata_file=metadata_file,
+        metadata_file=context.parent / "metadata.json",
     )
-    if runner.OPTIONS.dry_run:
-        output.info(f"static base: would build and push {tag_ref}; the images below would use it by digest")
-        return str(tag_ref)
+
+
+def build(run: Runner, cfg: Config, client: RegistryClient, found: Found) -> str:
+    """Build and push the base `find` did not find; return it pinned by digest."""
+    size = len(found.rootfs.tar) // 1024
+    output.step(
+        f"static base {found.tag}: {size} KiB from {', '.join(PACKAGES)} for {', '.join(map(str, found.platforms))}"
+    )
+    context = _context(cfg)
+    write_context(found.rootfs, context)
+    metadata_file = context.parent / "metadata.json"
+    metadata = buildx.build(run, build_argv(cfg, found), metadata_file)
     digest = metadata.get("containerimage.digest")
-    if not isinstance(digest, str) or client.manifest_exists(tag_ref) != digest:
-        raise UserError(f"static base: {tag_ref} is not in the registry after the push; see {metadata_file}")
-    if not _has_platforms(client, tag_ref, plats):
-        raise UserError(f"static base: {tag_ref} does not list {', '.join(map(str, plats))} after the push")
+    if not isinstance(digest, str) or client.manifest_exists(found.tag) != digest:
+        raise UserError(f"static base: {found.tag} is not in the registry after the push; see {metadata_file}")
+    if not _has_platforms(client, found.tag, found.platforms):
+        raise UserError(f"static base: {found.tag} does not list {', '.join(map(str, found.platforms))} after the push")
     pinned = f"{repository(cfg)}@{digest}"
     output.ok(f"static base pushed: {pinned}")
     return pinned
+
+
+def ensure(
+    run: Runner, cfg: Config, client: RegistryClient, platforms: Sequence[Platform], host: Path = Path("/")
+) -> str:
+    """The static base for `platforms`, built and pushed unless its tag exists; `repo@sha256:...`."""
+    found = find(cfg, client, platforms, host)
+    if found.pinned is not None:
+        output.ok(f"static base {found.pinned}: already in the registry ({found.tag.tag})")
+        return found.pinned
+    return build(run, cfg, client, found)

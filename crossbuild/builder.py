@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from crossbuild import buildx, output, runner
+from crossbuild import buildx, output
 from crossbuild.config import Config
 from crossbuild.errors import UserError
 from crossbuild.platforms import Platform, host_platform
+from crossbuild.runner import Runner
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_CONF_DIRS = (Path("/usr/lib/binfmt.d"), Path("/etc/binfmt.d"))
@@ -52,7 +53,7 @@ def binfmt_registered(arch: str) -> bool:
     return (BINFMT_DIR / f"qemu-{QEMU_ARCH.get(arch, arch)}").exists()
 
 
-def register_binfmt(platforms: Sequence[Platform]) -> list[str]:
+def register_binfmt(run: Runner, platforms: Sequence[Platform]) -> list[str]:
     """Register the qemu-user-static handlers for each foreign platform (root only)."""
     done = []
     for p in foreign(platforms):
@@ -62,13 +63,12 @@ def register_binfmt(platforms: Sequence[Platform]) -> list[str]:
         conf = next((d / f"qemu-{name}.conf" for d in BINFMT_CONF_DIRS if (d / f"qemu-{name}.conf").is_file()), None)
         if conf is None:
             raise UserError(f"no QEMU handler for {p}: install qemu-user-static (apt-get install qemu-user-static)")
-        if runner.OPTIONS.dry_run:
-            print(f"[dry-run] register {conf} in {BINFMT_DIR / 'register'}")
-            continue
         try:
             if not (BINFMT_DIR / "register").exists():
-                runner.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)])
-            (BINFMT_DIR / "register").write_text(conf.read_text())
+                run.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_DIR)])
+            register = BINFMT_DIR / "register"
+            text = conf.read_text()
+            run.act(f"register {conf} in {register}", lambda: register.write_text(text))  # noqa: B023 - called at once
         except OSError as exc:
             raise UserError(
                 f"cannot register QEMU for {p} ({exc.strerror}): run as root "
@@ -90,7 +90,7 @@ def buildkitd_toml(cfg: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ensure_builder(cfg: Config, platforms: Sequence[Platform]) -> buildx.BuilderInfo:
+def ensure_builder(run: Runner, cfg: Config, platforms: Sequence[Platform]) -> buildx.BuilderInfo:
     """Create the configured builder when missing, bootstrap it, check its platforms."""
     b = cfg.builder
     info = buildx.inspect(b.name)
@@ -105,6 +105,7 @@ def ensure_builder(cfg: Config, platforms: Sequence[Platform]) -> buildx.Builder
         elif b.buildkitd_config:
             output.warn("builder.buildkitd_config is ignored for the remote driver: configure that buildkitd itself")
         buildx.create(
+            run,
             name=b.name,
             driver=b.driver,
             endpoint=b.endpoint,
@@ -125,6 +126,7 @@ def ensure_builder(cfg: Config, platforms: Sequence[Platform]) -> buildx.Builder
             if node.name in info.nodes:
                 continue
             buildx.create(
+                run,
                 name=b.name,
                 driver=b.driver,
                 endpoint=node.endpoint,
@@ -135,8 +137,8 @@ def ensure_builder(cfg: Config, platforms: Sequence[Platform]) -> buildx.Builder
                 buildkitd_config=node_conf,
             )
             output.ok(f"appended node '{node.name}' ({', '.join(map(str, node.platforms)) or 'its own platforms'})")
-    if runner.OPTIONS.dry_run:
-        return info
+    if run.dry_run:
+        return info  # a builder only planned cannot be bootstrapped
     info = buildx.inspect(b.name, bootstrap=True)
     if info is None:
         raise UserError(f"builder '{b.name}' vanished during bootstrap; run `make setup`")

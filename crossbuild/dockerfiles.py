@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -79,8 +80,15 @@ def shared_builder(cfg: Config, services: Sequence[Service]) -> list[Service]:
     return gobuild.shared_and_single(cfg, templated)[0]
 
 
-def dockerfile_for(cfg: Config, service: Service, shared: Sequence[Service] = ()) -> Path:
-    """Path of the Dockerfile that builds `service`, rendering templates as needed.
+@dataclass(frozen=True)
+class Rendered:
+    path: Path  # the user's own Dockerfile, or where crossbuild writes the rendered template
+    text: str
+    rendered: bool  # crossbuild rendered it (the render stage writes it to `path`)
+
+
+def dockerfile_for(cfg: Config, service: Service, shared: Sequence[Service] = ()) -> Rendered:
+    """The Dockerfile that builds `service`: its own, or the mode's template rendered (in memory).
 
     `shared` (from shared_builder) compile together in one builder stage.
     """
@@ -89,17 +97,20 @@ def dockerfile_for(cfg: Config, service: Service, shared: Sequence[Service] = ()
         path = (cfg.root / own).resolve()
         if not path.is_file():
             raise UserError(f"{cfg.path}: Dockerfile {path} for service '{service.name}' does not exist")
-        return path
+        return Rendered(path, path.read_text(), rendered=False)
     mode = cfg.mode_of(service)
     packages, output = None, None
     if mode == "multistage" and service in shared:
         packages, output = [s.package for s in shared], ""
     text = render(template_text(mode, cfg.root), service, cfg.image.user, packages, output, cfg.image.expose)
-    out = cfg.output_dir / "dockerfiles" / f"{service.name}.{mode}.Dockerfile"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not out.is_file() or out.read_text() != text:
-        out.write_text(text)
-    return out
+    return Rendered(cfg.output_dir / "dockerfiles" / f"{service.name}.{mode}.Dockerfile", text, rendered=True)
+
+
+def write(path: Path, text: str) -> None:
+    """Write a rendered Dockerfile, leaving an unchanged one (and its mtime) alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
 
 
 _FROM = re.compile(r"^\s*FROM\s+(?P<rest>.+)$", re.IGNORECASE)

@@ -22,6 +22,7 @@ from crossbuild import binaries, incremental, runner
 from crossbuild.config import Config, Service
 from crossbuild.errors import CommandError, UserError
 from crossbuild.platforms import Platform
+from crossbuild.runner import Runner
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,27 @@ def _unchanged(
     return True
 
 
+def commands(cfg: Config, platform: Platform, services: Sequence[Service]) -> list[list[str]]:
+    """The `go build` command lines of one platform: one for every service that can share
+    it, one each for the rest."""
+    out_dir = cfg.bin_dir / str(platform)
+    grouped, single = shared_and_single(cfg, services)
+    argvs = []
+    if grouped:
+        argvs.append(go_build_argv(cfg, str(out_dir) + os.sep, [s.package for s in grouped]))
+    argvs += [go_build_argv(cfg, str(binary_path(cfg.bin_dir, platform, s)), [s.package], s) for s in single]
+    return argvs
+
+
+def describe(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> list[str]:
+    """Every go build as the shell line a dry run prints (cd DIR && GOOS=... go build ...)."""
+    return [
+        runner.display(argv, go_env(cfg, p), cfg.module_dir) for p in platforms for argv in commands(cfg, p, services)
+    ]
+
+
 def build_platform(
+    run: Runner,
     cfg: Config,
     platform: Platform,
     services: Sequence[Service],
@@ -136,31 +157,23 @@ def build_platform(
     start = time.monotonic()
     out_dir = cfg.bin_dir / str(platform)
     env = go_env(cfg, platform)
-    grouped, single = shared_and_single(cfg, services)
-    commands = []
-    if grouped:
-        commands.append(go_build_argv(cfg, str(out_dir) + os.sep, [s.package for s in grouped]))
-    commands += [go_build_argv(cfg, str(binary_path(cfg.bin_dir, platform, s)), [s.package], s) for s in single]
-    key = incremental.key_of({"inputs": inputs, "commands": commands, "env": env})
+    argvs = commands(cfg, platform, services)
+    key = incremental.key_of({"inputs": inputs, "commands": argvs, "env": env})
     cached = bool(inputs) and state is not None and _unchanged(cfg, platform, services, state.get(str(platform)), key)
-    if not runner.OPTIONS.dry_run:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        for argv in [] if cached else commands:
-            runner.run(argv, env=env, cwd=cfg.module_dir)
+        for argv in [] if cached else argvs:
+            run.run(argv, env=env, cwd=cfg.module_dir)
     except CommandError as exc:
         message, blamed = _compile_error(cfg, platform, services, exc)
         return PlatformResult(platform, (), time.monotonic() - start, message, blamed)
     results = []
     for s in services:
         path = binary_path(cfg.bin_dir, platform, s)
-        if runner.OPTIONS.dry_run:
-            results.append(BinaryResult(s.name, platform, path, 0))
-            continue
         # an unchanged binary (digest as recorded) passed these checks when it was recorded
         problems = () if cached else tuple(binaries.check_binary(path, platform, cfg.expected_x(s)))
         results.append(BinaryResult(s.name, platform, path, path.stat().st_size, problems))
-    if state is not None and inputs and not runner.OPTIONS.dry_run:
+    if state is not None and inputs:
         if all(r.ok for r in results):
             digests = {r.service: incremental.file_digest(r.path) for r in results}
             state.put(str(platform), {"key": key, "binaries": digests})
@@ -181,14 +194,25 @@ def workers(cfg: Config, n_platforms: int) -> int:
     return max(1, min(limit, n_platforms))
 
 
-def build(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> list[PlatformResult]:
-    """Build every service for every platform; never raises for a compile error."""
+def build(
+    run: Runner,
+    cfg: Config,
+    platforms: Sequence[Platform],
+    services: Sequence[Service],
+    state: incremental.State | None = None,
+    tree: str = "",
+) -> list[PlatformResult]:
+    """Build every service for every platform; never raises for a compile error.
+
+    `tree`: the module's tree hash when the caller has it already (one walk per run).
+    """
     if runner.which("go") is None:
         raise UserError("go: command not found; install Go >= 1.22 (https://go.dev/dl/) or run `make tools`")
-    state = incremental.State(cfg.output_dir / "state" / "gobuild.json")
+    if state is None:
+        state = incremental.State(cfg.output_dir / "state" / "gobuild.json")
     inputs = incremental.key_of(
         {
-            "tree": incremental.tree_hash(cfg.module_dir, exclude=[cfg.output_dir]),
+            "tree": tree or incremental.tree_hash(cfg.module_dir, exclude=[cfg.output_dir]),
             "go": runner.output(["go", "env", "GOVERSION", "GOFLAGS", "GOEXPERIMENT"]),
         }
     )
@@ -196,9 +220,8 @@ def build(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service
     key_x = incremental.key_of({"stamped": cfg.stamped})
     inputs = incremental.key_of({"inputs": inputs, "stamped": key_x})
     with ThreadPoolExecutor(max_workers=workers(cfg, len(platforms))) as pool:
-        results = list(pool.map(lambda p: build_platform(cfg, p, services, inputs, state), platforms))
-    if not runner.OPTIONS.dry_run:
-        state.save()
+        results = list(pool.map(lambda p: build_platform(run, cfg, p, services, inputs, state), platforms))
+    state.save()
     return results
 
 

@@ -2,7 +2,7 @@
 
 Two runs on one build/ (a second `make image.multiarch` in another terminal, two CI
 jobs sharing a workspace) would both do the whole job and overwrite each other's state
-files. The first run takes an exclusive lock on <output_dir>/.crossbuild/lock; a second
+files. The first run takes an exclusive lock on <output_dir>/state/lock; a second
 one waits, saying once who holds it, or with CROSSBUILD_NO_WAIT=1 refuses in one line.
 The kernel drops the lock when its holder exits, however it exits (flock(2)).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from crossbuild import output
 from crossbuild.errors import UserError
 
-LOCK_NAME = Path(".crossbuild") / "lock"
+LOCK_NAME = Path("state") / "lock"  # with the rest of crossbuild's bookkeeping
 
 
 def _holder(fd: int) -> str:

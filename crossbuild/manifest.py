@@ -16,7 +16,7 @@ merge can never tag images of another commit with this version.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from crossbuild import buildx, images, runner
@@ -24,6 +24,8 @@ from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
 from crossbuild.oci import OCI_INDEX, parse_reference
 from crossbuild.oci import Client as RegistryClient
+from crossbuild.plan import ImageTarget, bake_name, leg_config
+from crossbuild.runner import Runner
 
 # The tag a legacy merge stages its index under (buildx copies the per-arch images across
 # repositories only while pushing to a tag); the real tags move after verification.
@@ -33,7 +35,7 @@ _AGREE = ("version", "commit", "tree_state", "config")
 
 @dataclass(frozen=True)
 class MergePlan:
-    target: images.ImageTarget
+    target: ImageTarget
     sources: tuple[str, ...]
     legacy: bool = False
 
@@ -42,7 +44,7 @@ def _leg(record: Mapping[str, str]) -> str:
     return f"{record.get('version', '?')} ({str(record.get('commit', '?'))[:7]}, {record.get('tree_state', '?')})"
 
 
-def check_legs(cfg: Config, t: images.ImageTarget, records: Mapping[str, Mapping[str, str]]) -> None:
+def check_legs(cfg: Config, t: ImageTarget, records: Mapping[str, Mapping[str, str]]) -> None:
     """Refuse legs that disagree with each other or with this run: name them, move no tag."""
     platforms = [str(p) for p in t.platforms]
     old = [p for p in platforms if any(k not in records[p] for k in _AGREE)]
@@ -66,7 +68,7 @@ def check_legs(cfg: Config, t: images.ImageTarget, records: Mapping[str, Mapping
         "version": cfg.version.version,
         "commit": cfg.version.commit,
         "tree_state": cfg.version.tree_state,
-        "config": images.leg_config(cfg, t.service),
+        "config": leg_config(cfg, t.service),
     }
     for key in _AGREE:
         if str(first[key]) != mine[key]:
@@ -82,7 +84,7 @@ def check_legs(cfg: Config, t: images.ImageTarget, records: Mapping[str, Mapping
             )
 
 
-def plan_from_digests(cfg: Config, targets: Sequence[images.ImageTarget]) -> list[MergePlan]:
+def plan_from_digests(cfg: Config, targets: Sequence[ImageTarget]) -> list[MergePlan]:
     plans = []
     for t in targets:
         records = images.read_digests(cfg, t.service)
@@ -108,7 +110,7 @@ def plan_from_digests(cfg: Config, targets: Sequence[images.ImageTarget]) -> lis
     return plans
 
 
-def plan_from_legacy(targets: Sequence[images.ImageTarget], client: RegistryClient) -> list[MergePlan]:
+def plan_from_legacy(targets: Sequence[ImageTarget], client: RegistryClient) -> list[MergePlan]:
     plans = []
     for t in targets:
         sources = []
@@ -124,56 +126,46 @@ def plan_from_legacy(targets: Sequence[images.ImageTarget], client: RegistryClie
     return plans
 
 
-def _stage(cfg: Config, plan: MergePlan, client: RegistryClient) -> str:
+def describe_stage(cfg: Config, plan: MergePlan) -> str:
+    """The command a dry run prints for one merge."""
+    t = plan.target
+    tags = [f"{t.repository}:{STAGING_TAG}"] if plan.legacy else t.refs()[:1]
+    argv = ["docker", "buildx", "imagetools", "create", "--builder", cfg.builder.name]
+    for tag in tags:
+        argv += ["--tag", tag]
+    if not plan.legacy:
+        argv.append("--dry-run")
+    return runner.display([*argv, *plan.sources])
+
+
+def stage_index(run: Runner, cfg: Config, plan: MergePlan, client: RegistryClient) -> str:
     """Push the merged index without moving a real tag; return its digest."""
     t = plan.target
     ref = parse_reference(t.repository)
     if plan.legacy:
-        meta = cfg.output_dir / "bake" / f"merge-{images.bake_name(t.service)}.json"
+        meta = cfg.output_dir / "bake" / f"merge-{bake_name(t.service)}.json"
         meta.parent.mkdir(parents=True, exist_ok=True)
         buildx.imagetools_create(
-            builder=cfg.builder.name, tags=[f"{t.repository}:{STAGING_TAG}"], sources=plan.sources, metadata_file=meta
+            run,
+            builder=cfg.builder.name,
+            tags=[f"{t.repository}:{STAGING_TAG}"],
+            sources=plan.sources,
+            metadata_file=meta,
         )
-        if runner.OPTIONS.dry_run:
-            return ""
         digest = json.loads(meta.read_text()).get("containerimage.digest", "")
         if not str(digest).startswith("sha256:"):
             raise UserError(f"buildx reported no digest for the merged {t.service.name}; see {meta}")
         return str(digest)
     # The legs are in this repository already: compute the index, then PUT it by digest.
-    text = buildx.imagetools_create(builder=cfg.builder.name, tags=t.refs()[:1], sources=plan.sources, dry_run=True)
-    if runner.OPTIONS.dry_run:
-        return ""
+    text = buildx.imagetools_create(
+        run, builder=cfg.builder.name, tags=t.refs()[:1], sources=plan.sources, dry_run=True
+    )
     raw = text.strip().encode()
     try:
         media_type = json.loads(raw).get("mediaType") or OCI_INDEX
     except json.JSONDecodeError as exc:
         raise UserError(f"buildx imagetools create --dry-run printed no index for {t.service.name}: {exc}") from exc
     return client.put_manifest(ref.registry, ref.repository, images.sha256_of(raw), raw, str(media_type))
-
-
-def merge(
-    cfg: Config,
-    plans: Sequence[MergePlan],
-    client: RegistryClient,
-    check: Callable[[Sequence[tuple[images.ImageTarget, str]]], None] | None = None,
-) -> list[images.Published]:
-    """Stage every index, verify them all, then move every tag (none when anything fails)."""
-    staged = []
-    for plan in plans:
-        digest = _stage(cfg, plan, client)
-        if runner.OPTIONS.dry_run:
-            continue
-        ref = parse_reference(f"{plan.target.repository}@{digest}")
-        plats, size, media_type, raw, _digest = images.describe(client, ref)
-        images.check_platforms(plan.target, plats)
-        staged.append((plan.target, digest, plats, size, media_type, raw))
-    if runner.OPTIONS.dry_run:
-        return []
-    if check is not None:
-        check([(t, digest) for t, digest, *_ in staged])
-    images.move_all_tags(client, [(t, raw, media_type) for t, _d, _p, _s, media_type, raw in staged])
-    return [images.Published(t, digest, plats, size, "merged") for t, digest, plats, size, _m, _r in staged]
 
 
 def services_with_digests(cfg: Config) -> list[Service]:

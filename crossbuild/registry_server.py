@@ -16,10 +16,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 from crossbuild import hosts, output, runner
 from crossbuild.config import Config
 from crossbuild.errors import UserError
 from crossbuild.oci import parse_reference
+from crossbuild.runner import Runner
 
 CONTAINER_NAME = "crossbuild-registry"
 
@@ -52,22 +55,27 @@ def serves_image_registry(cfg: Config) -> bool:
 
 
 def _config_yaml(data_dir: Path, address: str) -> str:
-    return (
-        "version: 0.1\n"
-        "log:\n  level: warn\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {data_dir / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: {address}\n"
-    )
+    """distribution's config.yml (a data structure dumped as YAML: any path or address is quoted right)."""
+    config = {
+        "version": 0.1,
+        "log": {"level": "warn"},
+        "storage": {"filesystem": {"rootdirectory": str(data_dir / "data")}, "delete": {"enabled": True}},
+        "http": {"addr": address},
+    }
+    return str(yaml.safe_dump(config, sort_keys=False))
 
 
-def up(cfg: Config, wait: float = 15.0) -> str:
+def up(run: Runner, cfg: Config, wait: float = 15.0) -> str:
     """Start the embedded registry unless something already answers there."""
     address = cfg.registry.address
     if healthy(address):
         return f"registry already answering on {address}"
-    if runner.OPTIONS.dry_run:
-        print(f"[dry-run] start registry on {address}")
-        return "dry-run"
+    started = run.act(f"start the embedded registry on {address}", lambda: _start(cfg, wait))
+    return started if started is not None else f"would start the embedded registry on {address}"
+
+
+def _start(cfg: Config, wait: float) -> str:
+    address = cfg.registry.address
     data_dir = cfg.registry.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     binary = runner.which("registry") or runner.which("docker-registry")
@@ -147,6 +155,6 @@ def down(cfg: Config) -> str:
     return f"stopped container {CONTAINER_NAME}"
 
 
-def ensure(cfg: Config) -> None:
+def ensure(run: Runner, cfg: Config) -> None:
     if serves_image_registry(cfg):
-        output.info(up(cfg))
+        output.info(up(run, cfg))

@@ -1,8 +1,14 @@
-"""The one door to the outside: every external command runs through `run`.
+"""The one door to the outside: every external command runs through a Runner.
 
-It takes an argument list (never a shell string), echoes `shlex.join(argv)`
-when verbose, prints instead of running under dry-run, and raises
-`CommandError` carrying the command, exit code and output tail.
+A Runner takes an argument list (never a shell string), echoes `shlex.join(argv)`
+when verbose, prints instead of running a mutating command when it is a dry run,
+and raises `CommandError` carrying the command, exit code and output tail.
+
+A task's Session makes the Runner and hands it to the steps that change things
+(go build, buildx, binfmt registration); read-only questions about the machine
+(`go env`, `go tool dist list`, `git describe`, `buildx inspect`) go through
+QUERIES, which never dry-runs and shares the task's verbosity. Nothing else
+reads "is this a dry run": the pipeline skips what mutates and prints its plan.
 """
 
 from __future__ import annotations
@@ -13,30 +19,14 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from crossbuild.errors import CommandError, UserError
 
-_state = threading.local()
 _lock = threading.Lock()
-
-
-@dataclass
-class RunnerOptions:
-    dry_run: bool = False
-    verbose: bool = False
-    # Commands printed under dry-run, in order; tests and `--dry-run` read them.
-    planned: list[str] = field(default_factory=list)
-
-
-OPTIONS = RunnerOptions()
-
-
-def configure(*, dry_run: bool = False, verbose: bool = False) -> None:
-    OPTIONS.dry_run = dry_run
-    OPTIONS.verbose = verbose
-    OPTIONS.planned.clear()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +35,7 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
+    planned: bool = False  # a dry run printed it instead of running it
 
 
 def add_flag(argv: list[str], flag: str, enabled: bool | None) -> None:
@@ -68,83 +59,129 @@ def which(tool: str) -> str | None:
     return shutil.which(tool)
 
 
-def _display(argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | os.PathLike[str] | None = None) -> str:
+def display(
+    argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
+) -> str:
     """The command as a shell line one can paste: `cd DIR && VAR=value cmd args`."""
     prefix = ""
     if cwd is not None and os.path.abspath(cwd) != os.getcwd():
         prefix = f"cd {shlex.quote(str(cwd))} && "
     if env:
         prefix += " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(env.items())) + " "
-    return prefix + shlex.join(argv)
+    return prefix + shlex.join(str(a) for a in argv)
 
 
-def echo(
-    argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
-) -> None:
-    """Print `+ <command>` on stderr when verbose.
+@dataclass
+class Runner:
+    """Runs external commands; a dry-run Runner prints mutating ones instead."""
 
-    `run` echoes every command it starts; callers that reach a tool through
-    its API instead of a subprocess (crossbuild.daemon and the docker SDK)
-    echo the equivalent CLI line here, so V=1 shows every call either way.
-    """
-    if OPTIONS.verbose:
-        line = _display([str(a) for a in argv], env, cwd)
+    dry_run: bool = False
+    verbose: bool = False
+    # Commands printed instead of run, in order (a dry run's plan).
+    planned: list[str] = field(default_factory=list)
+
+    def plan(self, line: str) -> None:
+        """Record and print one line of a dry run's plan."""
         with _lock:
-            print(f"+ {line}", file=sys.stderr, flush=True)
-
-
-def run(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str] | None = None,
-    cwd: str | os.PathLike[str] | None = None,
-    check: bool = True,
-    capture: bool = True,
-    mutates: bool = True,
-    timeout: float | None = None,
-    input_text: str | None = None,
-    hint: str = "",
-) -> Result:
-    """Run one external command.
-
-    `env` holds only the variables to add to the current environment, so the
-    echoed line shows exactly what differs. `mutates=False` marks read-only
-    queries (`go env`, `buildx inspect`), which still run under dry-run so the
-    plan can be computed.
-    """
-    argv = [str(a) for a in argv]
-    line = _display(argv, env, cwd)
-    if OPTIONS.dry_run and mutates:
-        with _lock:
-            OPTIONS.planned.append(line)
+            self.planned.append(line)
         print(f"[dry-run] {line}", flush=True)
-        return Result(argv, 0, "", "")
-    echo(argv, env=env, cwd=cwd)
-    full_env = None
-    if env:
-        full_env = dict(os.environ)
-        full_env.update(env)
-    try:
-        proc = subprocess.run(
-            argv,
-            env=full_env,
-            cwd=cwd,
-            capture_output=capture,
-            text=True,
-            timeout=timeout,
-            input=input_text,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise UserError(f"{argv[0]}: command not found; {hint or 'install it or run `make tools`'}") from exc
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        raise CommandError(argv, -1, err, out, hint=f"timed out after {timeout:g}s") from exc
-    result = Result(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
-    if check and proc.returncode != 0:
-        raise CommandError(argv, proc.returncode, result.stderr, result.stdout, hint=hint)
-    return result
+
+    def act(self, line: str, action: Callable[[], T]) -> T | None:
+        """A side effect that is not a subprocess (start a server, write a file): done, or in a
+        dry run only planned. Returns what `action` returned, None when it was only planned."""
+        if self.dry_run:
+            self.plan(line)
+            return None
+        if self.verbose:
+            with _lock:
+                print(f"+ {line}", file=sys.stderr, flush=True)
+        return action()
+
+    def echo(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
+    ) -> None:
+        """Print `+ <command>` on stderr when verbose.
+
+        `run` echoes every command it starts; callers that reach a tool through
+        its API instead of a subprocess (crossbuild.daemon and the docker SDK)
+        echo the equivalent CLI line here, so V=1 shows every call either way.
+        """
+        if self.verbose:
+            line = display([str(a) for a in argv], env, cwd)
+            with _lock:
+                print(f"+ {line}", file=sys.stderr, flush=True)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        check: bool = True,
+        capture: bool = True,
+        mutates: bool = True,
+        timeout: float | None = None,
+        input_text: str | None = None,
+        hint: str = "",
+    ) -> Result:
+        """Run one external command.
+
+        `env` holds only the variables to add to the current environment, so the
+        echoed line shows exactly what differs. `mutates=False` marks read-only
+        queries, which run even in a dry run.
+        """
+        argv = [str(a) for a in argv]
+        if self.dry_run and mutates:
+            self.plan(display(argv, env, cwd))
+            return Result(argv, 0, "", "", planned=True)
+        self.echo(argv, env=env, cwd=cwd)
+        full_env = None
+        if env:
+            full_env = dict(os.environ)
+            full_env.update(env)
+        try:
+            proc = subprocess.run(
+                argv,
+                env=full_env,
+                cwd=cwd,
+                capture_output=capture,
+                text=True,
+                timeout=timeout,
+                input=input_text,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise UserError(f"{argv[0]}: command not found; {hint or 'install it or run `make tools`'}") from exc
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            raise CommandError(argv, -1, err, out, hint=f"timed out after {timeout:g}s") from exc
+        result = Result(argv, proc.returncode, proc.stdout or "", proc.stderr or "")
+        if check and proc.returncode != 0:
+            raise CommandError(argv, proc.returncode, result.stderr, result.stdout, hint=hint)
+        return result
+
+    def output(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        timeout: float | None = None,
+        hint: str = "",
+    ) -> str:
+        """Run a read-only query and return its stripped stdout."""
+        return self.run(argv, env=env, cwd=cwd, timeout=timeout, hint=hint, mutates=False).stdout.strip()
+
+
+# Read-only questions about the machine and the sources; never a dry run. Session.open
+# gives it the task's verbosity, so V=1 echoes these too.
+QUERIES = Runner()
+
+
+def run(argv: Sequence[str], **kwargs: object) -> Result:
+    """A read-only query through QUERIES (kept for the many call sites that only ask)."""
+    return QUERIES.run(argv, **kwargs)  # type: ignore[arg-type]
 
 
 def output(
@@ -155,5 +192,10 @@ def output(
     timeout: float | None = None,
     hint: str = "",
 ) -> str:
-    """Run a read-only query and return its stripped stdout."""
-    return run(argv, env=env, cwd=cwd, timeout=timeout, hint=hint, mutates=False).stdout.strip()
+    return QUERIES.output(argv, env=env, cwd=cwd, timeout=timeout, hint=hint)
+
+
+def echo(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
+) -> None:
+    QUERIES.echo(argv, env=env, cwd=cwd)

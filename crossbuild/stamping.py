@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from crossbuild import golist, incremental, runner
+from crossbuild import golist, incremental
 from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
 
@@ -246,14 +246,20 @@ def _inputs_key(cfg: Config, services: Sequence[Service], tree: str) -> str:
     )
 
 
-def resolve(cfg: Config, services: Sequence[Service], tree: str = "") -> tuple[Config, Stamping]:
-    """cfg with `stamped` filled in for `services` (cached in <output_dir>/state under the tree's key)."""
+def resolve(
+    cfg: Config, services: Sequence[Service], tree: str = "", state: incremental.State | None = None
+) -> tuple[Config, Stamping]:
+    """cfg with `stamped` filled in for `services`.
+
+    The answer is cached in `state` (its caller saves it) under a key of the tree and settings.
+    """
     variables = [var for s in services for var, _t in cfg.go_for(s).x]
     if not variables:
         return cfg, Stamping(tuple((s.name, ()) for s in services))
     tree = tree or incremental.tree_hash(cfg.module_dir, exclude=[cfg.output_dir])
     key = _inputs_key(cfg, services, tree)
-    state = incremental.State(cfg.output_dir / "state" / f"{STATE_NAME}.json")
+    if state is None:
+        state = incremental.State(cfg.output_dir / "state" / f"{STATE_NAME}.json")
     record = state.get("last")
     if record.get("key") == key and isinstance(record.get("applies"), dict):
         stamping = Stamping(
@@ -271,6 +277,4 @@ def resolve(cfg: Config, services: Sequence[Service], tree: str = "") -> tuple[C
             where=f"{cfg.path.name} [go.x]",
         )
         state.put("last", {"key": key, "applies": dict(stamping.applies), "notes": list(stamping.notes)})
-        if not runner.OPTIONS.dry_run:
-            state.save()
     return replace(cfg, stamped=stamping.applies), stamping

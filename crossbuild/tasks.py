@@ -1,5 +1,8 @@
-"""The invoke collection: each task turns flags into plain arguments and calls
-crossbuild.commands. User errors become one line on stderr and exit 1.
+"""The invoke collection: each task turns flags into a Session and plain arguments
+and calls crossbuild.commands. User errors become one line on stderr and exit 1.
+
+invoke hands every task a Context as its first argument; crossbuild's tasks take it
+as `_ctx` and leave it unused (the Session carries what a task needs).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from crossbuild import commands, errors, output
 from crossbuild.config import Overrides
 from crossbuild.errors import CommandError, CrossbuildError
 from crossbuild.platforms import parse_platforms, split_list
+from crossbuild.session import make_runner
 
 COMMON_HELP = {
     "config": "config file (default: ./config.toml or $CROSSBUILD_CONFIG)",
@@ -165,7 +169,7 @@ def _oci(output_kind: str | None) -> bool:
 
 @cbtask(iterable=["platform"], multiarch="every configured binary platform")
 def build(
-    c: Any,
+    _ctx: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     multiarch: bool = False,
@@ -174,15 +178,15 @@ def build(
     verbose: bool = False,
 ) -> None:
     """Cross-compile the Go services (host platform unless --platform/--multiarch/PLATFORMS)."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services")))
-    with commands.exclusive(cfg, "build"):
-        commands.build(cfg, multiarch=multiarch)
+    overrides = Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services"))
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "build"):
+        commands.build(session, multiarch=multiarch)
 
 
 @cbtask(iterable=["platform"])
 def build_multiarch(
-    c: Any,
+    _ctx: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     config: str | None = None,
@@ -190,10 +194,10 @@ def build_multiarch(
     verbose: bool = False,
 ) -> None:
     """Cross-compile every service for every configured binary platform."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services")))
-    with commands.exclusive(cfg, "build.multiarch"):
-        commands.build(cfg, multiarch=True)
+    overrides = Overrides(platforms=_list(platform, "--platform"), bins=_list(services, "--services"))
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "build.multiarch"):
+        commands.build(session, multiarch=True)
 
 
 # --- images ---------------------------------------------------------------------
@@ -206,7 +210,7 @@ def build_multiarch(
     output="'oci': write OCI layout tarballs under build/oci/ instead of pushing",
 )
 def image(
-    c: Any,
+    _ctx: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     load: bool = False,
@@ -217,12 +221,10 @@ def image(
     verbose: bool = False,
 ) -> None:
     """Build images for one platform (host by default): --load, --push-by-digest or --output oci."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(
-        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
-    )
-    with commands.exclusive(cfg, "image"):
-        commands.image(cfg, load=load, push_by_digest=push_by_digest, oci=_oci(output))
+    overrides = Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "image"):
+        commands.image(session, load=load, push_by_digest=push_by_digest, oci=_oci(output))
 
 
 @cbtask(
@@ -231,7 +233,7 @@ def image(
     check_reproducible="build every image twice (the second without cache) and compare the digests",
 )
 def image_multiarch(
-    c: Any,
+    _ctx: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     output: str | None = None,
@@ -241,17 +243,15 @@ def image_multiarch(
     verbose: bool = False,
 ) -> None:
     """Build every image platform, push one index per service, verify it, then move the tags."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(
-        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
-    )
-    with commands.exclusive(cfg, "image.multiarch"):
-        commands.image_multiarch(cfg, oci=_oci(output), check_reproducible=check_reproducible)
+    overrides = Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "image.multiarch"):
+        commands.image_multiarch(session, oci=_oci(output), check_reproducible=check_reproducible)
 
 
 @cbtask(legacy="merge per-arch repositories svc-<arch>:tag (OpenIM style) instead of build/digests/")
 def manifest(
-    c: Any,
+    _ctx: Any,
     services: str | None = None,
     legacy: bool = False,
     config: str | None = None,
@@ -259,42 +259,44 @@ def manifest(
     verbose: bool = False,
 ) -> None:
     """Merge per-arch digests into one index per service, then move the tags."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides(images=_list(services, "--services")))
-    with commands.exclusive(cfg, "manifest"):
-        commands.merge_manifests(cfg, legacy=legacy)
+    session = commands.open(config, Overrides(images=_list(services, "--services")), dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "manifest"):
+        commands.merge_manifests(session, legacy=legacy)
 
 
 @cbtask(iterable=["platform"])
 def setup(
-    c: Any, platform: list[str] | None = None, config: str | None = None, dry_run: bool = False, verbose: bool = False
+    _ctx: Any,
+    platform: list[str] | None = None,
+    config: str | None = None,
+    dry_run: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Check docker and buildx, register QEMU where needed, create and bootstrap the builder."""
-    commands.setup_runner(dry_run, verbose)
-    commands.setup(commands.load(config, Overrides(platforms=_list(platform, "--platform"))))
+    overrides = Overrides(platforms=_list(platform, "--platform"))
+    commands.setup(commands.open(config, overrides, dry_run=dry_run, verbose=verbose))
 
 
 @cbtask()
-def registry_up(c: Any, config: str | None = None) -> None:
+def registry_up(_ctx: Any, config: str | None = None) -> None:
     """Start the embedded local registry (data under build/registry)."""
-    commands.registry_up(commands.load(config, Overrides()))
+    commands.registry_up(commands.open(config))
 
 
 @cbtask()
-def registry_down(c: Any, config: str | None = None) -> None:
+def registry_down(_ctx: Any, config: str | None = None) -> None:
     """Stop the embedded local registry."""
-    commands.registry_down(commands.load(config, Overrides()))
+    commands.registry_down(commands.open(config))
 
 
 @cbtask(ref="image reference (default: [image] go_image / GO_IMAGE)")
 def go_image(
-    c: Any, ref: str | None = None, config: str | None = None, dry_run: bool = False, verbose: bool = False
+    _ctx: Any, ref: str | None = None, config: str | None = None, dry_run: bool = False, verbose: bool = False
 ) -> None:
     """Build the offline Go builder image from the host toolchain and push it."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(config, Overrides())
-    with commands.exclusive(cfg, "go-image"):
-        commands.go_image(cfg, ref)
+    session = commands.open(config, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "go-image"):
+        commands.go_image(session, ref)
 
 
 # --- checks ---------------------------------------------------------------------
@@ -307,7 +309,7 @@ def go_image(
     timeout="smoke run timeout in seconds",
 )
 def verify(
-    c: Any,
+    _ctx: Any,
     image: list[str] | None = None,
     platform: list[str] | None = None,
     services: str | None = None,
@@ -317,18 +319,17 @@ def verify(
     verbose: bool = False,
 ) -> None:
     """Verify images: platforms, configs, binaries read from the layers, smoke runs."""
-    commands.setup_runner(False, verbose)
-    cfg = commands.load(
-        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
-    )
-    commands.verify(cfg, refs=list(image or []), smoke=not no_smoke, timeout=timeout)
+    overrides = Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    session = commands.open(config, overrides, verbose=verbose)
+    with commands.exclusive(session, "verify"):
+        commands.verify(session, refs=list(image or []), smoke=not no_smoke, timeout=timeout)
 
 
 @cbtask(iterable=["platform"])
-def doctor(c: Any, platform: list[str] | None = None, config: str | None = None, verbose: bool = False) -> None:
+def doctor(_ctx: Any, platform: list[str] | None = None, config: str | None = None, verbose: bool = False) -> None:
     """Check docker, buildx, the builder, QEMU, Go, the registry and disk; print the fix for each problem."""
-    commands.setup_runner(False, verbose)
-    commands.run_doctor(commands.load(config, Overrides(platforms=_list(platform, "--platform"))))
+    overrides = Overrides(platforms=_list(platform, "--platform"))
+    commands.run_doctor(commands.open(config, overrides, verbose=verbose))
 
 
 @cbtask(
@@ -340,7 +341,7 @@ def doctor(c: Any, platform: list[str] | None = None, config: str | None = None,
     env_file="variables for the compose file's ${VAR}s (default: .env next to it; the environment wins)",
 )
 def audit(
-    c: Any,
+    _ctx: Any,
     compose: str | None = None,
     image: list[str] | None = None,
     platform: list[str] | None = None,
@@ -350,17 +351,17 @@ def audit(
     verbose: bool = False,
 ) -> None:
     """Audit third-party images for missing architectures (compose file or --image)."""
-    commands.setup_runner(False, verbose)
-    cfg = commands.load(config, Overrides())
+    session = commands.open(config, verbose=verbose)
     plats = list(parse_platforms(platform)) if platform else None
-    commands.run_audit(cfg, compose, list(image or []), plats, json, env_file=env_file)
+    commands.run_audit(session, compose, list(image or []), plats, json, env_file=env_file)
 
 
 @cbtask()
-def clean(c: Any, config: str | None = None, dry_run: bool = False, verbose: bool = False) -> None:
+def clean(_ctx: Any, config: str | None = None, dry_run: bool = False, verbose: bool = False) -> None:
     """Remove what crossbuild wrote into the output directory (binaries, Dockerfiles, reports, state)."""
-    commands.setup_runner(dry_run, verbose)
-    commands.clean(config)
+    session = commands.open(config, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "clean"):
+        commands.clean(session)
 
 
 # --- CI -------------------------------------------------------------------------
@@ -372,10 +373,10 @@ def clean(c: Any, config: str | None = None, dry_run: bool = False, verbose: boo
     force="overwrite an existing workflow file",
 )
 def ci_github(
-    c: Any, matrix: bool = False, path: str | None = None, force: bool = False, config: str | None = None
+    _ctx: Any, matrix: bool = False, path: str | None = None, force: bool = False, config: str | None = None
 ) -> None:
     """Write a GitHub Actions workflow that builds, pushes and verifies the multi-arch images."""
-    commands.ci_github(commands.load(config, Overrides()), matrix=matrix, path=path, force=force)
+    commands.ci_github(commands.open(config), matrix=matrix, path=path, force=force)
 
 
 @cbtask(
@@ -385,12 +386,11 @@ def ci_github(
     config="not used: init writes config.toml and reads none",
 )
 def init(
-    c: Any, directory: str | None = None, force: bool = False, config: str | None = None, verbose: bool = False
+    _ctx: Any, directory: str | None = None, force: bool = False, config: str | None = None, verbose: bool = False
 ) -> None:
-    """Adopt crossbuild in an existing Go repository: config.toml, Makefile or crossbuild.mk, tasks.py, dockerfiles/."""
+    """Adopt crossbuild in an existing Go repository: config.toml, and a Makefile or crossbuild.mk."""
     _no_config(config, "init", "it writes config.toml into DIRECTORY")
-    commands.setup_runner(False, verbose)
-    commands.init(directory or ".", force=force)
+    commands.init(directory or ".", force=force, verbose=verbose)
 
 
 # --- offline bundles --------------------------------------------------------------
@@ -402,7 +402,7 @@ def init(
     image="a third-party image to include besides [bundle] images, e.g. localhost:5000/redis:7 (repeatable)",
 )
 def bundle(
-    c: Any,
+    _ctx: Any,
     platform: list[str] | None = None,
     services: str | None = None,
     image: list[str] | None = None,
@@ -411,11 +411,10 @@ def bundle(
     verbose: bool = False,
 ) -> None:
     """Offline image bundles for air-gapped servers: build/bundles/<project>-<version>-<platform>.tar.gz."""
-    commands.setup_runner(dry_run, verbose)
-    cfg = commands.load(
-        config, Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
-    )
-    commands.bundle_create(cfg, extra_images=list(image or []))
+    overrides = Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
+    with commands.exclusive(session, "bundle"):
+        commands.bundle_create(session, extra_images=list(image or []))
 
 
 @cbtask(
@@ -429,7 +428,7 @@ def bundle(
     config="not used: bundle.load reads no config file, only the archive",
 )
 def bundle_load(
-    c: Any,
+    _ctx: Any,
     archive: str,
     registry: str | None = None,
     insecure: bool = False,
@@ -441,8 +440,8 @@ def bundle_load(
 ) -> None:
     """Verify every size and checksum of a bundle, then push it to --registry or load it into docker. ARCHIVE"""
     _no_config(config, "bundle.load", "it runs where only the archive is; give --registry HOST:PORT to push")
-    commands.setup_runner(dry_run, verbose)
-    commands.bundle_load(archive, registry, insecure=insecure, plain_http=plain_http, max_size=max_size)
+    run = make_runner(dry_run, verbose)
+    commands.bundle_load(run, archive, registry, insecure=insecure, plain_http=plain_http, max_size=max_size)
 
 
 build_ns = Collection("build")

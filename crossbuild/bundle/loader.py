@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from crossbuild import hosts, output, runner
+from crossbuild import hosts, output
 from crossbuild.bundle.format import (
     IMAGES_DIR,
     OCI_LAYOUT,
@@ -41,6 +41,7 @@ from crossbuild.bundle.format import (
 from crossbuild.bundle.reader import Verified, read_archive
 from crossbuild.errors import UserError
 from crossbuild.oci import BlobUploader, Client, RegistryError, SpeaksPlainHTTP, Unreachable, parse_reference, push_all
+from crossbuild.runner import Runner
 
 BLOB_PARALLEL = 4  # blobs pushed at once
 
@@ -261,10 +262,10 @@ def write_docker_archive(root: Path, verified: Verified, dest: Path) -> None:
                 path.unlink()
 
 
-def _docker_load(root: Path, verified: Verified, scratch: Path) -> list[tuple[str, str]]:
+def _docker_load(run: Runner, root: Path, verified: Verified, scratch: Path) -> list[tuple[str, str]]:
     archive = scratch / "docker-load.tar"
     write_docker_archive(root, verified, archive)
-    runner.run(
+    loaded = run.run(
         ["docker", "load", "-i", str(archive)],
         hint="is dockerd running and may you use it? (or push to a registry with --registry HOST:PORT)",
     )
@@ -272,8 +273,8 @@ def _docker_load(root: Path, verified: Verified, scratch: Path) -> list[tuple[st
     for img in verified.manifest.images:
         name = img.docker_tag
         image_id = img.config
-        if name is not None and not runner.OPTIONS.dry_run:
-            image_id = runner.output(["docker", "image", "inspect", "--format", "{{.Id}}", name])
+        if name is not None and not loaded.planned:
+            image_id = run.output(["docker", "image", "inspect", "--format", "{{.Id}}", name])
             _check_loaded(img, name, image_id)
         output.ok(f"{name or img.ref} -> {image_id}")
         imported.append((name or img.ref, image_id))
@@ -291,6 +292,7 @@ def _check_loaded(img: BundleImage, name: str, image_id: str) -> None:
 
 
 def load(
+    run: Runner,
     path: Path,
     registry: str | None,
     *,
@@ -318,10 +320,10 @@ def load(
         )
         if host is not None and client is not None:
             output.step(f"push {len(manifest.images)} image(s) to {host}")
-            if runner.OPTIONS.dry_run:
-                for img in manifest.images:
-                    output.info(f"[dry-run] would push {img.ref} ({img.digest}) to {host}/{img.reference.repository}")
-                return []
-            return _push(root, verified, host, client)
+            where = ", ".join(
+                f"{img.ref} ({img.digest}) to {host}/{img.reference.repository}" for img in manifest.images
+            )
+            pushed = run.act(f"push {where}", lambda: _push(root, verified, host, client))
+            return pushed or []
         output.step(f"docker load {len(manifest.images)} image(s)")
-        return _docker_load(root, verified, scratch)
+        return _docker_load(run, root, verified, scratch)

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from crossbuild import output, runner
+from crossbuild import output
 from crossbuild.bundle.format import (
     DOCKER_MANIFEST_FILE,
     MANIFEST_FILE,
@@ -51,6 +51,7 @@ from crossbuild.config import Config
 from crossbuild.errors import UserError
 from crossbuild.oci import Client, CorruptContent, Manifest, Reference, RegistryError, image_entries, parse_reference
 from crossbuild.platforms import Platform, normalise_platform, platform_of_config
+from crossbuild.runner import Runner
 
 BLOB_PARALLEL = 4  # blobs downloaded at once while a bundle is written
 
@@ -370,7 +371,13 @@ def _epoch(cfg: Config) -> int:
         return 0
 
 
-def create(cfg: Config, client: Client, platforms: Sequence[Platform], extra_images: Sequence[str] = ()) -> list[Path]:
+def create(
+    run: Runner,
+    cfg: Config,
+    client: Client,
+    platforms: Sequence[Platform],
+    extra_images: Sequence[str] = (),
+) -> list[Path]:
     """Write one bundle per platform; every image is checked for every platform before anything is written."""
     if not platforms:
         raise UserError("no platform to bundle: give PLATFORMS=linux/arm64 (or --platform)")
@@ -393,18 +400,24 @@ def create(cfg: Config, client: Client, platforms: Sequence[Platform], extra_ima
             images=tuple(r.entry() for r in images),
         )
         total = sum(i.total_size for i in manifest.images)
-        if runner.OPTIONS.dry_run:
-            output.info(f"[dry-run] would write {path}: {len(images)} image(s), {output.human_size(total)} of blobs")
-            written.append(path)
-            continue
         raw_manifests = {r.manifest.digest: r.manifest.raw for r in images}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{name}.blobs-"))
-        with _Prefetch(client, blob_order(manifest, raw_manifests), scratch, BLOB_PARALLEL) as blobs:
-            entries = layout_entries(manifest, name, raw_manifests, blobs)
-            write_archive(path, name, entries, mtime=_epoch(cfg))
-        for img in manifest.images:
-            output.info(f"{img.ref}  {img.digest}  {output.human_size(img.total_size)}")
-        output.ok(f"wrote {path} ({output.human_size(path.stat().st_size)})")
+
+        def write(
+            path: Path = path,
+            name: str = name,
+            manifest: BundleManifest = manifest,
+            raw_manifests: dict[str, bytes] = raw_manifests,
+        ) -> Path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{name}.blobs-"))
+            with _Prefetch(client, blob_order(manifest, raw_manifests), scratch, BLOB_PARALLEL) as blobs:
+                entries = layout_entries(manifest, name, raw_manifests, blobs)
+                write_archive(path, name, entries, mtime=_epoch(cfg))
+            for img in manifest.images:
+                output.info(f"{img.ref}  {img.digest}  {output.human_size(img.total_size)}")
+            output.ok(f"wrote {path} ({output.human_size(path.stat().st_size)})")
+            return path
+
+        run.act(f"write {path}: {len(images)} image(s), {output.human_size(total)} of blobs", write)
         written.append(path)
     return written

@@ -38,6 +38,7 @@ from crossbuild.config import load as load_config
 from crossbuild.errors import UserError
 from crossbuild.oci import Client
 from crossbuild.platforms import Platform
+from crossbuild.runner import Runner
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -211,7 +212,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
 @pytest.fixture(scope="module")
 def archive(published: Published) -> Path:
     started = time.monotonic()
-    paths = bundle.create(published.cfg, Client(), [ARM64], [published.thirdparty])
+    paths = bundle.create(Runner(), published.cfg, Client(), [ARM64], [published.thirdparty])
     print(f"\nbundle.create linux/arm64, 3 images: {time.monotonic() - started:.2f}s")
     assert paths == [published.cfg.output_dir / "bundles" / f"imdemo-{TAG}-linux-arm64.tar.gz"]
     return paths[0]
@@ -347,7 +348,7 @@ def test_load_into_a_second_registry_keeps_digests_and_the_image_runs(
 ) -> None:
     assert catalog(second_registry) == []
     started = time.monotonic()
-    imported = bundle.load(archive, second_registry)
+    imported = bundle.load(Runner(), archive, second_registry)
     print(f"\nbundle.load -> {second_registry}: {time.monotonic() - started:.2f}s")
     expected = []
     for ref in published.refs:
@@ -356,7 +357,7 @@ def test_load_into_a_second_registry_keeps_digests_and_the_image_runs(
         assert sha256(skopeo_raw(moved)) == want, moved  # skopeo on :5001 vs the index on :5000
         expected.append((moved, want))
     assert imported == expected
-    assert bundle.load(archive, second_registry) == expected  # again: nothing changes
+    assert bundle.load(Runner(), archive, second_registry) == expected  # again: nothing changes
 
     api = expected[0][0]
     try:
@@ -373,7 +374,7 @@ def test_load_into_the_docker_daemon(published: Published, archive: Path) -> Non
     manifest = bundle.verify_archive(archive)
     try:
         started = time.monotonic()
-        imported = bundle.load(archive, None)
+        imported = bundle.load(Runner(), archive, None)
         print(f"\nbundle.load -> docker daemon: {time.monotonic() - started:.2f}s")
         assert imported == [(img.ref, img.config) for img in manifest.images]  # image ID = config digest
         for tag in tags:
@@ -414,7 +415,7 @@ def test_corrupt_archives_are_refused_before_anything_is_imported(
     for bad, why in ((truncated, "truncated"), (flipped, "checksum mismatch")):
         for registry in (second_registry, None):
             with pytest.raises(UserError) as exc:
-                bundle.load(bad, registry)
+                bundle.load(Runner(), bad, registry)
             message = str(exc.value)
             assert why in message and "nothing was imported" in message and "\n" not in message
             assert catalog(second_registry) == []
@@ -427,7 +428,7 @@ def test_images_lacking_a_platform_are_all_reported_before_anything_is_written(
     cfg = replace(published.cfg, output_dir=tmp_path / "out")
     missing = f"{published.prefix}/nosuch:1"
     with pytest.raises(UserError) as exc:
-        bundle.create(cfg, Client(), [ARM64, Platform("linux", "arm", "v7")], [published.thirdparty, missing])
+        bundle.create(Runner(), cfg, Client(), [ARM64, Platform("linux", "arm", "v7")], [published.thirdparty, missing])
     message = str(exc.value)
     assert "\n" not in message
     assert f"{published.thirdparty} lacks linux/arm/v7 (has linux/amd64, linux/arm64)" in message

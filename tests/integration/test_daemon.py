@@ -169,13 +169,13 @@ def test_release_keeps_an_image_that_was_there_before(daemon: Daemon, images: di
 def test_every_call_is_echoed_as_a_docker_command_under_verbose(
     daemon: Daemon, images: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    runner.configure(verbose=True)
+    runner.QUERIES.verbose = True  # V=1: Session.open gives the task's verbosity to QUERIES
     try:
         daemon.ensure(images["prog"], AMD64)
         daemon.run(images["prog"], ("--version",), AMD64, timeout=30)
         daemon.run(images["prog"], ("sleep",), AMD64, timeout=1)
     finally:
-        runner.configure(verbose=False)
+        runner.QUERIES.verbose = False
     lines = capsys.readouterr().err.splitlines()
     ref = images["prog"]
     assert lines[0] == f"+ docker image inspect --format '{{{{.Id}}}}' {ref}"

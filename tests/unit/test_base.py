@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from crossbuild import base, images
+from crossbuild import base, plan
 from crossbuild.config import Config, Overrides
 from crossbuild.config import load as load_config
 from crossbuild.errors import UserError
@@ -279,7 +279,7 @@ PINNED = "localhost:5000/p/crossbuild-static@sha256:" + "a" * 64
 def test_plan_uses_the_pinned_base(tmp_path: Path, tiny_module: Path) -> None:
     cfg = _config(tmp_path, tiny_module)
     assert cfg.image.static_base
-    (target,) = images.plan(cfg, [ARM64], list(cfg.services), PINNED)
+    (target,) = plan.plan(cfg, [ARM64], list(cfg.services), PINNED).targets
     assert dict(target.args)["BASE_IMAGE"] == PINNED
 
 
@@ -287,7 +287,7 @@ def test_plan_uses_the_pinned_base(tmp_path: Path, tiny_module: Path) -> None:
 def test_base_digest_is_in_the_image_content_key(tmp_path: Path, tiny_module: Path) -> None:
     cfg = _config(tmp_path, tiny_module)
     keys = {
-        images.content_key(cfg, images.plan(cfg, [ARM64], list(cfg.services), ref)[0])
+        plan.content_key(cfg, plan.plan(cfg, [ARM64], list(cfg.services), ref).targets[0])
         for ref in (PINNED, PINNED.replace("a" * 64, "b" * 64))
     }
     assert len(keys) == 2
@@ -298,5 +298,5 @@ def test_base_digest_is_in_the_image_content_key(tmp_path: Path, tiny_module: Pa
 def test_other_bases_are_used_as_they_are(tmp_path: Path, tiny_module: Path, setting: str) -> None:
     cfg = _config(tmp_path, tiny_module, f'[image]\nbase_image = "{setting}"\n')
     assert not cfg.image.static_base
-    (target,) = images.plan(cfg, [AMD64], list(cfg.services))
+    (target,) = plan.plan(cfg, [AMD64], list(cfg.services)).targets
     assert dict(target.args)["BASE_IMAGE"] == setting

@@ -34,6 +34,7 @@ from crossbuild.config import Overrides
 from crossbuild.config import load as load_config
 from crossbuild.errors import UserError
 from crossbuild.platforms import Platform
+from crossbuild.runner import Runner
 
 
 @pytest.fixture
@@ -370,16 +371,16 @@ def test_load_into_docker_checks_the_archive_first(archive: Path, tmp_path: Path
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(archive.read_bytes()[:-200])
     with pytest.raises(UserError, match="corrupt bundle"):
-        bundle.load(cut, None)
+        bundle.load(Runner(), cut, None)
 
 
 def test_load_into_an_unreachable_registry_fails_before_reading_the_archive(tmp_path: Path) -> None:
     # Port 1 on loopback answers nothing; the archive does not even exist.
     with pytest.raises(UserError, match="not reachable"):
-        bundle.load(tmp_path / "absent.tar.gz", "127.0.0.1:1")
+        bundle.load(Runner(), tmp_path / "absent.tar.gz", "127.0.0.1:1")
 
 
 @pytest.mark.parametrize("registry", ["host/path", "", "UPPER CASE:5000"])
 def test_load_refuses_a_malformed_registry(archive: Path, registry: str) -> None:
     with pytest.raises(UserError, match="--registry"):
-        bundle.load(archive, registry)
+        bundle.load(Runner(), archive, registry)

@@ -42,6 +42,7 @@ from synthetic_bundles import (
 from crossbuild import bundle, commands
 from crossbuild.bundle import loader
 from crossbuild.errors import UserError
+from crossbuild.runner import Runner
 
 GIB = 1 << 30
 API = "registry.example:5000/demo/api:v1.0.0"
@@ -157,7 +158,7 @@ def test_the_forged_bundle_is_refused_by_load_before_docker_is_called(
     (bin_dir / "docker").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     with pytest.raises(UserError, match="does not describe the verified images"):
-        bundle.load(forged, None)
+        bundle.load(Runner(), forged, None)
     assert not called.exists()
     assert list(tmpdir_env.iterdir()) == []
 
@@ -200,7 +201,7 @@ def test_a_member_far_larger_than_its_descriptor_is_refused_from_its_header(
     for dest in (None, "docker"):
         started = time.monotonic()
         with pytest.raises(UserError) as exc:
-            bundle.verify_archive(bomb) if dest is None else bundle.load(bomb, None)
+            bundle.verify_archive(bomb) if dest is None else bundle.load(Runner(), bomb, None)
         assert time.monotonic() - started < 5
         message = one_line(exc)
         assert f"{own_layer} is {2 * GIB} bytes, but the manifest of {API} declares" in message
@@ -325,7 +326,8 @@ _LOAD = """
 import sys
 from pathlib import Path
 from crossbuild import bundle, commands
-bundle.load(Path(sys.argv[1]), None, max_size=16 << 30)
+from crossbuild.runner import Runner
+bundle.load(Runner(), Path(sys.argv[1]), None, max_size=16 << 30)
 """
 
 
@@ -430,7 +432,7 @@ def test_a_failed_load_leaves_nothing_in_tmpdir(archive: Path, tmp_path: Path, t
     cut = tmp_path / "cut.tar.gz"
     cut.write_bytes(archive.read_bytes()[:-300])
     with pytest.raises(UserError, match="truncated or damaged"):
-        bundle.load(cut, None)
+        bundle.load(Runner(), cut, None)
     assert list(tmpdir_env.iterdir()) == []
 
 
@@ -463,19 +465,19 @@ def test_parse_size_refuses_what_is_not_a_size(text: str) -> None:
 
 def test_max_size_comes_from_the_flag_then_the_environment(archive: Path) -> None:
     with pytest.raises(UserError, match=r"--max-size 'lots' is not a size"):
-        commands.bundle_load(str(archive), max_size="lots", environ={"BUNDLE_MAX_SIZE": "1000"})
+        commands.bundle_load(Runner(), str(archive), max_size="lots", environ={"BUNDLE_MAX_SIZE": "1000"})
     with pytest.raises(UserError, match=r"BUNDLE_MAX_SIZE 'lots' is not a size"):
-        commands.bundle_load(str(archive), environ={"BUNDLE_MAX_SIZE": "lots"})
+        commands.bundle_load(Runner(), str(archive), environ={"BUNDLE_MAX_SIZE": "lots"})
     with pytest.raises(UserError, match=r"more than the 1000 B allowed by the --max-size \(or BUNDLE_MAX_SIZE\)"):
-        commands.bundle_load(str(archive), environ={"BUNDLE_MAX_SIZE": "1000"})
+        commands.bundle_load(Runner(), str(archive), environ={"BUNDLE_MAX_SIZE": "1000"})
     with pytest.raises(UserError, match=r"more than the 900 B allowed"):  # the flag wins
-        commands.bundle_load(str(archive), max_size="900", environ={"BUNDLE_MAX_SIZE": "1GiB"})
+        commands.bundle_load(Runner(), str(archive), max_size="900", environ={"BUNDLE_MAX_SIZE": "1GiB"})
 
 
 @pytest.mark.parametrize("flag", ["plain_http", "insecure"])
 def test_transport_flags_need_a_registry(archive: Path, flag: str) -> None:
     with pytest.raises(UserError, match=r"--(plain-http|insecure) applies to --registry HOST:PORT only"):
-        bundle.load(archive, None, **{flag: True})
+        bundle.load(Runner(), archive, None, **{flag: True})
 
 
 def test_scratch_directory_is_private_and_locked(tmpdir_env: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -175,16 +174,19 @@ def test_dockerfile_for_renders_into_output_dir(tmp_path: Path, tiny_module: Pat
     local.write_text("FROM scratch\nCOPY @SERVICE@ /@SERVICE@\nUSER @USER@\n")
     cfg = _load(tmp_path, '[image]\nuser = "1:1"\n')
     out = dockerfiles.dockerfile_for(cfg, cfg.service("x"))
-    assert out == tmp_path / "build" / "dockerfiles" / "x.prebuilt.Dockerfile"
-    assert out.read_text() == "FROM scratch\nCOPY x /x\nUSER 1:1\n"
+    assert out.path == tmp_path / "build" / "dockerfiles" / "x.prebuilt.Dockerfile"
+    assert out.text == "FROM scratch\nCOPY x /x\nUSER 1:1\n"
+    assert not out.path.exists()  # planning writes nothing; the render stage does
+    dockerfiles.write(out.path, out.text)
+    assert out.path.read_text() == "FROM scratch\nCOPY x /x\nUSER 1:1\n"
 
 
 @pytest.mark.usefixtures("git_isolated")
 def test_dockerfile_for_uses_service_mode(tmp_path: Path, tiny_module: Path) -> None:
     cfg = _load(tmp_path, '[[services]]\nname = "x"\nmode = "multistage"\n')
     out = dockerfiles.dockerfile_for(cfg, cfg.service("x"))
-    assert out.name == "x.multistage.Dockerfile"
-    assert "-o /out/x ./cmd/x" in out.read_text()
+    assert out.path.name == "x.multistage.Dockerfile"
+    assert "-o /out/x ./cmd/x" in out.text
 
 
 @pytest.mark.usefixtures("git_isolated")
@@ -192,7 +194,7 @@ def test_dockerfile_for_own_dockerfile_used_as_is(tmp_path: Path, tiny_module: P
     own = tmp_path / "Dockerfile.x"
     own.write_text("FROM scratch\nCOPY @SERVICE@ /\n")
     cfg = _load(tmp_path, '[[services]]\nname = "x"\ndockerfile = "Dockerfile.x"\n')
-    assert dockerfiles.dockerfile_for(cfg, cfg.service("x")) == own.resolve()
+    assert dockerfiles.dockerfile_for(cfg, cfg.service("x")).path == own.resolve()
     assert own.read_text() == "FROM scratch\nCOPY @SERVICE@ /\n"
     assert not (tmp_path / "build").exists()
 
@@ -218,8 +220,8 @@ def _multi(root: Path, body: str = "") -> config.Config:
     return _load(root, '[image]\nmode = "multistage"\n' + body + services)
 
 
-def _builder_stage(path: Path) -> str:
-    text = path.read_text()
+def _builder_stage(rendered: dockerfiles.Rendered) -> str:
+    text = rendered.text
     return text[text.index("FROM --platform") : text.index("FROM ${BASE_IMAGE}")]
 
 
@@ -239,14 +241,14 @@ def test_multistage_services_share_one_identical_builder_stage(tmp_path: Path, t
     assert len(stages) == 1  # byte for byte: BuildKit builds it once per platform
     (stage,) = stages
     assert "-o /out/ ./cmd/a ./cmd/b ./cmd/c\n" in stage
-    assert "COPY --from=builder /out/b /usr/local/bin/b" in paths[1].read_text()
+    assert "COPY --from=builder /out/b /usr/local/bin/b" in paths[1].text
 
 
 @pytest.mark.usefixtures("git_isolated")
 def test_multistage_service_specific_x_value_builds_alone(tmp_path: Path, tiny_module: Path) -> None:
     cfg = _multi(tmp_path, '[go.x]\n"main.name" = "{service}"\n')
     out = dockerfiles.dockerfile_for(cfg, cfg.service("a"), dockerfiles.shared_builder(cfg, cfg.services))
-    assert "-o /out/a ./cmd/a\n" in out.read_text()
+    assert "-o /out/a ./cmd/a\n" in out.text
 
 
 @pytest.mark.usefixtures("git_isolated")
@@ -254,20 +256,21 @@ def test_multistage_renamed_service_builds_alone(tmp_path: Path, tiny_module: Pa
     cfg = _multi(tmp_path, '[[services]]\nname = "gw"\npackage = "./cmd/a"\n')
     shared = dockerfiles.shared_builder(cfg, cfg.services)
     gw = dockerfiles.dockerfile_for(cfg, cfg.service("gw"), shared)
-    assert "-o /out/gw ./cmd/a\n" in gw.read_text()
+    assert "-o /out/gw ./cmd/a\n" in gw.text
     # ./cmd/a is named twice (a and gw), so a is built on its own too
-    assert "-o /out/a ./cmd/a\n" in dockerfiles.dockerfile_for(cfg, cfg.service("a"), shared).read_text()
-    assert "-o /out/ ./cmd/b ./cmd/c\n" in dockerfiles.dockerfile_for(cfg, cfg.service("b"), shared).read_text()
+    assert "-o /out/a ./cmd/a\n" in dockerfiles.dockerfile_for(cfg, cfg.service("a"), shared).text
+    assert "-o /out/ ./cmd/b ./cmd/c\n" in dockerfiles.dockerfile_for(cfg, cfg.service("b"), shared).text
 
 
 @pytest.mark.usefixtures("git_isolated")
 def test_bake_exports_the_shared_builder_cache_once(tmp_path: Path, tiny_module: Path) -> None:
-    from crossbuild import images
+    from crossbuild import bake as bake_mod
+    from crossbuild import plan
     from crossbuild.platforms import parse_platform
 
     cfg = _multi(tmp_path, '[[services]]\nname = "gw"\npackage = "./cmd/a"\n')
-    targets = images.plan(cfg, [parse_platform("linux/arm64")], list(cfg.services))
-    bake = json.loads(images.write_bake(cfg, targets, lambda t: [], with_tags=False, name="t").read_text())["target"]
+    targets = plan.plan(cfg, [parse_platform("linux/arm64")], list(cfg.services)).targets
+    bake = bake_mod.definition(cfg, targets, lambda t: [], with_tags=False, index=True)["target"]
     shared = tmp_path / "build" / "cache" / "buildkit" / "shared"
     assert bake["b"]["cache-to"] == [f"type=local,dest={shared},mode=max"]  # b is the first sharing service
     assert "cache-to" not in bake["c"]
@@ -275,18 +278,19 @@ def test_bake_exports_the_shared_builder_cache_once(tmp_path: Path, tiny_module:
     assert "cache-from" not in bake["c"]  # nothing exported yet
     (shared / "index.json").parent.mkdir(parents=True)
     (shared / "index.json").write_text("{}")
-    bake = json.loads(images.write_bake(cfg, targets, lambda t: [], with_tags=False, name="t").read_text())["target"]
+    bake = bake_mod.definition(cfg, targets, lambda t: [], with_tags=False, index=True)["target"]
     assert bake["b"]["cache-from"] == bake["c"]["cache-from"] == [f"type=local,src={shared}"]
 
 
 @pytest.mark.usefixtures("git_isolated")
 def test_bake_uses_the_registry_cache_when_cache_ref_is_set(tmp_path: Path, tiny_module: Path) -> None:
-    from crossbuild import images
+    from crossbuild import bake as bake_mod
+    from crossbuild import plan
     from crossbuild.platforms import parse_platform
 
     cfg = _multi(tmp_path, 'cache_ref = "registry.example/team/cache/"\n')
-    targets = images.plan(cfg, [parse_platform("linux/arm64")], list(cfg.services))
-    bake = json.loads(images.write_bake(cfg, targets, lambda t: [], with_tags=False, name="t").read_text())["target"]
+    targets = plan.plan(cfg, [parse_platform("linux/arm64")], list(cfg.services)).targets
+    bake = bake_mod.definition(cfg, targets, lambda t: [], with_tags=False, index=True)["target"]
     ref = "registry.example/team/cache:shared"
     assert bake["a"]["cache-to"] == [f"type=registry,ref={ref},mode=max"]
     assert [bake[n]["cache-from"] for n in ("a", "b", "c")] == [[f"type=registry,ref={ref}"]] * 3

@@ -59,4 +59,4 @@ def test_the_lock_goes_with_a_killed_holder(tmp_path: Path) -> None:
         proc.kill()
         proc.wait()
         with lock.held(tmp_path / "build", "build", environ={"CROSSBUILD_NO_WAIT": "1"}):
-            assert (tmp_path / "build/.crossbuild/lock").read_text().startswith(f"pid {os.getpid()} (build")
+            assert (tmp_path / "build/state/lock").read_text().startswith(f"pid {os.getpid()} (build")

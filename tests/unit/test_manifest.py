@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from crossbuild import config, images, manifest
+from crossbuild import config, manifest, plan
 from crossbuild.config import Config, Overrides
 from crossbuild.errors import UserError
 
@@ -21,13 +21,13 @@ def cfg(imdemo_copy: Path) -> Config:
     return config.load(path, Overrides(), {"VERSION": "v1.2.3"})
 
 
-def legs(cfg: Config, **changes: dict[str, str]) -> tuple[images.ImageTarget, dict[str, dict[str, str]]]:
-    (target,) = images.plan(cfg, cfg.image_platforms, [cfg.service("api")])
+def legs(cfg: Config, **changes: dict[str, str]) -> tuple[plan.ImageTarget, dict[str, dict[str, str]]]:
+    (target,) = plan.plan(cfg, cfg.image_platforms, [cfg.service("api")]).targets
     base = {
         "version": "v1.2.3",
         "commit": cfg.version.commit,
         "tree_state": cfg.version.tree_state,
-        "config": images.leg_config(cfg, target.service),
+        "config": plan.leg_config(cfg, target.service),
     }
     records = {str(p): {**base, "platform": str(p), **changes.get(str(p), {})} for p in target.platforms}
     return target, records
@@ -69,5 +69,5 @@ def test_records_without_provenance_are_refused(cfg: Config) -> None:
 def test_leg_config_follows_what_decides_the_image(cfg: Config) -> None:
     api = cfg.service("api")
     changed = config.load(cfg.path, Overrides(base_image="scratch"), {"VERSION": "v1.2.3"})
-    assert images.leg_config(cfg, api) == images.leg_config(config.load(cfg.path, Overrides(), {}), api)
-    assert images.leg_config(cfg, api) != images.leg_config(changed, api)
+    assert plan.leg_config(cfg, api) == plan.leg_config(config.load(cfg.path, Overrides(), {}), api)
+    assert plan.leg_config(cfg, api) != plan.leg_config(changed, api)

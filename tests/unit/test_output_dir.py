@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from crossbuild import commands, config, runner
+from crossbuild import commands, config
 from crossbuild.config import Overrides
 from crossbuild.errors import UserError, describe_os_error
 
@@ -84,10 +84,8 @@ def test_untracked_sibling_inside_the_checkout_is_fine(tmp_path: Path, make_git_
 
 
 @pytest.fixture
-def dry_run() -> object:
-    runner.configure(dry_run=True)
-    yield
-    runner.configure()
+def dry_run() -> bool:
+    return True
 
 
 def _populate(out: Path) -> None:
@@ -102,7 +100,7 @@ def test_clean_removes_only_crossbuilds_entries(tmp_path: Path) -> None:
     _populate(out)
     (out / "notes.txt").write_text("someone else's file\n")
     (out / "mine").mkdir()
-    commands.clean(str(path))
+    commands.clean(commands.open(str(path)))
     assert sorted(p.name for p in out.iterdir()) == ["mine", "notes.txt"]
     assert (tmp_path / "repo" / "go.mod").is_file()
 
@@ -110,17 +108,17 @@ def test_clean_removes_only_crossbuilds_entries(tmp_path: Path) -> None:
 def test_clean_removes_the_directory_when_nothing_else_is_left(tmp_path: Path) -> None:
     path = project(tmp_path / "repo", "build")
     _populate(tmp_path / "repo" / "build")
-    commands.clean(str(path))
+    commands.clean(commands.open(str(path)))
     assert not (tmp_path / "repo" / "build").exists()
     assert (tmp_path / "repo" / "config.toml").is_file()
 
 
-def test_clean_honours_dry_run(tmp_path: Path, dry_run: object, capsys: pytest.CaptureFixture[str]) -> None:
+def test_clean_honours_dry_run(tmp_path: Path, dry_run: bool, capsys: pytest.CaptureFixture[str]) -> None:
     path = project(tmp_path / "repo", "build")
     out = tmp_path / "repo" / "build"
     _populate(out)
     before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
-    doomed = commands.clean(str(path))
+    doomed = commands.clean(commands.open(str(path), dry_run=dry_run))
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
     assert {p.name for p in doomed} == {"bin", "state", "reports", ".crossbuild"}
     assert "would remove" in capsys.readouterr().out

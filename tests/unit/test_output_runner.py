@@ -20,10 +20,14 @@ PY = sys.executable
 
 
 @pytest.fixture(autouse=True)
-def reset_runner() -> Iterator[None]:
-    runner.configure()
+def quiet_queries() -> Iterator[None]:
+    """Each test makes the Runner it needs; the shared query runner stays quiet."""
+    runner.QUERIES.verbose = False
     yield
-    runner.configure()
+    runner.QUERIES.verbose = False
+
+
+R = runner.Runner()  # the runner of tests that need no dry run and no echo
 
 
 def py(code: str) -> list[str]:
@@ -164,76 +168,72 @@ def test_add_opt(value: object, want: list[str]) -> None:
 
 def test_dry_run_records_and_does_not_execute(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "created by command"
-    runner.configure(dry_run=True)
+    R = runner.Runner(dry_run=True)
     argv = py(f"open({str(target)!r}, 'w').close()")
-    result = runner.run(argv)
+    result = R.run(argv)
     assert not target.exists()
     line = shlex.join(argv)
-    assert runner.OPTIONS.planned == [line]
+    assert R.planned == [line]
     assert capsys.readouterr().out == f"[dry-run] {line}\n"
     assert (result.argv, result.returncode, result.stdout, result.stderr) == (argv, 0, "", "")
 
 
 def test_dry_run_line_has_sorted_quoted_env_prefix(tmp_path: Path) -> None:
-    runner.configure(dry_run=True)
-    runner.run(
-        ["go", "build", "-o", "out dir/x", "./cmd/x"], env={"GOOS": "linux", "GOARCH": "arm", "LDFLAGS": "-s -w"}
-    )
-    assert runner.OPTIONS.planned == ["GOARCH=arm GOOS=linux LDFLAGS='-s -w' go build -o 'out dir/x' ./cmd/x"]
+    R = runner.Runner(dry_run=True)
+    R.run(["go", "build", "-o", "out dir/x", "./cmd/x"], env={"GOOS": "linux", "GOARCH": "arm", "LDFLAGS": "-s -w"})
+    assert R.planned == ["GOARCH=arm GOOS=linux LDFLAGS='-s -w' go build -o 'out dir/x' ./cmd/x"]
 
 
 def test_dry_run_line_says_where_it_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    runner.configure(dry_run=True)
-    runner.run(["go", "build", "./..."], env={"GOOS": "linux"}, cwd=tmp_path / "my mod")
-    runner.run(["go", "vet"], cwd=tmp_path)  # already there: no cd
-    assert runner.OPTIONS.planned == [f"cd '{tmp_path / 'my mod'}' && GOOS=linux go build ./...", "go vet"]
+    R = runner.Runner(dry_run=True)
+    R.run(["go", "build", "./..."], env={"GOOS": "linux"}, cwd=tmp_path / "my mod")
+    R.run(["go", "vet"], cwd=tmp_path)  # already there: no cd
+    assert R.planned == [f"cd '{tmp_path / 'my mod'}' && GOOS=linux go build ./...", "go vet"]
 
 
 def test_dry_run_keeps_order_of_planned_commands() -> None:
-    runner.configure(dry_run=True)
-    runner.run(["docker", "buildx", "build", "."])
-    runner.run(["docker", "push", "r/i:t"])
-    assert runner.OPTIONS.planned == ["docker buildx build .", "docker push r/i:t"]
+    R = runner.Runner(dry_run=True)
+    R.run(["docker", "buildx", "build", "."])
+    R.run(["docker", "push", "r/i:t"])
+    assert R.planned == ["docker buildx build .", "docker push r/i:t"]
 
 
 def test_dry_run_converts_args_to_str() -> None:
-    runner.configure(dry_run=True)
-    result = runner.run(["ls", Path("/tmp"), 3])  # type: ignore[list-item]
+    R = runner.Runner(dry_run=True)
+    result = R.run(["ls", Path("/tmp"), 3])  # type: ignore[list-item]
     assert result.argv == ["ls", "/tmp", "3"]
-    assert runner.OPTIONS.planned == ["ls /tmp 3"]
+    assert R.planned == ["ls /tmp 3"]
 
 
 def test_read_only_command_runs_under_dry_run(tmp_path: Path) -> None:
     target = tmp_path / "made"
-    runner.configure(dry_run=True)
-    result = runner.run(py(f"open({str(target)!r}, 'w').close(); print('queried')"), mutates=False)
+    R = runner.Runner(dry_run=True)
+    result = R.run(py(f"open({str(target)!r}, 'w').close(); print('queried')"), mutates=False)
     assert target.exists()
     assert result.stdout == "queried\n"
-    assert runner.OPTIONS.planned == []
+    assert R.planned == []
 
 
 def test_configure_clears_plan() -> None:
-    runner.configure(dry_run=True)
-    runner.run(["true"])
-    assert runner.OPTIONS.planned == ["true"]
-    runner.configure()
-    assert runner.OPTIONS.planned == []
-    assert runner.OPTIONS.dry_run is False
+    R = runner.Runner(dry_run=True)
+    R.run(["true"])
+    assert R.planned == ["true"]
+    R = runner.Runner()
+    assert R.planned == []
+    assert R.dry_run is False
 
 
 def test_run_executes_and_captures(tmp_path: Path) -> None:
     target = tmp_path / "made"
-    result = runner.run(
-        py(f"import sys; open({str(target)!r}, 'w').close(); print('out'); print('err', file=sys.stderr)")
-    )
+    result = R.run(py(f"import sys; open({str(target)!r}, 'w').close(); print('out'); print('err', file=sys.stderr)"))
     assert target.exists()
     assert (result.returncode, result.stdout, result.stderr) == (0, "out\n", "err\n")
 
 
 def test_run_env_is_added_to_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROSSBUILD_TEST_INHERITED", "kept")
-    result = runner.run(
+    result = R.run(
         py("import os; print(os.environ['CROSSBUILD_TEST_ADDED'], os.environ['CROSSBUILD_TEST_INHERITED'])"),
         env={"CROSSBUILD_TEST_ADDED": "added"},
     )
@@ -241,33 +241,33 @@ def test_run_env_is_added_to_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_run_cwd_and_input(tmp_path: Path) -> None:
-    result = runner.run(
+    result = R.run(
         py("import os, sys; print(os.getcwd()); print(sys.stdin.read().upper())"), cwd=tmp_path, input_text="hi"
     )
     assert result.stdout == f"{tmp_path}\nHI\n"
 
 
 def test_verbose_echoes_command_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    runner.configure(verbose=True)
+    R = runner.Runner(verbose=True)
     argv = py("pass")
-    runner.run(argv, env={"A": "1"})
+    R.run(argv, env={"A": "1"})
     assert capsys.readouterr().err == f"+ A=1 {shlex.join(argv)}\n"
 
 
 def test_output_strips_stdout() -> None:
-    assert runner.output(py("print('  v1.2.3  '); print()")) == "v1.2.3"
+    assert R.output(py("print('  v1.2.3  '); print()")) == "v1.2.3"
 
 
 def test_output_runs_under_dry_run() -> None:
-    runner.configure(dry_run=True)
-    assert runner.output(py("print('real')")) == "real"
-    assert runner.OPTIONS.planned == []
+    R = runner.Runner(dry_run=True)
+    assert R.output(py("print('real')")) == "real"
+    assert R.planned == []
 
 
 def test_failing_command_raises_command_error() -> None:
     argv = py("import sys; print('partial'); sys.stderr.write('boom: bad flag\\n'); sys.exit(3)")
     with pytest.raises(CommandError) as info:
-        runner.run(argv)
+        R.run(argv)
     exc = info.value
     assert exc.argv == argv
     assert exc.returncode == 3
@@ -279,50 +279,50 @@ def test_failing_command_raises_command_error() -> None:
 
 def test_command_error_carries_hint() -> None:
     with pytest.raises(CommandError) as info:
-        runner.run(py("raise SystemExit(2)"), hint="is the registry running?")
+        R.run(py("raise SystemExit(2)"), hint="is the registry running?")
     assert str(info.value) == f"{PY} failed (exit 2): is the registry running?"
 
 
 def test_command_error_tail_is_last_15_lines() -> None:
     code = "import sys\nfor i in range(40): print(f'line {i}', file=sys.stderr)\nsys.exit(1)"
     with pytest.raises(CommandError) as info:
-        runner.run(py(code))
+        R.run(py(code))
     assert info.value.tail() == "\n".join(f"line {i}" for i in range(25, 40))
     assert info.value.tail(2) == "line 38\nline 39"
 
 
 def test_command_error_tail_falls_back_to_stdout() -> None:
     with pytest.raises(CommandError) as info:
-        runner.run(py("print('only stdout'); raise SystemExit(4)"))
+        R.run(py("print('only stdout'); raise SystemExit(4)"))
     assert info.value.tail() == "only stdout"
 
 
 def test_check_false_returns_failure() -> None:
-    result = runner.run(py("raise SystemExit(5)"), check=False)
+    result = R.run(py("raise SystemExit(5)"), check=False)
     assert result.returncode == 5
 
 
 def test_missing_executable_is_a_user_error() -> None:
     with pytest.raises(UserError) as info:
-        runner.run(["crossbuild-no-such-tool-7f3a", "--version"])
+        R.run(["crossbuild-no-such-tool-7f3a", "--version"])
     assert str(info.value) == "crossbuild-no-such-tool-7f3a: command not found; install it or run `make tools`"
 
 
 def test_missing_executable_uses_hint() -> None:
     with pytest.raises(UserError) as info:
-        runner.run(["crossbuild-no-such-tool-7f3a"], hint="install skopeo")
+        R.run(["crossbuild-no-such-tool-7f3a"], hint="install skopeo")
     assert str(info.value) == "crossbuild-no-such-tool-7f3a: command not found; install skopeo"
 
 
 def test_missing_executable_under_dry_run_is_only_planned() -> None:
-    runner.configure(dry_run=True)
-    runner.run(["crossbuild-no-such-tool-7f3a"])
-    assert runner.OPTIONS.planned == ["crossbuild-no-such-tool-7f3a"]
+    R = runner.Runner(dry_run=True)
+    R.run(["crossbuild-no-such-tool-7f3a"])
+    assert R.planned == ["crossbuild-no-such-tool-7f3a"]
 
 
 def test_timeout_raises_command_error() -> None:
     with pytest.raises(CommandError) as info:
-        runner.run(py("import time; time.sleep(30)"), timeout=0.3)
+        R.run(py("import time; time.sleep(30)"), timeout=0.3)
     assert info.value.returncode == -1
     assert str(info.value) == f"{PY} failed (exit -1): timed out after 0.3s"
 
@@ -343,10 +343,10 @@ def test_command_error_without_argv() -> None:
 
 def test_echo_prints_the_equivalent_command_only_when_verbose(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["docker", "run", "--rm", "--platform", "linux/arm64", "localhost:5000/a/api@sha256:ab", "--version"]
-    runner.configure(verbose=False)
-    runner.echo(argv)
+    R = runner.Runner(verbose=False)
+    R.echo(argv)
     assert capsys.readouterr().err == ""
-    runner.configure(verbose=True)
-    runner.echo(argv)
-    runner.echo(["docker", "run", "x", "two words"])
+    R = runner.Runner(verbose=True)
+    R.echo(argv)
+    R.echo(["docker", "run", "x", "two words"])
     assert capsys.readouterr().err == f"+ {shlex.join(argv)}\n+ docker run x 'two words'\n"

@@ -118,7 +118,7 @@ def test_bundle_load_flags_reach_the_task(
 ) -> None:
     seen: dict[str, object] = {}
 
-    def fake_load(archive: str, registry: str | None = None, **flags: object) -> list[tuple[str, str]]:
+    def fake_load(run: object, archive: str, registry: str | None = None, **flags: object) -> list[tuple[str, str]]:
         seen.update(archive=archive, registry=registry, **flags)
         return []
 

@@ -1,0 +1,1 @@
+"""The stages pipelines are made of (crossbuild.pipeline), grouped by what they do."""
