@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 from crossbuild.errors import UserError
+from crossbuild.oci import Client, parse_reference, platforms_of
 from crossbuild.platforms import Platform
-from crossbuild.registry import RegistryClient, parse_reference, platforms_of
 
 # Well-known replacements that publish arm64 and arm/v7 where the original does not.
 ALTERNATIVES = {
@@ -356,7 +356,7 @@ def suggestion(image: str, missing: Sequence[str]) -> str:
     return "; ".join(tips)
 
 
-def _audit_one(client: RegistryClient, entry: ComposeService, required: Sequence[Platform]) -> AuditRow:
+def _audit_one(client: Client, entry: ComposeService, required: Sequence[Platform]) -> AuditRow:
     row = AuditRow(service=entry.service, image=entry.image, ports=list(entry.ports))
     if entry.error:
         row.error = entry.error
@@ -366,12 +366,16 @@ def _audit_one(client: RegistryClient, entry: ComposeService, required: Sequence
         return row
     try:
         ref = parse_reference(entry.image)
+    except UserError as exc:  # the compose file names no valid image
+        row.error = str(exc)
+        return row
+    try:
         if entry.build is not None and client.manifest_exists(ref) is None:
             # build: and image: together: compose builds and tags it here when the registry has none yet
             row.built_here = f"build: {entry.build}, not in {ref.registry} yet"
             return row
         found = platforms_of(client, ref)
-    except UserError as exc:
+    except UserError as exc:  # a RegistryError (unreachable, not found, denied, corrupt) or not an image: this row only
         row.error = str(exc)
         return row
     row.platforms = [str(p) for p in found]
@@ -381,7 +385,7 @@ def _audit_one(client: RegistryClient, entry: ComposeService, required: Sequence
     return row
 
 
-def audit(client: RegistryClient, entries: Sequence[ComposeService], required: Sequence[Platform]) -> list[AuditRow]:
+def audit(client: Client, entries: Sequence[ComposeService], required: Sequence[Platform]) -> list[AuditRow]:
     return [_audit_one(client, entry, required) for entry in entries]
 
 

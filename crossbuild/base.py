@@ -42,8 +42,9 @@ from typing import Literal
 from crossbuild import buildx, incremental, output
 from crossbuild.config import Config
 from crossbuild.errors import UserError
+from crossbuild.oci import Client as RegistryClient
+from crossbuild.oci import Reference, parse_reference, platforms_of
 from crossbuild.platforms import Platform
-from crossbuild.registry import Reference, RegistryClient, parse_reference, platforms_of
 from crossbuild.runner import Runner
 
 REPOSITORY = "crossbuild-static"  # under [image] registry_prefix

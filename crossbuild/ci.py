@@ -27,10 +27,11 @@ from typing import Any
 import yaml
 
 from crossbuild import platforms as plat
-from crossbuild.config import Config, is_loopback
+from crossbuild.config import Config
 from crossbuild.errors import UserError
+from crossbuild.hosts import is_loopback
+from crossbuild.oci import parse_reference
 from crossbuild.platforms import Platform
-from crossbuild.registry import parse_reference
 
 # Actions pinned by major version tag (each known to actionlint's popular-actions data).
 ACTIONS = {

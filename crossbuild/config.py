@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from crossbuild import hosts, runner
 from crossbuild import platforms as plat
-from crossbuild import runner
 from crossbuild import services as discovered
 from crossbuild import version as ver
 from crossbuild.errors import UserError
@@ -30,7 +30,6 @@ MODES = ("prebuilt", "multistage")
 DRIVERS = ("docker-container", "remote", "kubernetes", "docker")
 DEFAULT_PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
 DEFAULT_REGISTRY = "127.0.0.1:5000"
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TEMPLATE_FIELDS = (
     "version",
@@ -179,8 +178,8 @@ class RegistryConfig:
     mirrors: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def is_insecure(self, host: str) -> bool:
-        """Plain HTTP for loopback and for registries listed as insecure."""
-        return is_loopback(host) or host in self.insecure
+        """Plain HTTP for loopback and for registries listed as insecure (crossbuild.hosts decides both)."""
+        return hosts.is_loopback(host) or hosts.is_listed(host, self.insecure)
 
 
 @dataclass(frozen=True)
@@ -322,15 +321,6 @@ class Overrides:
     go_image: str | None = None
     mode: str | None = None
     verify: bool | None = None
-
-
-def is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 and [::1], with or without a port."""
-    host = host.lower()
-    if host.startswith("["):
-        return host.startswith("[::1]")
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return name in {"localhost", "::1"} or name.startswith("127.")
 
 
 def fill_template(template: str, values: Mapping[str, str], where: str) -> str:
@@ -478,7 +468,7 @@ def _project_root(config_dir: Path, module_dir: Path) -> Path:
 
 def _check_prefix(prefix: str, overrides: Overrides, environ: Mapping[str, str], cfg_path: Path) -> None:
     """registry_prefix must be <registry>[/<namespace>...] that image references can start with."""
-    from crossbuild.registry import parse_reference  # noqa: PLC0415 - registry imports config's peers only
+    from crossbuild.oci import parse_reference  # noqa: PLC0415 - the oci package imports config's peers only
 
     if overrides.registry_prefix is not None:
         where = f"--registry-prefix {overrides.registry_prefix!r}"

@@ -15,8 +15,8 @@ from pathlib import Path
 from crossbuild import builder, buildx, golist, registry_server, runner
 from crossbuild.config import Config
 from crossbuild.errors import CommandError, UserError
+from crossbuild.oci import Client, RegistryError, SpeaksPlainHTTP, Unreachable, parse_reference
 from crossbuild.platforms import Platform
-from crossbuild.registry import RegistryClient, parse_reference
 
 MIN_FREE_BYTES = 2 * 1024**3
 
@@ -182,16 +182,24 @@ def go_modules(cfg: Config) -> Check:
     return Check("go modules", True, f"{len(listed)} packages of {len(services)} service(s) resolve")
 
 
-def registry(cfg: Config, client: RegistryClient) -> Check:
+def _registry_problem(exc: RegistryError) -> str:
+    """What doctor's row says about a registry that failed its probe (the fix is in the row's own column)."""
+    if isinstance(exc, SpeaksPlainHTTP):
+        return exc.reason
+    if isinstance(exc, Unreachable):
+        return f"is not reachable: {exc.reason}"
+    return exc.reason or str(exc)
 
+
+def registry(cfg: Config, client: Client) -> Check:
     host = parse_reference(cfg.image.registry_prefix + "/x").registry
     try:
         scheme = client.probe(host)
-    except UserError as exc:
+    except RegistryError as exc:
         if registry_server.serves_image_registry(cfg):
             return Check(f"registry {host}", True, "embedded registry not running; it starts on demand", blocking=False)
-        detail = str(exc).removeprefix(f"registry {host} ").split("; ")[0]
-        return Check(f"registry {host}", False, detail, f"start a registry on {host} or set REGISTRY_PREFIX to one")
+        fix = f"start a registry on {host} or set REGISTRY_PREFIX to one"
+        return Check(f"registry {host}", False, _registry_problem(exc), fix)
     return Check(f"registry {host}", True, f"answers over {scheme.upper()}")
 
 
@@ -210,7 +218,7 @@ def disk(cfg: Config) -> Check:
     return Check("disk", True, f"{gib:.1f} GiB free under {path}")
 
 
-def run_all(cfg: Config, platforms: Sequence[Platform], client: RegistryClient, needs_emulation: bool) -> list[Check]:
+def run_all(cfg: Config, platforms: Sequence[Platform], client: Client, needs_emulation: bool) -> list[Check]:
     checks = docker_versions()
     bx = buildx_version()
     checks.append(bx)

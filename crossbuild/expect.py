@@ -16,8 +16,9 @@ from crossbuild import verify as verify_mod
 from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
 from crossbuild.images import Staged
+from crossbuild.oci import Client as RegistryClient
+from crossbuild.oci import parse_reference
 from crossbuild.platforms import Platform
-from crossbuild.registry import RegistryClient, parse_reference
 
 
 def expectation(

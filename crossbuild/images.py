@@ -18,9 +18,10 @@ from typing import Any
 from crossbuild import incremental
 from crossbuild.config import Config, Service
 from crossbuild.errors import CrossbuildError, UserError
+from crossbuild.oci import Client as RegistryClient
+from crossbuild.oci import Reference, index_entries, is_index, parse_reference
 from crossbuild.plan import ImageTarget, content_key, leg_config
 from crossbuild.platforms import Platform
-from crossbuild.registry import Reference, RegistryClient, index_entries, is_index, parse_reference
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from crossbuild import buildx, images, runner
 from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
+from crossbuild.oci import OCI_INDEX, parse_reference
+from crossbuild.oci import Client as RegistryClient
 from crossbuild.plan import ImageTarget, bake_name, leg_config
-from crossbuild.registry import OCI_INDEX, RegistryClient, parse_reference
 from crossbuild.runner import Runner
 
 # The tag a legacy merge stages its index under (buildx copies the per-arch images across

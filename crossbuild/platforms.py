@@ -5,6 +5,14 @@ A Platform is `os/arch[/variant]` exactly as `$TARGETPLATFORM` spells it, so
 map to Go's GOARM / GOAMD64 / GOARM64 as the OCI image-spec describes them
 (image-index "platform.variant": arm v5-v7, arm64 v8[.x]/v9[.x], amd64 v1-v4).
 `go tool dist list` is the truth for which GOOS/GOARCH pairs exist.
+
+One set of spelling rules serves both directions: what a user types
+(`parse_platform`: `linux/aarch64`, `linux_arm64`, bare `aarch64` for
+linux/arm64) and what an image declares in an index entry or its config
+(`normalise_platform`, `platform_of_config`: lenient, since the registry's
+content is not ours to refuse). Both lower-case, map the aliases and drop the
+variants that mean "the default", so `aarch64` is linux/arm64 wherever it is
+read.
 """
 
 from __future__ import annotations
@@ -12,8 +20,9 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from crossbuild import runner
 from crossbuild.errors import UserError
@@ -84,27 +93,53 @@ class Platform:
         return env
 
 
-def _normalise_variant(os_: str, arch: str, variant: str, text: str) -> str:
+def _canonical(os_: str, arch: str, variant: str) -> Platform:
+    """The one spelling rule: lower case, arch aliases, and the variants that mean the default
+    ([image] image-index.md: arm64 v8, amd64 v1; an arm image without a variant is v7, containerd's default).
+    Unknown variants are kept as they are: refusing them is the strict parser's job."""
+    os_, arch, variant = os_.strip().lower(), arch.strip().lower(), variant.strip().lower()
+    if arch in _ARCH_ALIASES:
+        arch, alias_variant = _ARCH_ALIASES[arch]
+        variant = variant or alias_variant
     if arch == "arm":
-        variant = variant or "v7"  # containerd's default for linux/arm
+        variant = variant or "v7"
+    elif (arch == "arm64" and variant in ("v8", "v8.0")) or (arch == "amd64" and variant == "v1"):
+        variant = ""
+    return Platform(os_, arch, variant)
+
+
+def normalise_platform(os_: str, arch: str, variant: str = "") -> Platform:
+    """An image's platform fields (index entry or config) spelled the way parse_platform spells them.
+
+    Lenient: any case, the aliases (aarch64, x86_64, armhf...), variants kept when unknown, no
+    check against `go tool dist list`, because this reads what a registry holds, not what a user typed.
+    """
+    return _canonical(os_, arch, variant)
+
+
+def platform_of_config(config: Mapping[str, Any]) -> Platform:
+    """The platform an image config declares in os / architecture / variant ([image] config.md)."""
+    os_, arch = config.get("os"), config.get("architecture")
+    if not isinstance(os_, str) or not isinstance(arch, str) or not os_ or not arch:
+        raise UserError("image config has no os/architecture: it is not a container image")
+    variant = config.get("variant")
+    return normalise_platform(os_, arch, variant if isinstance(variant, str) else "")
+
+
+def _check_variant(platform: Platform, text: str) -> None:
+    """What a user may ask Go to build: the variants GOARM / GOAMD64 / GOARM64 accept."""
+    arch, variant = platform.arch, platform.variant
+    if arch == "arm":
         if variant not in _ARM_VARIANTS:
             raise UserError(f"platform '{text}': arm variant must be one of v5, v6, v7 (GOARM), got '{variant}'")
-        return variant
-    if arch == "arm64":
-        if variant in ("", "v8", "v8.0"):
-            return ""
-        if not _ARM64_VARIANT.match(variant):
+    elif arch == "arm64":
+        if variant and not _ARM64_VARIANT.match(variant):
             raise UserError(f"platform '{text}': arm64 variant must be v8, v8.N, v9 or v9.N (GOARM64)")
-        return variant
-    if arch == "amd64":
-        if variant in ("", "v1"):
-            return ""
-        if variant not in _AMD64_VARIANTS:
+    elif arch == "amd64":
+        if variant and variant not in _AMD64_VARIANTS:
             raise UserError(f"platform '{text}': amd64 variant must be one of v1, v2, v3, v4 (GOAMD64)")
-        return variant
-    if variant:
-        raise UserError(f"platform '{text}': {os_}/{arch} has no variants; drop '/{variant}'")
-    return ""
+    elif variant:
+        raise UserError(f"platform '{text}': {platform.os}/{arch} has no variants; drop '/{variant}'")
 
 
 @functools.cache
@@ -116,25 +151,34 @@ def go_dist_list() -> frozenset[str]:
 
 
 def parse_platform(text: str, valid: Iterable[str] | None = None) -> Platform:
-    """Parse one platform in any accepted spelling and check it exists."""
+    """Parse one platform in any accepted spelling and check it exists.
+
+    `os/arch[/variant]`, the OpenIM form `os_arch[_variant]`, or a bare Linux architecture
+    (`aarch64`, `x86_64`, `armhf`, `arm64`...), which means linux/<arch>.
+    """
     raw = text.strip()
     if not raw:
         raise UserError("empty platform: use os/arch, for example linux/arm64")
+    not_a_platform = f"platform '{raw}' is not os/arch[/variant], for example linux/arm64 or linux/arm/v7"
+    pairs = frozenset(valid) if valid is not None else go_dist_list()
     # x86_64 holds the separator of the OpenIM form (linux_arm64): rename it before splitting
     parts = re.split(r"[/_]", re.sub(r"x86[_-]64", "amd64", raw.lower()))
+    if len(parts) == 1 and parts[0]:
+        platform = _canonical("linux", parts[0], "")
+        if f"linux/{platform.arch}" not in pairs:
+            raise UserError(f"{not_a_platform} (a bare name must be a Linux architecture such as arm64)")
+        _check_variant(platform, raw)
+        return platform
     if len(parts) not in (2, 3) or not all(parts):
-        raise UserError(f"platform '{raw}' is not os/arch[/variant], for example linux/arm64 or linux/arm/v7")
-    os_, arch = parts[0], parts[1]
-    variant = parts[2] if len(parts) == 3 else ""
-    if arch in _ARCH_ALIASES:
-        arch, alias_variant = _ARCH_ALIASES[arch]
-        variant = variant or alias_variant
-    pairs = frozenset(valid) if valid is not None else go_dist_list()
-    if f"{os_}/{arch}" not in pairs:
-        near = difflib.get_close_matches(f"{os_}/{arch}", sorted(pairs), n=1)
+        raise UserError(not_a_platform)
+    platform = _canonical(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+    pair = f"{platform.os}/{platform.arch}"
+    if pair not in pairs:
+        near = difflib.get_close_matches(pair, sorted(pairs), n=1)
         hint = f"did you mean {near[0]}? " if near else ""
         raise UserError(f"unknown platform '{raw}': {hint}valid choices are {', '.join(sorted(pairs))}")
-    return Platform(os_, arch, _normalise_variant(os_, arch, variant, raw))
+    _check_variant(platform, raw)
+    return platform
 
 
 def split_list(spec: str | Sequence[str]) -> list[str]:

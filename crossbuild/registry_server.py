@@ -18,18 +18,22 @@ from pathlib import Path
 
 import yaml
 
-from crossbuild import output, runner
-from crossbuild.config import Config, is_loopback
+from crossbuild import hosts, output, runner
+from crossbuild.config import Config
 from crossbuild.errors import UserError
-from crossbuild.registry import parse_reference
+from crossbuild.oci import parse_reference
 from crossbuild.runner import Runner
 
 CONTAINER_NAME = "crossbuild-registry"
 
 
 def _host_port(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port or 5000)
+    """The embedded registry's listen address as (host, port); 127.0.0.1 and 5000 where it leaves them out."""
+    try:
+        host, port = hosts.split_host_port(address)
+    except ValueError as exc:
+        raise UserError(f"[registry] address {exc}; give HOST:PORT, e.g. 127.0.0.1:5000") from None
+    return host or "127.0.0.1", 5000 if port is None else port
 
 
 def healthy(address: str, timeout: float = 2.0) -> bool:
@@ -45,9 +49,9 @@ def serves_image_registry(cfg: Config) -> bool:
     if not cfg.registry.embedded:
         return False
     registry = parse_reference(cfg.image.registry_prefix + "/x").registry
-    if not is_loopback(registry):
+    if not hosts.is_loopback(registry):
         return False
-    return _host_port(registry)[1] == _host_port(cfg.registry.address)[1]
+    return hosts.port(registry) == _host_port(cfg.registry.address)[1]  # no port: 443 or 80, not ours
 
 
 def _config_yaml(data_dir: Path, address: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from crossbuild import config as config_mod
 from crossbuild import incremental, runner
 from crossbuild.config import Config, Overrides
-from crossbuild.registry import RegistryClient
+from crossbuild.oci import Client as RegistryClient
 from crossbuild.runner import Runner
 
 

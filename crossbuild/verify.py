@@ -33,16 +33,9 @@ from typing import Any
 from crossbuild import binaries, builder, output, smoke
 from crossbuild.daemon import Daemon, DaemonError, DaemonUnavailable
 from crossbuild.errors import UserError
-from crossbuild.platforms import Platform
-from crossbuild.registry import (
-    PlatformEntry,
-    Reference,
-    RegistryClient,
-    index_entries,
-    is_index,
-    parse_reference,
-    platform_of_config,
-)
+from crossbuild.oci import Client, PlatformEntry, image_entries, is_index, parse_reference
+from crossbuild.oci.index import config_digest
+from crossbuild.platforms import Platform, platform_of_config
 
 OK, FAILED, HUNG, SKIPPED = "ok", "failed", "hung", "skipped"
 REGISTRY_PARALLEL = 8  # concurrent registry reads (manifests, configs, layers)
@@ -112,7 +105,7 @@ def binary_path(config: dict[str, Any], fallback: str) -> str:
 # --- registry checks --------------------------------------------------------------------------
 
 
-def _read_index(client: RegistryClient, exp: Expectation) -> tuple[ImageReport, list[PlatformEntry]]:
+def _read_index(client: Client, exp: Expectation) -> tuple[ImageReport, list[PlatformEntry]]:
     """The report skeleton with one PlatformReport per image entry, and those entries."""
     report = ImageReport(exp.service, exp.ref)
     try:
@@ -121,7 +114,7 @@ def _read_index(client: RegistryClient, exp: Expectation) -> tuple[ImageReport, 
         if not is_index(manifest.media_type):
             report.problems.append(f"{exp.ref} is a single-platform manifest, not an index ({manifest.media_type})")
             return report, []
-        entries = [e for e in index_entries(manifest.data) if not e.is_attestation and e.platform is not None]
+        entries = image_entries(manifest.data)
     except UserError as exc:
         report.problems.append(str(exc))
         return report, []
@@ -137,13 +130,13 @@ def _read_index(client: RegistryClient, exp: Expectation) -> tuple[ImageReport, 
     return report, entries
 
 
-def _check_platform(client: RegistryClient, exp: Expectation, entry: PlatformEntry, pr: PlatformReport) -> None:
+def _check_platform(client: Client, exp: Expectation, entry: PlatformEntry, pr: PlatformReport) -> None:
     """Config against index entry, then the binary from the layers: header, build info, -X values."""
     assert entry.platform is not None
     ref = parse_reference(exp.ref)
     try:
-        image = client.get_manifest(Reference(ref.registry, ref.repository, None, entry.digest))
-        config = client.get_json_blob(ref.registry, ref.repository, image.data["config"]["digest"])
+        image = client.get_manifest(ref.at(entry.digest))
+        config = client.get_json_blob(ref.registry, ref.repository, config_digest(image, ref.at(entry.digest)))
         try:
             actual = platform_of_config(config)
         except UserError as exc:
@@ -167,7 +160,7 @@ def _check_platform(client: RegistryClient, exp: Expectation, entry: PlatformEnt
 
 
 def check_static(
-    client: RegistryClient, expectations: Sequence[Expectation], parallel: int = REGISTRY_PARALLEL
+    client: Client, expectations: Sequence[Expectation], parallel: int = REGISTRY_PARALLEL
 ) -> list[tuple[ImageReport, dict[str, Platform]]]:
     """Everything that needs only the registry, for every image at once.
 
@@ -400,7 +393,7 @@ def smoke_all(
 
 
 def verify(
-    client: RegistryClient,
+    client: Client,
     expectations: Sequence[Expectation],
     *,
     smoke_timeout: float = 30.0,

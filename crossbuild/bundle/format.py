@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from crossbuild.errors import UserError
-from crossbuild.platforms import Platform
-from crossbuild.registry import DOCKER_MANIFEST, OCI_MANIFEST, Manifest, Reference, normalise_platform, parse_reference
+from crossbuild.oci import IMAGE_MANIFEST_TYPES, OCI_INDEX, Manifest, Reference, parse_reference
+from crossbuild.platforms import Platform, normalise_platform
 from crossbuild.version import tag_safe
 
 FORMAT = "crossbuild-bundle/v1"
@@ -38,10 +38,8 @@ META_MAX = 16 << 20  # no metadata file of a real bundle comes near this
 IMAGE_MANIFEST_MAX = 4 << 20  # [dist] registries refuse manifests over 4 MiB
 
 OCI_LAYOUT = {"imageLayoutVersion": "1.0.0"}  # [layout] oci-layout
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 REF_NAME = "org.opencontainers.image.ref.name"  # [layout] index.json: skopeo's oci:<dir>:<ref name>
 CONTAINERD_NAME = "io.containerd.image.name"  # containerd / docker's containerd store use this name
-IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 _HEX64 = re.compile(r"[a-f0-9]{64}")
 _SUMS_LINE = re.compile(r"([a-f0-9]{64}) [ *](.+)")
 _PLATFORM_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

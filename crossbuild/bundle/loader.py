@@ -24,12 +24,11 @@ import signal
 import tarfile
 import tempfile
 import threading
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from crossbuild import output
+from crossbuild import hosts, output
 from crossbuild.bundle.format import (
     IMAGES_DIR,
     OCI_LAYOUT,
@@ -41,8 +40,10 @@ from crossbuild.bundle.format import (
 )
 from crossbuild.bundle.reader import Verified, read_archive
 from crossbuild.errors import UserError
-from crossbuild.registry import RegistryClient, SpeaksPlainHTTP, api_host, parse_reference
+from crossbuild.oci import BlobUploader, Client, RegistryError, SpeaksPlainHTTP, Unreachable, parse_reference, push_all
 from crossbuild.runner import Runner
+
+BLOB_PARALLEL = 4  # blobs pushed at once
 
 SCRATCH_PREFIX = "crossbuild-bundle-"
 _STARTING_PREFIX = ".crossbuild-bundle-starting-"
@@ -140,27 +141,27 @@ def check_registry(registry: str) -> str:
 
 def _trusted_https(host: str) -> bool:
     try:
-        RegistryClient(timeout=10).probe(host)
-    except UserError:
+        Client(timeout=10).probe(host)
+    except RegistryError:
         return False
     return True
 
 
 def _untrusted_https(host: str) -> bool:
     try:
-        return RegistryClient(insecure=[host], timeout=10).probe(host) == "https"
-    except UserError:
+        return Client(insecure=[host], timeout=10).probe(host) == "https"
+    except RegistryError:
         return False
 
 
-def connect(host: str, *, plain_http: bool = False, insecure: bool = False) -> RegistryClient:
+def connect(host: str, *, plain_http: bool = False, insecure: bool = False) -> Client:
     """A client that talks to `host` only the way the flags allow, checked now (before minutes of checksums).
 
     No flag: HTTPS with a certificate this machine trusts. --insecure: HTTPS with any certificate.
     --plain-http: plain HTTP. Loopback registries are plain HTTP whatever the flags, as everywhere in crossbuild.
     """
-    strict = RegistryClient()
-    if strict.is_insecure(host):  # loopback
+    strict = Client()
+    if hosts.is_loopback(host):
         strict.probe(host)
         return strict
     if not plain_http and not insecure:
@@ -171,7 +172,7 @@ def connect(host: str, *, plain_http: bool = False, insecure: bool = False) -> R
                 f"registry {host} speaks plain HTTP, not HTTPS: add --plain-http to push to it over HTTP "
                 "(images travel unencrypted)"
             ) from None
-        except UserError:
+        except Unreachable:
             if _untrusted_https(host):
                 raise UserError(
                     f"registry {host} has a TLS certificate this machine does not trust: add --insecure to "
@@ -179,7 +180,7 @@ def connect(host: str, *, plain_http: bool = False, insecure: bool = False) -> R
                 ) from None
             raise
         return strict
-    lax = RegistryClient(insecure=[host])
+    lax = Client(insecure=[host])
     scheme = lax.probe(host)  # HTTPS with any certificate first, then plain HTTP
     if scheme == "http" and not plain_http:
         raise UserError(
@@ -193,88 +194,35 @@ def connect(host: str, *, plain_http: bool = False, insecure: bool = False) -> R
                 "to accept it (--plain-http is for registries without TLS)"
             )
         output.info(f"registry {host} speaks HTTPS with a trusted certificate; --plain-http is not needed")
-        return RegistryClient()
+        return Client()
     return lax
 
 
-class _BlobPusher:
-    """Blob uploads ([dist] end-4a POST, end-6 PUT ?digest=, end-11 cross-repository mount).
-
-    RegistryClient has no upload call, so this borrows its request machinery (_request:
-    scheme probing, TLS settings, bearer/basic auth from docker's config, redirects).
-    """
-
-    def __init__(self, client: RegistryClient, registry: str) -> None:
-        self.client = client
-        self.registry = registry
-        self.where: dict[str, str] = {}  # blob digest -> a repository on this registry that has it
-
-    def _scope(self, repository: str) -> str:
-        return f"repository:{repository}:pull,push"
-
-    def exists(self, repository: str, digest: str) -> bool:
-        resp = self.client._request(
-            "HEAD", self.registry, f"/v2/{repository}/blobs/{digest}", scope=self._scope(repository)
-        )
-        if resp.status in (200, 404):
-            return resp.status == 200
-        raise self.client._fail(resp, self.registry, f"blob {digest} of {self.registry}/{repository}", action="push")
-
-    def push(self, repository: str, digest: str, file: Path) -> bool:
-        """Upload unless present; True when bytes were sent."""
-        if self.exists(repository, digest):
-            self.where.setdefault(digest, repository)
-            return False
-        start = f"/v2/{repository}/blobs/uploads/"
-        source = self.where.get(digest)
-        if source is not None and source != repository:
-            start += "?" + urllib.parse.urlencode({"mount": digest, "from": source})
-        what = f"{self.registry}/{repository}"
-        resp = self.client._request("POST", self.registry, start, scope=self._scope(repository), data=b"")
-        if resp.status == 201:  # mounted from another repository, nothing to send
-            self.where.setdefault(digest, repository)
-            return False
-        if resp.status != 202 or not resp.header("location"):
-            raise self.client._fail(resp, self.registry, f"a blob upload to {what}", action="push")
-        target = urllib.parse.urlsplit(urllib.parse.urljoin(start, resp.header("location")))
-        query = "&".join(q for q in (target.query, urllib.parse.urlencode({"digest": digest})) if q)
-        data = file.read_bytes()
-        headers = {"Content-Type": "application/octet-stream"}
-        if target.netloc in ("", api_host(self.registry)):
-            resp = self.client._request(
-                "PUT",
-                self.registry,
-                f"{target.path}?{query}",
-                scope=self._scope(repository),
-                headers=headers,
-                data=data,
-            )
-        else:  # the registry hands uploads to another host (signed URL): no registry credentials go there
-            url = urllib.parse.urlunsplit((target.scheme, target.netloc, target.path, query, ""))
-            resp = self.client._follow("PUT", self.registry, url, headers, data)
-        if resp.status not in (201, 204):
-            raise self.client._fail(resp, self.registry, f"blob {digest} to {what}", action="push")
-        self.where.setdefault(digest, repository)
-        return True
-
-
-def _push(root: Path, verified: Verified, registry: str, client: RegistryClient) -> list[tuple[str, str]]:
-    pusher = _BlobPusher(client, registry)
+def _push(root: Path, verified: Verified, registry: str, client: Client) -> list[tuple[str, str]]:
+    """Every blob (BLOB_PARALLEL at once, each stored once and mounted where another repository needs
+    it), then each image's manifest under its tag or digest, in the bundle's order."""
+    images = verified.manifest.images
+    wanted = [
+        (img.reference.repository, desc.digest, root / blob_path(desc.digest))
+        for img in images
+        for desc in (verified.parts[img.digest][0], *verified.parts[img.digest][1])
+    ]
+    sent = push_all(BlobUploader(client, registry), wanted, BLOB_PARALLEL)
     imported = []
-    for img in verified.manifest.images:
+    counted: set[tuple[str, str]] = set()  # bytes sent are shown with the first image that needed them
+    for img in images:
         src = img.reference
         config, layers = verified.parts[img.digest]
-        sent = 0
-        for desc in (config, *layers):
-            if pusher.push(src.repository, desc.digest, root / blob_path(desc.digest)):
-                sent += desc.size
+        mine = [(src.repository, desc.digest) for desc in (config, *layers)]
+        sent_here = sum(sent.get(key, 0) for key in dict.fromkeys(mine) if key not in counted)
+        counted.update(mine)
         reference = src.tag or img.digest
         raw = verified.raw_manifests[img.digest]
         stored = client.put_manifest(registry, src.repository, reference, raw, img.media_type)
         if stored != img.digest:
             raise UserError(f"{registry}/{src.repository}:{reference} was stored as {stored}, not {img.digest}")
         target = f"{registry}/{src.repository}" + (f":{src.tag}" if src.tag else f"@{img.digest}")
-        output.ok(f"{target} -> {img.digest} ({output.human_size(sent)} sent)")
+        output.ok(f"{target} -> {img.digest} ({output.human_size(sent_here)} sent)")
         imported.append((target, img.digest))
     return imported
 

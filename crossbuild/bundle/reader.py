@@ -56,7 +56,7 @@ from crossbuild.bundle.format import (
     parse_sums,
 )
 from crossbuild.errors import UserError
-from crossbuild.registry import Manifest
+from crossbuild.oci import Manifest
 
 HEADER_MAX = 1 << 20  # one tar header with its pax records or GNU long name
 _TAR_OVERHEAD = 64 << 20  # headers and padding on top of the declared bytes

@@ -3,6 +3,10 @@
 No docker daemon is involved. Every file's size and sha256 are known before a byte of the archive is
 written (blobs are named by their digests, the metadata is generated), so SHA256SUMS goes FIRST and a
 reader can check each member as it streams past instead of after extracting everything.
+
+Blobs stream from the registry into files beside the archive, BLOB_PARALLEL at a time and in archive
+order ahead of the writer (_Prefetch), and from there into the archive; each file is removed once
+written, so memory stays bounded by the chunk size and extra disk by the blobs in flight.
 """
 
 from __future__ import annotations
@@ -11,10 +15,16 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import tarfile
+import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
 from crossbuild import output
 from crossbuild.bundle.format import (
@@ -39,17 +49,11 @@ from crossbuild.bundle.format import (
 )
 from crossbuild.config import Config
 from crossbuild.errors import UserError
-from crossbuild.platforms import Platform
-from crossbuild.registry import (
-    Manifest,
-    Reference,
-    RegistryClient,
-    index_entries,
-    normalise_platform,
-    parse_reference,
-    platform_of_config,
-)
+from crossbuild.oci import Client, CorruptContent, Manifest, Reference, RegistryError, image_entries, parse_reference
+from crossbuild.platforms import Platform, normalise_platform, platform_of_config
 from crossbuild.runner import Runner
+
+BLOB_PARALLEL = 4  # blobs downloaded at once while a bundle is written
 
 
 def bundle_path(cfg: Config, platform: Platform) -> Path:
@@ -84,20 +88,30 @@ class _Resolved:
         )
 
 
-def _resolve(client: RegistryClient, ref: Reference, service: str | None, platform: Platform) -> _Resolved | str:
+def _image_parts(manifest: Manifest, ref: Reference, where: str) -> tuple[Descriptor, tuple[Descriptor, ...]]:
+    """image_parts, its refusal typed as what it is here: registry content that is not an image."""
+    try:
+        return image_parts(manifest, where)
+    except UserError as exc:
+        raise CorruptContent(
+            str(exc), host=ref.registry, reference=str(ref), reason="not an image manifest"
+        ) from None  # its message names `where`, which starts with the reference
+
+
+def _resolve(client: Client, ref: Reference, service: str | None, platform: Platform) -> _Resolved | str:
     """The image `ref` offers for `platform`, or why it offers none (one phrase)."""
     want = normalise_platform(platform.os, platform.arch, platform.variant)
     top = client.get_manifest(ref)
     if top.is_index:
-        entries = [e for e in index_entries(top.data) if not e.is_attestation and e.platform is not None]
+        entries = image_entries(top.data)
         match = next((e for e in entries if e.platform == want), None)
         if match is None:
             offered = ", ".join(dict.fromkeys(str(e.platform) for e in entries)) or "no platforms"
             return f"lacks {want} (has {offered})"
-        manifest = client.get_manifest(Reference(ref.registry, ref.repository, None, match.digest))
-        config, layers = image_parts(manifest, f"{ref} ({want})")
+        manifest = client.get_manifest(ref.at(match.digest))
+        config, layers = _image_parts(manifest, ref, f"{ref} ({want})")
         return _Resolved(ref, service, want, manifest, top.digest, config, layers)
-    config, layers = image_parts(top, str(ref))
+    config, layers = _image_parts(top, ref, str(ref))
     actual = platform_of_config(client.get_json_blob(ref.registry, ref.repository, config.digest))
     if actual != want:
         return f"lacks {want} (a single {actual} image)"
@@ -117,7 +131,7 @@ def _wanted(cfg: Config, extra_images: Sequence[str]) -> list[tuple[Reference, s
 
 
 def resolve_all(
-    client: RegistryClient, wanted: Sequence[tuple[Reference, str | None]], platforms: Sequence[Platform]
+    client: Client, wanted: Sequence[tuple[Reference, str | None]], platforms: Sequence[Platform]
 ) -> dict[Platform, list[_Resolved]]:
     """Every image for every platform, or one UserError listing every image that cannot be bundled."""
     found: dict[Platform, list[_Resolved]] = {}
@@ -127,8 +141,12 @@ def resolve_all(
         for ref, service in wanted:
             try:
                 result = _resolve(client, ref, service, platform)
-            except UserError as exc:  # not found, denied, unreachable: listed with the others
-                problems.append(str(exc) if str(ref) in str(exc) else f"{ref}: {exc}")
+            except RegistryError as exc:  # not found, denied, unreachable: listed with the others
+                about_ref = exc.names_reference and exc.reference == str(ref)
+                problems.append(str(exc) if about_ref else f"{ref}: {exc}")
+                continue
+            except UserError as exc:  # an index or config that is not an image's
+                problems.append(f"{ref}: {exc}")
                 continue
             if isinstance(result, str):
                 problems.append(f"{ref} {result}")
@@ -150,14 +168,40 @@ class Entry:
     rel: str  # path under the bundle's top directory
     sha256: str  # hex
     size: int
-    content: Callable[[], bytes]  # called once, while the archive is written
+    content: Callable[[], bytes | Path]  # called once, while the archive is written: the bytes, or a file of them
 
     @classmethod
     def of(cls, rel: str, data: bytes) -> Entry:
         return cls(rel, hashlib.sha256(data).hexdigest(), len(data), lambda: data)
 
 
-BlobSource = Callable[[BundleImage, str], bytes]  # (image, blob digest) -> the blob's bytes
+BlobSource = Callable[[BundleImage, str], bytes | Path]  # (image, blob digest) -> the blob's bytes or a file of them
+_Parts = dict[str, tuple[Descriptor, tuple[Descriptor, ...]]]
+
+
+def _parts(manifest: BundleManifest, raw_manifests: Mapping[str, bytes]) -> _Parts:
+    """(config, layers) of every image, from manifest bytes that must hash to the digests recorded."""
+    parts = {}
+    for img in manifest.images:
+        raw = raw_manifests[img.digest]
+        if "sha256:" + hashlib.sha256(raw).hexdigest() != img.digest:
+            raise UserError(f"the manifest bytes of {img.ref} do not hash to {img.digest}")
+        parts[img.digest] = image_parts(Manifest(img.media_type, img.digest, raw, json.loads(raw)), img.ref)
+    return parts
+
+
+def blob_order(manifest: BundleManifest, raw_manifests: Mapping[str, bytes]) -> list[tuple[BundleImage, Descriptor]]:
+    """Each config and layer once, with the image that names it first, in the order the archive holds them."""
+    parts = _parts(manifest, raw_manifests)
+    seen = {img.digest for img in manifest.images}  # the manifests come before every blob
+    order = []
+    for img in manifest.images:
+        config, layers = parts[img.digest]
+        for desc in (config, *layers):
+            if desc.digest not in seen:
+                seen.add(desc.digest)
+                order.append((img, desc))
+    return order
 
 
 def layout_entries(
@@ -166,12 +210,7 @@ def layout_entries(
     """Every file of a bundle but SHA256SUMS, in archive order: manifest.json, README, the OCI layout and
     docker-archive index, every image manifest, then each config and layer once. `raw_manifests` maps a
     manifest digest to its exact bytes; `blob` fetches a config or layer when the archive is written."""
-    parts = {}
-    for img in manifest.images:
-        raw = raw_manifests[img.digest]
-        if "sha256:" + hashlib.sha256(raw).hexdigest() != img.digest:
-            raise UserError(f"the manifest bytes of {img.ref} do not hash to {img.digest}")
-        parts[img.digest] = image_parts(Manifest(img.media_type, img.digest, raw, json.loads(raw)), img.ref)
+    parts = _parts(manifest, raw_manifests)
     layer_map = {digest: [d.digest for d in layers] for digest, (_, layers) in parts.items()}
     entries = [
         Entry.of(MANIFEST_FILE, manifest.dumps()),
@@ -185,12 +224,7 @@ def layout_entries(
         if img.digest not in seen:
             seen.add(img.digest)
             entries.append(Entry.of(blob_path(img.digest), raw_manifests[img.digest]))
-    for img in manifest.images:
-        config, layers = parts[img.digest]
-        for desc in (config, *layers):
-            if desc.digest not in seen:
-                seen.add(desc.digest)
-                entries.append(_blob_entry(img, desc, blob))
+    entries += [_blob_entry(img, desc, blob) for img, desc in blob_order(manifest, raw_manifests)]
     return entries
 
 
@@ -209,15 +243,48 @@ def _tarinfo(name: str, size: int, mtime: int, directory: bool = False) -> tarfi
     return info
 
 
-def _add_file(tar: tarfile.TarFile, dirs: set[str], top: str, rel: str, data: bytes, mtime: int) -> None:
-    """Add top/rel, preceded by each of its directories the first time one is seen."""
-    parts = rel.split("/")
+class _Hashing:
+    """A file read through sha256, for tarfile to copy from."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle, self.hasher, self.size = handle, hashlib.sha256(), 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.hasher.update(data)
+        self.size += len(data)
+        return data
+
+
+def _add_file(tar: tarfile.TarFile, dirs: set[str], top: str, entry: Entry, data: bytes | Path, mtime: int) -> None:
+    """Add top/rel, preceded by each of its directories the first time one is seen; its bytes must match
+    the entry's size and sha256 (a file is streamed and checked as it goes in)."""
+    parts = entry.rel.split("/")
     for depth in range(len(parts)):
         parent = "/".join([top, *parts[:depth]])
         if parent not in dirs:
             dirs.add(parent)
             tar.addfile(_tarinfo(parent + "/", 0, mtime, directory=True))
-    tar.addfile(_tarinfo(f"{top}/{rel}", len(data), mtime), io.BytesIO(data))
+    if isinstance(data, bytes):
+        if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise _mismatch(entry, len(data))
+        tar.addfile(_tarinfo(f"{top}/{entry.rel}", len(data), mtime), io.BytesIO(data))
+        return
+    size = data.stat().st_size
+    if size != entry.size:
+        raise _mismatch(entry, size)
+    with data.open("rb") as handle:
+        reader = _Hashing(handle)
+        tar.addfile(_tarinfo(f"{top}/{entry.rel}", size, mtime), reader)
+    if reader.hasher.hexdigest() != entry.sha256:
+        raise _mismatch(entry, size)
+
+
+def _mismatch(entry: Entry, size: int) -> UserError:
+    return UserError(
+        f"{entry.rel} does not match its descriptor ({size} bytes, {entry.size} expected, "
+        "or other content): push the image again"
+    )
 
 
 def write_archive(path: Path, top: str, entries: Iterable[Entry], mtime: int = 0) -> dict[str, str]:
@@ -239,15 +306,10 @@ def write_archive(path: Path, top: str, entries: Iterable[Entry], mtime: int = 0
             gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=mtime) as gz,
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
         ):
-            _add_file(tar, dirs, top, SUMS_FILE, sums_text(sums).encode(), mtime)
+            listing = Entry.of(SUMS_FILE, sums_text(sums).encode())
+            _add_file(tar, dirs, top, listing, listing.content(), mtime)
             for entry in entries:
-                data = entry.content()
-                if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
-                    raise UserError(
-                        f"{entry.rel} does not match its descriptor ({len(data)} bytes, {entry.size} expected, "
-                        "or other content): push the image again"
-                    )
-                _add_file(tar, dirs, top, entry.rel, data, mtime)
+                _add_file(tar, dirs, top, entry, entry.content(), mtime)
         partial.replace(path)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -255,12 +317,51 @@ def write_archive(path: Path, top: str, entries: Iterable[Entry], mtime: int = 0
     return sums
 
 
-def _registry_blob(client: RegistryClient) -> BlobSource:
-    def fetch(img: BundleImage, digest: str) -> bytes:
-        ref = img.reference
-        return client.get_blob(ref.registry, ref.repository, digest)
+class _Prefetch:
+    """Blobs streamed from the registry into files ahead of the archive writer, in archive order,
+    at most `window` downloads at once; each file is removed when the next blob is asked for.
 
-    return fetch
+    Used as the BlobSource of layout_entries; `close` cancels what is pending and removes the scratch
+    directory on every way out.
+    """
+
+    def __init__(self, client: Client, order: Sequence[tuple[BundleImage, Descriptor]], scratch: Path, window: int):
+        self.client, self.order, self.scratch, self.window = client, list(order), scratch, max(1, window)
+        self.position = {desc.digest: n for n, (_, desc) in enumerate(self.order)}
+        self.pool = ThreadPoolExecutor(self.window, thread_name_prefix="bundle-blobs")
+        self.futures: dict[int, Future[Path]] = {}
+        self.submitted = 0
+        self.previous: Path | None = None
+        self.lock = threading.Lock()
+
+    def _download(self, n: int) -> Path:
+        img, desc = self.order[n]
+        ref = img.reference
+        dest = self.scratch / f"blob-{n}"
+        self.client.download_blob(ref.registry, ref.repository, desc.digest, dest)
+        return dest
+
+    def __call__(self, img: BundleImage, digest: str) -> Path:
+        n = self.position[digest]
+        with self.lock:
+            if self.previous is not None:
+                self.previous.unlink(missing_ok=True)
+            while self.submitted < min(len(self.order), n + self.window):
+                self.futures[self.submitted] = self.pool.submit(self._download, self.submitted)
+                self.submitted += 1
+        path = self.futures.pop(n).result()
+        self.previous = path
+        return path
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def __enter__(self) -> _Prefetch:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
 
 
 def _epoch(cfg: Config) -> int:
@@ -273,7 +374,7 @@ def _epoch(cfg: Config) -> int:
 def create(
     run: Runner,
     cfg: Config,
-    client: RegistryClient,
+    client: Client,
     platforms: Sequence[Platform],
     extra_images: Sequence[str] = (),
 ) -> list[Path]:
@@ -307,8 +408,11 @@ def create(
             manifest: BundleManifest = manifest,
             raw_manifests: dict[str, bytes] = raw_manifests,
         ) -> Path:
-            entries = layout_entries(manifest, name, raw_manifests, _registry_blob(client))
-            write_archive(path, name, entries, mtime=_epoch(cfg))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{name}.blobs-"))
+            with _Prefetch(client, blob_order(manifest, raw_manifests), scratch, BLOB_PARALLEL) as blobs:
+                entries = layout_entries(manifest, name, raw_manifests, blobs)
+                write_archive(path, name, entries, mtime=_epoch(cfg))
             for img in manifest.images:
                 output.info(f"{img.ref}  {img.digest}  {output.human_size(img.total_size)}")
             output.ok(f"wrote {path} ({output.human_size(path.stat().st_size)})")

@@ -30,8 +30,8 @@ from crossbuild import (
 from crossbuild import plan as plan_mod
 from crossbuild.config import Service
 from crossbuild.errors import UserError
+from crossbuild.oci import parse_reference
 from crossbuild.pipeline import Context, Stage
-from crossbuild.registry import parse_reference
 
 
 class Preflight(Stage):

@@ -17,9 +17,9 @@ import time
 from crossbuild import bake, expect, images, output
 from crossbuild import plan as plan_mod
 from crossbuild.errors import UserError
+from crossbuild.oci import Reference, parse_reference
 from crossbuild.pipeline import Context, Stage
 from crossbuild.publishers import Registry as RegistryPublisher
-from crossbuild.registry import Reference, parse_reference
 from crossbuild.stages.prepare import tree
 
 

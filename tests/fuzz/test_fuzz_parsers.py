@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from crossbuild import config, platforms, version
 from crossbuild.config import Overrides
 from crossbuild.errors import UserError
-from crossbuild.registry import parse_reference
+from crossbuild.oci import parse_reference
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = frozenset(platforms._FALLBACK_DIST.split())  # the real list, without running go per example

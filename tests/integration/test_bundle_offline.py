@@ -36,8 +36,8 @@ from crossbuild import bundle
 from crossbuild.config import Config, Overrides
 from crossbuild.config import load as load_config
 from crossbuild.errors import UserError
+from crossbuild.oci import Client
 from crossbuild.platforms import Platform
-from crossbuild.registry import RegistryClient
 from crossbuild.runner import Runner
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -212,7 +212,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
 @pytest.fixture(scope="module")
 def archive(published: Published) -> Path:
     started = time.monotonic()
-    paths = bundle.create(Runner(), published.cfg, RegistryClient(), [ARM64], [published.thirdparty])
+    paths = bundle.create(Runner(), published.cfg, Client(), [ARM64], [published.thirdparty])
     print(f"\nbundle.create linux/arm64, 3 images: {time.monotonic() - started:.2f}s")
     assert paths == [published.cfg.output_dir / "bundles" / f"imdemo-{TAG}-linux-arm64.tar.gz"]
     return paths[0]
@@ -428,9 +428,7 @@ def test_images_lacking_a_platform_are_all_reported_before_anything_is_written(
     cfg = replace(published.cfg, output_dir=tmp_path / "out")
     missing = f"{published.prefix}/nosuch:1"
     with pytest.raises(UserError) as exc:
-        bundle.create(
-            Runner(), cfg, RegistryClient(), [ARM64, Platform("linux", "arm", "v7")], [published.thirdparty, missing]
-        )
+        bundle.create(Runner(), cfg, Client(), [ARM64, Platform("linux", "arm", "v7")], [published.thirdparty, missing])
     message = str(exc.value)
     assert "\n" not in message
     assert f"{published.thirdparty} lacks linux/arm/v7 (has linux/amd64, linux/arm64)" in message

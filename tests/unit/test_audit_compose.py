@@ -254,7 +254,7 @@ def test_build_only_services_become_built_here_rows_without_a_registry(tmp_path:
     compose = tmp_path / "docker-compose.yml"
     compose.write_text("services:\n  app:\n    build: .\n    ports: ['80:80']\n  bad:\n    image: ${X:?need X}\n")
     entries = audit.read_compose(compose, {})
-    client = audit.RegistryClient(timeout=0.01)
+    client = audit.Client(timeout=0.01)
     rows = audit.audit(client, entries, [])
     assert [(r.service, r.built_here, r.error, r.ok) for r in rows] == [
         ("app", "build: .", "", True),

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from crossbuild import config
-from crossbuild.config import Config, Overrides, RegistryConfig, Service, is_loopback
+from crossbuild.config import Config, Overrides, RegistryConfig, Service
 from crossbuild.errors import UserError
+from crossbuild.hosts import is_loopback
 from crossbuild.platforms import Platform
 
 pytestmark = pytest.mark.usefixtures("git_isolated")

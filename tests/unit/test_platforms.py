@@ -13,8 +13,10 @@ import pytest
 from crossbuild.errors import UserError
 from crossbuild.platforms import (
     Platform,
+    normalise_platform,
     parse_platform,
     parse_platforms,
+    platform_of_config,
     require_image_platforms,
     split_list,
 )
@@ -307,3 +309,80 @@ def test_require_image_platforms_refuses_non_linux(text: str) -> None:
     assert msg.startswith(f"{text} cannot be an image platform")
     assert "Linux kernel" in msg
     assert f"PLATFORMS={text}" in msg
+
+
+# --- a bare architecture means Linux (the README's aliases) -----------------------------------
+
+BARE = [
+    ("aarch64", Platform("linux", "arm64")),
+    ("x86_64", Platform("linux", "amd64")),
+    ("x86-64", Platform("linux", "amd64")),
+    ("armhf", Platform("linux", "arm", "v7")),
+    ("armel", Platform("linux", "arm", "v6")),
+    ("armv7l", Platform("linux", "arm", "v7")),
+    ("i686", Platform("linux", "386")),
+    ("arm64", Platform("linux", "arm64")),
+    ("amd64", Platform("linux", "amd64")),
+    ("arm", Platform("linux", "arm", "v7")),
+    ("riscv64", Platform("linux", "riscv64")),
+    ("S390X", Platform("linux", "s390x")),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), BARE, ids=[t for t, _ in BARE])
+def test_a_bare_architecture_is_linux(text: str, want: Platform) -> None:
+    assert parse(text) == want
+
+
+def test_platforms_variable_with_bare_aliases() -> None:
+    got = parse_platforms("aarch64,x86_64 armhf", valid=VALID)
+    assert [str(p) for p in got] == ["linux/arm64", "linux/amd64", "linux/arm/v7"]
+
+
+@pytest.mark.parametrize(
+    "text", ["linux", "windows", "arm65", "wasm"], ids=["os-linux", "os-windows", "typo", "no-linux-wasm"]
+)
+def test_a_bare_word_that_is_no_linux_architecture_is_refused(text: str) -> None:
+    with pytest.raises(UserError) as info:
+        parse(text)
+    message = str(info.value)
+    assert message.startswith(f"platform '{text}' is not os/arch[/variant]")
+    assert "a bare name must be a Linux architecture such as arm64" in message
+
+
+# --- the platforms images declare (index entries, configs): one rule with the user's -------------
+
+OCI_FIELDS = [
+    (("linux", "arm64", ""), "linux/arm64"),
+    (("linux", "arm64", "v8"), "linux/arm64"),
+    (("linux", "arm64", "V8.0"), "linux/arm64"),
+    (("linux", "arm64", "v9"), "linux/arm64/v9"),
+    (("linux", "aarch64", ""), "linux/arm64"),
+    (("Linux", "AArch64", ""), "linux/arm64"),
+    (("linux", "x86_64", ""), "linux/amd64"),
+    (("linux", "amd64", "v1"), "linux/amd64"),
+    (("linux", "amd64", "v3"), "linux/amd64/v3"),
+    (("linux", "arm", ""), "linux/arm/v7"),
+    (("linux", "arm", "v6"), "linux/arm/v6"),
+    (("linux", "armhf", ""), "linux/arm/v7"),
+    (("linux", "arm", "v8"), "linux/arm/v8"),  # lenient: what a registry holds is read, not judged
+    (("linux", "i386", ""), "linux/386"),
+    (("windows", "amd64", ""), "windows/amd64"),
+    (("linux", "riscv64", ""), "linux/riscv64"),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "want"), OCI_FIELDS, ids=[f"{'/'.join(p for p in f if p)}->{w}" for f, w in OCI_FIELDS]
+)
+def test_normalise_platform_reads_oci_fields(fields: tuple[str, str, str], want: str) -> None:
+    assert str(normalise_platform(*fields)) == want
+
+
+@pytest.mark.parametrize(
+    "alias", ["aarch64", "x86_64", "x86-64", "armhf", "armel", "armv7", "armv7l", "armv6", "armv6l", "i386", "i686"]
+)
+def test_one_rule_for_typed_and_declared_platforms(alias: str) -> None:
+    """Issue 11: an image config saying `aarch64` was linux/arm64 in one module and linux/aarch64 in another."""
+    declared = platform_of_config({"os": "linux", "architecture": alias})
+    assert declared == normalise_platform("linux", alias) == parse(f"linux/{alias}") == parse(alias)

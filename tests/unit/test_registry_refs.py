@@ -1,4 +1,4 @@
-"""Unit tests for the pure parts of crossbuild.registry.
+"""Unit tests for the pure parts of crossbuild.oci (and the platform rules it reads index entries with).
 
 Expected values are written out literally (docker's documented normalisation,
 buildx's attestation layout, the OCI whiteout rules) rather than computed with
@@ -18,22 +18,20 @@ from pathlib import Path
 import pytest
 
 from crossbuild.errors import UserError
-from crossbuild.platforms import Platform
-from crossbuild.registry import (
+from crossbuild.hosts import api_host
+from crossbuild.oci import (
     Challenge,
     Credentials,
     PlatformEntry,
     Reference,
-    api_host,
     docker_credentials,
     extract_file,
     index_entries,
     is_index,
-    normalise_platform,
     parse_reference,
     parse_www_authenticate,
-    platform_of_config,
 )
+from crossbuild.platforms import Platform, normalise_platform, platform_of_config
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -344,7 +342,7 @@ def _tar(entries: list[tuple[str, bytes | str | None]], gzip: bool = True) -> by
 
 
 class StubBlobs:
-    """Blobs by digest, counting fetches, standing in for a RegistryClient."""
+    """Blobs by digest, counting fetches, standing in for a crossbuild.oci.Client."""
 
     def __init__(self, layers: list[bytes]) -> None:
         self.blobs = {f"sha256:{i:064x}": data for i, data in enumerate(layers)}
@@ -356,6 +354,11 @@ class StubBlobs:
     def get_blob(self, registry: str, repository: str, digest: str) -> bytes:
         self.fetched.append(digest)
         return self.blobs[digest]
+
+    def download_blob(self, registry: str, repository: str, digest: str, dest: Path) -> int:
+        """What extract_file calls: the client streams layers to files."""
+        dest.write_bytes(self.get_blob(registry, repository, digest))
+        return dest.stat().st_size
 
 
 def _extract(layers: list[bytes], path: str) -> bytes | None:
