@@ -468,7 +468,7 @@ def _project_root(config_dir: Path, module_dir: Path) -> Path:
 
 def _check_prefix(prefix: str, overrides: Overrides, environ: Mapping[str, str], cfg_path: Path) -> None:
     """registry_prefix must be <registry>[/<namespace>...] that image references can start with."""
-    from crossbuild.oci import parse_reference  # noqa: PLC0415 - the oci package imports config's peers only
+    from crossbuild.oci import InvalidReference, parse_reference  # noqa: PLC0415 - oci imports config's peers
 
     if overrides.registry_prefix is not None:
         where = f"--registry-prefix {overrides.registry_prefix!r}"
@@ -480,9 +480,8 @@ def _check_prefix(prefix: str, overrides: Overrides, environ: Mapping[str, str],
         raise UserError(f"{where}: give a registry and namespace without tag or digest, e.g. 127.0.0.1:5000/myteam")
     try:
         parse_reference(f"{prefix}/crossbuild-name-check")
-    except UserError as exc:
-        reason = str(exc).split(": ", 1)[-1]
-        raise UserError(f"{where}: not a registry prefix ({reason}); e.g. 127.0.0.1:5000/myteam") from None
+    except InvalidReference as exc:
+        raise UserError(f"{where}: not a registry prefix ({exc.why}); e.g. 127.0.0.1:5000/myteam") from None
 
 
 def _named_config(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> tuple[str | None, str]:

@@ -24,7 +24,7 @@ import requests
 
 from crossbuild import output, runner
 from crossbuild.errors import UserError
-from crossbuild.platforms import Platform
+from crossbuild.platforms import Platform, normalise_platform
 from crossbuild.smoke import Run
 
 CONNECT_TIMEOUT = 60  # seconds for one API call (a pull streams without a limit)
@@ -67,8 +67,7 @@ class Daemon:
             info = client.api.version()
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise DaemonUnavailable(f"no docker daemon: {_reason(exc)}") from exc
-        arch = str(info.get("Arch", ""))
-        return cls(client.api, Platform(str(info.get("Os", "linux")), arch, "v7" if arch == "arm" else ""))
+        return cls(client.api, normalise_platform(str(info.get("Os", "linux")), str(info.get("Arch", ""))))
 
     def close(self) -> None:
         self.api.close()

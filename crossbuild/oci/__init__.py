@@ -38,7 +38,7 @@ from crossbuild.oci.mediatypes import (
     Manifest,
     is_index,
 )
-from crossbuild.oci.reference import Reference, parse_reference
+from crossbuild.oci.reference import InvalidReference, Reference, parse_reference
 from crossbuild.oci.transport import RetryPolicy
 from crossbuild.oci.upload import BlobUploader, push_all
 
@@ -59,6 +59,7 @@ __all__ = [
     "CorruptContent",
     "Credentials",
     "Denied",
+    "InvalidReference",
     "Manifest",
     "NotFound",
     "PlatformEntry",

@@ -62,8 +62,17 @@ class Reference:
         return Reference(self.registry, self.repository, None, digest)
 
 
-def _bad_ref(text: str, why: str) -> UserError:
-    return UserError(f"invalid image reference {text!r}: {why}")
+class InvalidReference(UserError):
+    """A reference that does not follow the grammar; `why` says which rule it breaks."""
+
+    def __init__(self, text: str, why: str) -> None:
+        super().__init__(f"invalid image reference {text!r}: {why}")
+        self.text = text
+        self.why = why
+
+
+def _bad_ref(text: str, why: str) -> InvalidReference:
+    return InvalidReference(text, why)
 
 
 def _check_digest(text: str, digest: str) -> None:
