@@ -16,9 +16,10 @@ STAMP := $(VENV)/.crossbuild-installed
 CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
 SERVICES := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/imdemo/cmd/*/main.go))))
 
+# The bench extra (matplotlib) draws `make bench`'s chart; lint type-checks bench/, so every target installs it.
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
 .PHONY: help
@@ -86,7 +87,7 @@ lint: $(STAMP) ## ruff + mypy
 	@$(VENV)/bin/ruff check crossbuild tests bench tasks.py
 	@$(VENV)/bin/ruff format --check crossbuild tests bench tasks.py
 	@$(VENV)/bin/mypy
-	@$(VENV)/bin/mypy bench/run.py bench/monorepo.py
+	@$(VENV)/bin/mypy bench
 
 clean: ## Remove build/ and the virtualenv's install stamp
 	@rm -rf build

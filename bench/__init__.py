@@ -1,0 +1,1 @@
+"""The crossbuild benchmark (bench/README.md): `python bench/run.py` or `python -m bench.run`."""

@@ -1,0 +1,26 @@
+"""The cases, one module each, in the order they run and appear in the table and the targets.
+
+Adding a case is one module with a Case subclass and one line here.
+"""
+
+from __future__ import annotations
+
+from bench.cases.base import Case
+from bench.cases.emulated import Emulated
+from bench.cases.floor import Floor
+from bench.cases.ko import Ko
+from bench.cases.multistage import Multistage
+from bench.cases.openim import OpenIMLoop
+from bench.cases.prebuilt import Prebuilt, PrebuiltVerified
+
+ALL: tuple[Case, ...] = (
+    Floor(),  # f: go build only, the floor
+    Prebuilt(),  # a: crossbuild image.multiarch, VERIFY=0
+    PrebuiltVerified(),  # av: the same with VERIFY=1 (information)
+    Multistage(),  # b: crossbuild MODE=multistage
+    Emulated(),  # c: a Dockerfile whose Go stage runs under QEMU
+    OpenIMLoop(),  # d: per-binary, per-arch loops
+    Ko(),  # e: ko build
+)
+
+BY_KEY: dict[str, Case] = {case.key: case for case in ALL}

@@ -1,0 +1,63 @@
+"""(a) crossbuild prebuilt and (av) the same verified: `invoke image.multiarch` in the monorepo.
+
+(a) is the subject of most targets: against the floor here, and against the
+emulated build, the OpenIM-style loop and ko in their modules. (av) adds
+crossbuild's verify step, for information only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from bench import warmprofile
+from bench.cases.base import Case
+from bench.context import Context
+from bench.results import CaseResult, Target, human
+
+
+class ImageMultiarch(Case):
+    """crossbuild's image.multiarch under the case's prefix, with the case's settings (VERIFY, MODE, ...)."""
+
+    settings: ClassVar[Mapping[str, str]] = {"VERIFY": "0"}  # crossbuild variables besides REGISTRY_PREFIX
+
+    def run(self, ctx: Context, res: CaseResult, phase: str) -> None:
+        extra = {"REGISTRY_PREFIX": res.prefix, **self.settings}
+        ctx.shell.run(ctx.crossbuild("image.multiarch"), env=ctx.env(ctx.gocache(self.slug)), extra=extra,
+                      cwd=ctx.workspace.repo, log=f"{self.key}-{phase}")  # fmt: skip
+
+
+class Prebuilt(ImageMultiarch):
+    key = "a"
+    slug = "a-prebuilt"
+    title = "crossbuild prebuilt"
+
+    def finish(self, ctx: Context, res: CaseResult) -> None:
+        if ctx.args.profile:
+            ctx.profile = warmprofile.profile_warm_rerun(ctx, res.prefix, ctx.gocache(self.slug))
+
+    def targets(self, results: Mapping[str, CaseResult]) -> list[Target]:
+        a, f = results.get("a"), results.get("f")
+        out: list[Target] = []
+        name = "cold prebuilt <= 1.3 x floor + 5 s"
+        if a and f and a.ok and f.ok and a.cold_s is not None and f.cold_s is not None:
+            limit = 1.3 * f.cold_s + 5
+            detail = f"{a.cold_s:.1f}s vs limit {limit:.1f}s (floor {f.cold_s:.1f}s)"
+            out.append(Target(name, a.cold_s <= limit, detail))
+        else:
+            out.append(Target(name, None, "needs cases a and f"))
+        name = "warm no-change rerun <= 2 s with 0 bytes pushed"
+        if a and a.ok and a.warm_s is not None:
+            detail = f"{a.warm_s:.2f}s, {human(a.bytes_warm)} pushed"
+            out.append(Target(name, a.warm_s <= 2 and a.bytes_warm == 0, detail))
+        else:
+            out.append(Target(name, None, "needs case a"))
+        return out
+
+
+class PrebuiltVerified(ImageMultiarch):
+    key = "av"
+    slug = "av-verify"
+    title = "crossbuild prebuilt, VERIFY=1 (info)"
+    settings: ClassVar[Mapping[str, str]] = {"VERIFY": "1"}
+    repeatable = False  # its QEMU smoke runs are containers, not our children: their CPU counts as "other"

@@ -1,0 +1,233 @@
+"""Measuring one timed phase of a case: wall time, CPU (ours and the machine's), bytes pushed.
+
+The machine is shared, so a wall time alone cannot be trusted: each phase waits
+for the machine to be idle, then records how much CPU this benchmark's children
+and buildkitd used and how much other processes took meanwhile. Bytes pushed
+are read at the registry (bench/regstats.py), never from the tool's output.
+
+Every figure a phase reports is taken here, so a case only says what to run;
+a new figure (say, the peak RSS of crossbuild's own process) is one more field
+of Phase filled in by PhaseMeter.measure, for every case at once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import regstats
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+# --- CPU ------------------------------------------------------------------------------
+
+
+def load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return -1.0
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0.0, 0.0
+    total = sum(fields[:8])
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime + reaped children's (cutime + cstime) of one process, in seconds."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return sum(int(x) for x in fields[11:15]) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def find_pid(name: str) -> int | None:
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv0 = (proc / "cmdline").read_bytes().split(b"\0")[0].decode()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if Path(argv0).name == name:
+                return int(proc.name)
+    return None
+
+
+def own_children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+class CpuWatch:
+    """CPU used on the whole machine during a phase, and the part that was not ours.
+
+    ours = this process's reaped children (go, invoke, docker, ko) + buildkitd (its
+    own and reaped children's time: the build steps); other = the rest, roughly what
+    concurrent work on the machine took from the benchmark.
+    """
+
+    def __init__(self) -> None:
+        self.buildkitd = find_pid("buildkitd")
+        self.start = self._sample()
+
+    def _sample(self) -> tuple[float, float, float, float]:
+        busy, total = machine_cpu()
+        kit = process_cpu(self.buildkitd) if self.buildkitd else 0.0
+        return busy, total, own_children_cpu() + kit, time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        busy0, _, ours0, t0 = self.start
+        busy1, _, ours1, t1 = self._sample()
+        busy, ours = busy1 - busy0, ours1 - ours0
+        return {
+            "wall_s": round(t1 - t0, 2),
+            "machine_busy_cpu_s": round(busy, 1),
+            "bench_cpu_s": round(ours, 1),
+            "other_cpu_s": round(max(0.0, busy - ours), 1),
+        }
+
+
+def wait_idle(max_wait: float, threshold: float = 0.25, window: float = 2.0) -> float:
+    """Wait (at most max_wait s) until the machine is less than `threshold` busy over `window` s."""
+    started = time.monotonic()
+    while True:
+        b0, t0 = machine_cpu()
+        time.sleep(window)
+        b1, t1 = machine_cpu()
+        busy = (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+        waited = time.monotonic() - started
+        if busy < threshold or waited >= max_wait:
+            return waited
+
+
+# --- bytes pushed ---------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    registry: str  # which registry answered: "pid <n> <storage>" or "api"
+    blobs: dict[str, int] | None  # every blob in the registry's storage (None: storage not readable)
+    linked: dict[str, int]  # blobs and manifests linked into the case's repositories
+
+
+class Meter:
+    """Bytes pushed, from the registry's storage or, failing that, its API.
+
+    The case's bytes pushed are the sizes of the distinct digests newly linked into
+    its own repositories (each case has its own prefix, so this does not depend on
+    what other cases stored before). The registry-wide growth (new files under
+    blobs/, the method that sees cross-repository de-duplication) is recorded as well.
+
+    The registry is looked up again at every snapshot: something else on the machine
+    (a test run, `make tools`) may replace the registry on :5000 with one that keeps
+    its data elsewhere. A cold run starts from an empty prefix, so its bytes stay
+    valid against the new storage; a warm one across a replacement is reported n/a.
+    """
+
+    def __init__(self) -> None:
+        self.v2: Path | None = None
+        self.identity = "api"
+        self.methods: dict[str, str] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        found = regstats.find_storage()
+        if found and found[1].is_dir():
+            pid, self.v2 = found
+            self.identity = f"pid {pid} {self.v2}"
+            self.methods[self.identity] = (
+                f"storage: link files under {self.v2}/repositories/<prefix>, sizes from blobs/"
+            )
+        else:
+            self.v2, self.identity = None, "api"
+            self.methods["api"] = "api: catalog + tags + manifests of the prefix's repositories (storage not found)"
+
+    @property
+    def method(self) -> str:
+        return " | ".join(dict.fromkeys(self.methods.values()))
+
+    def snapshot(self, prefix_path: str) -> Snapshot:
+        self.refresh()
+        if self.v2 is None:
+            return Snapshot(self.identity, None, regstats.linked_via_api(prefix_path))
+        return Snapshot(self.identity, regstats.stored_blobs(self.v2), regstats.linked_in_storage(self.v2, prefix_path))
+
+    @staticmethod
+    def diff(before: Snapshot, after: Snapshot) -> tuple[int | None, int | None, str]:
+        """(bytes pushed, registry-wide growth, note) between two snapshots."""
+        if before.registry != after.registry:
+            note = f"registry replaced during the run ({before.registry} -> {after.registry})"
+            if before.linked:
+                return None, None, note + ": bytes n/a"
+            return sum(after.linked.values()), None, note + ": bytes read from the new storage (prefix was empty)"
+        pushed = sum(size for d, size in after.linked.items() if d not in before.linked)
+        if before.blobs is None or after.blobs is None:
+            return pushed, None, ""
+        grown = sum(size for d, size in after.blobs.items() if d not in before.blobs)
+        return pushed, grown, ""
+
+
+# --- one phase ------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """What one timed phase (cold, warm, ...) of one case measured."""
+
+    wall_s: float
+    bytes_pushed: int | None
+    registry_growth: int | None
+    cpu: dict[str, float] = field(default_factory=dict)  # CpuWatch numbers + waited_for_idle_s
+    note: str = ""  # why a figure is missing or suspect
+
+    def busy_note(self) -> str:
+        """Say so when other processes took a noticeable share of the CPU while the phase ran."""
+        other = self.cpu.get("other_cpu_s", 0.0)
+        if other > max(2.0, 0.15 * self.wall_s * (os.cpu_count() or 1)):
+            return f"machine busy, ~{other:.0f} CPU-s used by other processes"
+        return ""
+
+    def disturbed(self) -> bool:
+        """Others took more than 10 % of the machine: worth running the case again."""
+        wall = self.cpu.get("wall_s", 0.0)
+        return self.cpu.get("other_cpu_s", 0.0) > max(5.0, 0.10 * wall * (os.cpu_count() or 1))
+
+
+class PhaseMeter:
+    """Measures the phases of one case, one after the other, against its registry prefix.
+
+    Bytes of a phase = digests linked into the prefix after it minus those before it
+    (before the first phase the prefix is empty), so the warm rerun's bytes are what
+    it pushed on top of the cold run.
+    """
+
+    def __init__(self, meter: Meter, prefix: str, wait_idle_s: float) -> None:
+        self.meter = meter
+        self.prefix_path = prefix.removeprefix(regstats.REGISTRY + "/")
+        self.wait_idle_s = wait_idle_s
+        self.before = meter.snapshot(self.prefix_path)
+
+    def measure(self, body: Callable[[], None]) -> Phase:
+        waited = wait_idle(self.wait_idle_s) if self.wait_idle_s > 0 else 0.0
+        watch = CpuWatch()
+        t0 = time.monotonic()
+        body()
+        elapsed = time.monotonic() - t0
+        cpu = {**watch.stop(), "waited_for_idle_s": round(waited, 1)}
+        snap = self.meter.snapshot(self.prefix_path)
+        pushed, grown, note = Meter.diff(self.before, snap)
+        self.before = snap
+        return Phase(elapsed, pushed, grown, cpu, note)
