@@ -179,23 +179,7 @@ class Runner:
 QUERIES = Runner()
 
 
-def run(argv: Sequence[str], **kwargs: object) -> Result:
-    """A read-only query through QUERIES (kept for the many call sites that only ask)."""
-    return QUERIES.run(argv, **kwargs)  # type: ignore[arg-type]
-
-
-def output(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str] | None = None,
-    cwd: str | os.PathLike[str] | None = None,
-    timeout: float | None = None,
-    hint: str = "",
-) -> str:
-    return QUERIES.output(argv, env=env, cwd=cwd, timeout=timeout, hint=hint)
-
-
-def echo(
-    argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
-) -> None:
-    QUERIES.echo(argv, env=env, cwd=cwd)
+# The module's run/output/echo are QUERIES' (the many call sites that only ask).
+run = QUERIES.run
+output = QUERIES.output
+echo = QUERIES.echo
