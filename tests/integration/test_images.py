@@ -1,9 +1,9 @@
 """Integration tests of the image tasks: buildx + BuildKit + the local registry + QEMU, for real.
 
-Every command runs in a throwaway clone of the repository (committed files
-only, tagged v2.3.4 so the version is predictable), through its own `make` /
+Every command runs in the session's throwaway clone of the repository (committed
+files only, tagged so the version is predictable), through its own `make` /
 `.venv/bin/invoke`, and pushes under a registry prefix no other test uses.
-Results are read only with independent tools (see images_fixtures.py):
+Results are read only with independent tools (see support/witness.py):
 skopeo, plain HTTP to the registry API, the docker CLI, and tarfile/json.
 """
 
@@ -20,78 +20,36 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from images_fixtures import (
-    DEFAULT_PLATFORMS,
-    GO_IMAGE,
+from support.clone import Clone, namespace, unique_prefix
+from support.commands import assert_clean_failure, describe, run
+from support.example import GO_IMAGE, RUN_SAYS, SERVICES, SOURCE_URL, TAG
+from support.example import PLATFORMS as DEFAULT_PLATFORMS
+from support.inputs import buildx_push
+from support.registries import port_is_closed
+from support.witness import (
     OCI_INDEX,
-    RUN_SAYS,
-    SERVICES,
-    SOURCE_URL,
-    TAG,
-    Clone,
     OciArchive,
-    assert_clean_failure,
     assert_config_platform,
     assert_index,
-    describe,
     docker_images_under,
     docker_run_version,
     index_platforms,
-    make_clone,
-    namespace,
-    port_is_closed,
-    registry_healthy,
     remove_docker_images,
     repositories_under,
-    run,
     sha256_digest,
     skopeo_config,
     skopeo_exists,
     skopeo_raw,
     tags,
-    unique_prefix,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_registry")]
 
 TWO_PLATFORMS = ("linux/amd64", "linux/arm64")
 LABEL = "org.opencontainers.image."
 
 
 # --- fixtures -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
-    """The module's clone; the local registry answering on 127.0.0.1:5000 (started here if needed)."""
-    for tool in ("docker", "skopeo", "go", "git", "make"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} not found: run `make tools` first")
-    repo = make_clone(tmp_path_factory.mktemp("images-clone") / "repo")
-    started = False
-    if not registry_healthy():
-        proc = repo.invoke("registry.up")
-        assert proc.returncode == 0, describe(proc)
-        assert registry_healthy(), describe(proc)
-        started = True
-    yield repo
-    if started:
-        repo.invoke("registry.down")
-
-
-@pytest.fixture
-def fresh(clone: Clone) -> Clone:
-    """The clone with build/ emptied, so a test sees only what its own commands produced."""
-    clone.reset_build()
-    return clone
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A registry prefix no other test uses; local docker images under it are untagged afterwards."""
-    value = unique_prefix()
-    yield value
-    remove_docker_images(value)
 
 
 @pytest.fixture(scope="module")
@@ -325,25 +283,7 @@ def test_manifest_legacy_merges_per_arch_repositories(fresh: Clone, prefix: str,
             env={"GOOS": "linux", "GOARCH": arch, "CGO_ENABLED": "0"},
         )
         assert proc.returncode == 0, describe(proc)
-        ref = f"{prefix}/api-{arch}:{TAG}"
-        proc = run(
-            [
-                "docker",
-                "buildx",
-                "build",
-                "--builder",
-                "crossbuild",
-                "--platform",
-                platform,
-                "--provenance",
-                "false",
-                "--output",
-                f"type=image,name={ref},push=true",
-                context,
-            ]
-        )
-        assert proc.returncode == 0, describe(proc)
-        pushed[platform] = sha256_digest(skopeo_raw(ref)[0])
+        pushed[platform] = buildx_push(context, f"{prefix}/api-{arch}:{TAG}", (platform,))
     assert_no_tags(prefix, "api")
 
     env = {"IMAGES": "api", "REGISTRY_PREFIX": prefix, "PLATFORMS": " ".join(TWO_PLATFORMS)}

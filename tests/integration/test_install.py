@@ -16,10 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from support import commands
+from support.clone import clone_project
+from support.commands import ok
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAIN = """package main
 
 import "fmt"
@@ -33,25 +35,20 @@ func main() { fmt.Println("hello", version) }
 def run(
     argv: Sequence[str | os.PathLike[str]], cwd: Path, env: Mapping[str, str], timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
+    """Run a command with exactly `env`: nothing of the caller's environment, on purpose."""
     return subprocess.run(
         [str(a) for a in argv], cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, f"{proc.args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """bin/ of a fresh venv with crossbuild installed from a wheel built from the committed checkout."""
     work = tmp_path_factory.mktemp("install")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    ok(run(["git", "clone", "--quiet", PROJECT_ROOT, work / "src"], work, env))
-    ok(run([sys.executable, "-m", "venv", work / "venv"], work, env))
+    src = clone_project(work / "src").root
+    ok(commands.run([sys.executable, "-m", "venv", work / "venv"], cwd=work))
     pip = work / "venv" / "bin" / "pip"
-    ok(run([pip, "install", "--quiet", "--disable-pip-version-check", work / "src"], work, env))
+    ok(commands.run([pip, "install", "--quiet", "--disable-pip-version-check", src], cwd=work, timeout=900))
     return work / "venv" / "bin"
 
 
