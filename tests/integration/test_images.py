@@ -180,6 +180,23 @@ def test_make_image_multiarch_again_moves_no_tag(clone: Clone, published: Publis
             assert digest == published.digests[service], f"{repo}:{tag} moved from {published.digests[service]}"
 
 
+def test_the_image_digest_does_not_depend_on_the_output_directory(fresh: Clone, prefix: str) -> None:
+    """Where the artifacts go (project.output_dir) is the user's local choice; the same commit must
+    publish byte-identical indexes from build/ and from another directory."""
+    moved = fresh.config_copy("output-elsewhere.toml", 'output_dir = "build"\n', 'output_dir = "_elsewhere/out"\n')
+    first, second = f"{prefix}-a", f"{prefix}-b"
+    proc = fresh.make("image.multiarch", env={"IMAGES": "api", "REGISTRY_PREFIX": first})
+    assert proc.returncode == 0, describe(proc)
+    proc = fresh.make("image.multiarch", env={"IMAGES": "api", "REGISTRY_PREFIX": second, "CONFIG": str(moved)})
+    assert proc.returncode == 0, describe(proc)
+    assert (fresh.root / "_elsewhere" / "out" / "bin").is_dir(), "the moved config did not build into _elsewhere/out"
+
+    a, platforms_a = assert_index(f"{first}/api:{TAG}", DEFAULT_PLATFORMS)
+    b, platforms_b = assert_index(f"{second}/api:{TAG}", DEFAULT_PLATFORMS)
+    assert platforms_a == platforms_b, f"per-platform manifests differ: {platforms_a} vs {platforms_b}"
+    assert a == b, f"index digest changed with output_dir: {a} vs {b}"
+
+
 # --- 2: multistage -------------------------------------------------------------------------
 
 
