@@ -38,6 +38,8 @@ COMMON_HELP = {
 def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn crossbuild's expected errors into one clear message and a non-zero exit."""
 
+    title = "crossbuild " + fn.__name__.replace("_", ".").replace("go.image", "go-image")
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -45,12 +47,15 @@ def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
         except CommandError as exc:
             detail = exc.tail()
             output.fail(f"{exc}\n  command: {' '.join(exc.argv)}" + (f"\n{detail}" if detail else ""))
+            output.annotate_error(f"{exc}" + (f"\n{detail}" if detail else ""), title=title)
             raise Exit(code=1) from None
         except CrossbuildError as exc:
             output.fail(str(exc))
+            output.annotate_error(str(exc), title=title)
             raise Exit(code=1) from None
         except OSError as exc:  # a path the user controls: read-only, full, missing, not permitted
             output.fail(errors.describe_os_error(exc))
+            output.annotate_error(errors.describe_os_error(exc), title=title)
             raise Exit(code=1) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -420,4 +420,17 @@ def create(
 
         run.act(f"write {path}: {len(images)} image(s), {output.human_size(total)} of blobs", write)
         written.append(path)
+    if written and not run.dry_run:
+        output.step_summary(step_summary(cfg, written, resolved))
     return written
+
+
+def step_summary(cfg: Config, written: Sequence[Path], resolved: Mapping[Platform, Sequence[_Resolved]]) -> str:
+    """GitHub's step summary of a bundle run: each archive, and each image with its digest."""
+    rows = [
+        [f"`{path.name}`", str(platform), r.service or "(third party)", f"`{r.ref}`", f"`{r.manifest.digest}`"]
+        for path, (platform, found) in zip(written, resolved.items(), strict=True)
+        for r in found
+    ]
+    head = f"### crossbuild bundle: {cfg.name} {cfg.version.version}\n\n"
+    return head + output.markdown_table(["archive", "platform", "service", "image", "manifest digest"], rows)

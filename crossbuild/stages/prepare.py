@@ -23,6 +23,7 @@ from crossbuild import (
     gobuild,
     incremental,
     output,
+    progress,
     registry_server,
     runner,
     stamping,
@@ -207,9 +208,10 @@ class Compile(Stage):
     def run(self, ctx: Context) -> None:
         services = self.services(ctx)
         announce_build(ctx, services)
-        ctx.builds = gobuild.build(
-            ctx.session.runner, ctx.cfg, ctx.platforms, services, ctx.session.state("gobuild"), tree(ctx)
-        )
+        with progress.activity("go build", tuple(str(p) for p in ctx.platforms)) as board:
+            ctx.builds = gobuild.build(
+                ctx.session.runner, ctx.cfg, ctx.platforms, services, ctx.session.state("gobuild"), tree(ctx), board
+            )
         report_builds(ctx, services)
 
     def describe(self, ctx: Context) -> list[str]:
