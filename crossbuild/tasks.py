@@ -369,6 +369,28 @@ def clean(_ctx: Any, config: str | None = None, dry_run: bool = False, verbose: 
         commands.clean(session)
 
 
+@cbtask(
+    iterable=["file"],
+    positional=["files"],
+    files="Kubernetes or compose files, a comma or space separated list (also --file, repeatable)",
+    file="one more file (repeatable)",
+    third_party="also pin every other image to the digest its tag names now",
+    output="write each resolved file into this directory (default: stdout)",
+)
+def resolve(
+    _ctx: Any,
+    files: str | None = None,
+    file: list[str] | None = None,
+    third_party: bool = False,
+    output: str | None = None,
+    config: str | None = None,
+    verbose: bool = False,
+) -> None:
+    """Pin this project's images in Kubernetes YAML and compose files to the digests last published. FILES"""
+    paths = [*(split_list(files) if files else []), *(file or [])]
+    commands.resolve(commands.open(config, verbose=verbose), paths, third_party=third_party, out_dir=output)
+
+
 # --- CI -------------------------------------------------------------------------
 
 
@@ -469,7 +491,7 @@ bundle_ns = Collection("bundle")
 bundle_ns.add_task(bundle, name="create", default=True)
 bundle_ns.add_task(bundle_load, name="load")
 ns.add_collection(bundle_ns)
-for _task in (manifest, setup, verify, doctor, audit, clean, init):
+for _task in (manifest, setup, verify, doctor, audit, resolve, clean, init):
     ns.add_task(_task)
 ns.add_task(go_image, name="go-image")
 
