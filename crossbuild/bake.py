@@ -47,7 +47,7 @@ def definition(
     cfg: Config, targets: Sequence[ImageTarget], outputs: Outputs, *, with_tags: bool, index: bool
 ) -> dict[str, Any]:
     """The bake JSON: one target per service, one group over all (`index`: a one-platform
-    build still makes an index)."""
+    build still makes an index, and the index carries the annotations too)."""
     body: dict[str, Any] = {"group": {"default": {"targets": [t.bake_name for t in targets]}}, "target": {}}
     exporters: dict[str, ImageTarget] = {}  # cache name -> the first target using it, the only one that exports it
     for t in targets:
@@ -68,6 +68,11 @@ def definition(
             output=outputs(t),
             cache_from=cache_from,
             cache_to=cache_to,
+            annotations=[
+                f"{level}:{key}={value}"
+                for level in (("index", "manifest") if index else ("manifest",))
+                for key, value in t.annotations
+            ],
         )
     return body
 

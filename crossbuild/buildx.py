@@ -290,8 +290,12 @@ def bake_target(
     output: Sequence[str] = (),
     cache_from: Sequence[str] = (),
     cache_to: Sequence[str] = (),
+    annotations: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """One target of a bake JSON file (https://docs.docker.com/build/bake/reference/)."""
+    """One target of a bake JSON file (https://docs.docker.com/build/bake/reference/).
+
+    `annotations`: "index:KEY=VALUE" / "manifest:KEY=VALUE", as buildx's --annotation spells them.
+    """
     target: dict[str, Any] = {
         "context": context,
         "dockerfile": dockerfile,
@@ -307,4 +311,6 @@ def bake_target(
         target["cache-from"] = list(cache_from)
     if cache_to:
         target["cache-to"] = list(cache_to)
+    if annotations:
+        target["annotations"] = list(annotations)
     return target

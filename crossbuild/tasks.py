@@ -235,7 +235,9 @@ def image(
 @cbtask(
     iterable=["platform"],
     output="'oci': write OCI layout tarballs under build/oci/ instead of pushing",
-    check_reproducible="build every image twice (the second without cache) and compare the digests",
+    check_reproducible="build every image twice (the second without cache) and compare the digests; tags nothing",
+    snapshot="move no release-only tag ([image] release_tags); tag each platform's image <tag>-<os>-<arch> too",
+    force_release_tags="move release-only tags (latest) even for a version from a dirty tree",
 )
 def image_multiarch(
     _ctx: Any,
@@ -243,28 +245,40 @@ def image_multiarch(
     services: str | None = None,
     output: str | None = None,
     check_reproducible: bool = False,
+    snapshot: bool = False,
+    force_release_tags: bool = False,
     config: str | None = None,
     dry_run: bool = False,
     verbose: bool = False,
 ) -> None:
     """Build every image platform, push one index per service, verify it, then move the tags."""
-    overrides = Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    overrides = Overrides(
+        platforms=_list(platform, "--platform"),
+        images=_list(services, "--services"),
+        snapshot=snapshot or None,
+        force_release_tags=force_release_tags or None,
+    )
     session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
     with commands.exclusive(session, "image.multiarch"):
         commands.image_multiarch(session, oci=_oci(output), check_reproducible=check_reproducible)
 
 
-@cbtask(legacy="merge per-arch repositories svc-<arch>:tag (OpenIM style) instead of build/digests/")
+@cbtask(
+    legacy="merge per-arch repositories svc-<arch>:tag (OpenIM style) instead of build/digests/",
+    force_release_tags="move release-only tags (latest) even for a version from a dirty tree",
+)
 def manifest(
     _ctx: Any,
     services: str | None = None,
     legacy: bool = False,
+    force_release_tags: bool = False,
     config: str | None = None,
     dry_run: bool = False,
     verbose: bool = False,
 ) -> None:
     """Merge per-arch digests into one index per service, then move the tags."""
-    session = commands.open(config, Overrides(images=_list(services, "--services")), dry_run=dry_run, verbose=verbose)
+    overrides = Overrides(images=_list(services, "--services"), force_release_tags=force_release_tags or None)
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
     with commands.exclusive(session, "manifest"):
         commands.merge_manifests(session, legacy=legacy)
 

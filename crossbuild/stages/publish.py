@@ -195,10 +195,21 @@ class Tag(Stage):
             moves.append((d.target, manifest.raw, manifest.media_type))
         moves += [(s.target, s.raw, s.media_type) for s in ctx.staged]
         images.move_all_tags(client, moves)
+        if ctx.cfg.snapshot:
+            for target, raw, _media_type in moves:
+                for tagged in images.tag_platforms(client, target, raw):
+                    output.ok(f"snapshot {tagged}")
         ctx.published += [images.Published(s.target, s.digest, s.platforms, s.size, ctx.action) for s in ctx.staged]
 
     def describe(self, ctx: Context) -> list[str]:
-        return [f"tag {ref} -> {d.record['digest']}" for d in self._retags(ctx) for ref in d.target.refs()]
+        lines = [f"tag {ref} -> {d.record['digest']}" for d in self._retags(ctx) for ref in d.target.refs()]
+        if ctx.cfg.snapshot:
+            lines += [
+                f"tag {t.repository}:{images.platform_tag(t.tags[0], p)} -> its {p} image"
+                for t in ctx.to_build()
+                for p in t.platforms
+            ]
+        return lines
 
 
 class Reproducible(Stage):
