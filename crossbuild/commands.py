@@ -457,6 +457,7 @@ def bundle_load(
     plain_http: bool = False,
     max_size: str | None = None,
     environ: Mapping[str, str] | None = None,
+    deploy_dir: str | None = None,
 ) -> list[tuple[str, str]]:
     """`invoke bundle.load`: verify a bundle, then push it to `registry` or load it into docker.
 
@@ -469,7 +470,15 @@ def bundle_load(
     if max_size is None:
         limit_text, where = env.get(BUNDLE_MAX_SIZE_ENV), BUNDLE_MAX_SIZE_ENV
     limit = bundle_mod.parse_size(limit_text, where) if limit_text else None
-    return bundle_mod.load(run, Path(archive), registry, plain_http=plain_http, insecure=insecure, max_size=limit)
+    return bundle_mod.load(
+        run,
+        Path(archive),
+        registry,
+        plain_http=plain_http,
+        insecure=insecure,
+        max_size=limit,
+        deploy_dir=Path(deploy_dir) if deploy_dir else None,
+    )
 
 
 # --- clean ---------------------------------------------------------------------------

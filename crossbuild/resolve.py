@@ -152,7 +152,9 @@ def _platform_edit(text: str, f: Found, platform: str) -> tuple[int, int, str]:
     key = _get(f.mapping, "image")
     assert key is not None
     column = key[0].start_mark.column
-    return f.end, f.end, "\n" + " " * column + f"platform: {platform}"
+    line_end = text.find("\n", f.end)  # after the image line, so a comment on it stays there
+    at = len(text) if line_end < 0 else line_end
+    return at, at, "\n" + " " * column + f"platform: {platform}"
 
 
 @dataclass(frozen=True)

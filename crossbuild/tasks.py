@@ -467,6 +467,8 @@ def bundle(
     max_size="most the bundle may declare, e.g. 20GiB (default: twice the archive's size + 64 MiB; "
     "also BUNDLE_MAX_SIZE)",
     config="not used: bundle.load reads no config file, only the archive",
+    deploy_dir="where the bundle's deployment files go, pointing at the imported images "
+    "(default: ./<bundle name>-deploy)",
 )
 def bundle_load(
     _ctx: Any,
@@ -475,6 +477,7 @@ def bundle_load(
     insecure: bool = False,
     plain_http: bool = False,
     max_size: str | None = None,
+    deploy_dir: str | None = None,
     config: str | None = None,
     dry_run: bool = False,
     verbose: bool = False,
@@ -482,7 +485,9 @@ def bundle_load(
     """Verify every size and checksum of a bundle, then push it to --registry or load it into docker. ARCHIVE"""
     _no_config(config, "bundle.load", "it runs where only the archive is; give --registry HOST:PORT to push")
     run = make_runner(dry_run, verbose)
-    commands.bundle_load(run, archive, registry, insecure=insecure, plain_http=plain_http, max_size=max_size)
+    commands.bundle_load(
+        run, archive, registry, insecure=insecure, plain_http=plain_http, max_size=max_size, deploy_dir=deploy_dir
+    )
 
 
 build_ns = Collection("build")
