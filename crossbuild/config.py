@@ -332,7 +332,7 @@ class Config:
             why = "this is a snapshot" if self.snapshot else f"the tree is dirty (version {self.version.version})"
             raise UserError(
                 f"every tag of {service.name} ({', '.join(held)}) is release-only and {why}: add a tag such as "
-                "\"{version}\" to [image] tags, commit, or give --force-release-tags"
+                '"{version}" to [image] tags, commit, or give --force-release-tags'
             )
         return tags
 
@@ -840,8 +840,6 @@ def load(
         bundle_compose=data.get("bundle", {}).get("compose", ""),
         bundle_kubernetes=_str_list(data.get("bundle", {}).get("kubernetes", []), "bundle.kubernetes"),
         description=project.get("description", ""),
-        force_release_tags=pick(
-            overrides.force_release_tags, _env_bool(environ, "FORCE_RELEASE_TAGS"), None, False
-        ),
+        force_release_tags=pick(overrides.force_release_tags, _env_bool(environ, "FORCE_RELEASE_TAGS"), None, False),
         snapshot=pick(overrides.snapshot, _env_bool(environ, "SNAPSHOT"), None, False),
     )

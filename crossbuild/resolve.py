@@ -286,9 +286,7 @@ class Resolved:
     changes: list[Change]
 
 
-def resolve_files(
-    paths: Sequence[Path], pinner: Pinner, environ: Mapping[str, str] | None = None
-) -> list[Resolved]:
+def resolve_files(paths: Sequence[Path], pinner: Pinner, environ: Mapping[str, str] | None = None) -> list[Resolved]:
     """Each file read and rewritten in memory (nothing written): every problem before any output."""
     env = dict(os.environ if environ is None else environ)
     out = []

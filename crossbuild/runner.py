@@ -217,16 +217,22 @@ class Runner:
         except subprocess.TimeoutExpired as exc:
             proc.kill()
             proc.wait()
-            for reader in readers:
-                reader.join()
+            self._drain(proc, readers)
             out, err = "".join(collected["stdout"]), "".join(collected["stderr"])
             raise CommandError(argv, -1, err, out, hint=f"timed out after {timeout:g}s") from exc
-        for reader in readers:
-            reader.join()
+        self._drain(proc, readers)
         result = Result(argv, returncode, "".join(collected["stdout"]), "".join(collected["stderr"]))
         if check and returncode != 0:
             raise CommandError(argv, returncode, result.stderr, result.stdout, hint=hint)
         return result
+
+    @staticmethod
+    def _drain(proc: subprocess.Popen[str], readers: Sequence[threading.Thread]) -> None:
+        for reader in readers:
+            reader.join()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
     def output(
         self,
