@@ -109,6 +109,10 @@ go-image: $(STAMP) ## Build the offline Go builder image for multistage mode and
 audit: $(STAMP) ## Audit the example compose file's images for missing architectures (COMPOSE=)
 	@$(INVOKE) audit --compose $(or $(COMPOSE),examples/imdemo/docker-compose.yml) $(CONFIG_FLAG)
 
+.PHONY: resolve
+resolve: $(STAMP) ## Pin this project's images in deployment files to the last publish's digests: FILES="a.yaml b.yml"
+	@$(INVOKE) resolve "$(FILES)" $(if $(OUT),--output $(OUT),) $(CONFIG_FLAG)
+
 .PHONY: bundle bundle.load
 bundle: $(STAMP) ## Offline image bundles for air-gapped servers, one per platform: build/bundles/*.tar.gz (PLATFORMS=)
 	@$(INVOKE) bundle $(CONFIG_FLAG)
