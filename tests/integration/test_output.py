@@ -197,6 +197,23 @@ def test_failures_are_github_error_annotations(fresh: Clone, prefix: str) -> Non
     ), notes
 
 
+def test_manifest_says_merged_and_writes_its_step_summary(fresh: Clone, prefix: str, tmp_path: Path) -> None:
+    env = {"REGISTRY_PREFIX": prefix, "IMAGES": "api"}
+    for platform in ("linux/amd64", "linux/arm64"):
+        proc = fresh.invoke("image", "--platform", platform, "--push-by-digest", env=env)
+        assert proc.returncode == 0, describe(proc)
+    summary = tmp_path / "summary.md"
+    proc = fresh.invoke("manifest", env={**env, "PLATFORMS": TWO, "GITHUB_STEP_SUMMARY": str(summary)})
+    assert proc.returncode == 0, describe(proc)
+    digest = index_digest(f"{prefix}/api:{TAG}")
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("api ")]
+    assert rows and all(row[-1] == "merged" for row in rows), describe(proc)
+    text = summary.read_text()
+    assert f"### crossbuild manifest: imdemo {TAG}" in text, text
+    row = next(line for line in text.splitlines() if line.startswith("| api | `sha256:"))
+    assert f"`{digest}`" in row and "| merged | verified |" in row, row
+
+
 # --- item 6 defects -------------------------------------------------------------------------------
 
 
