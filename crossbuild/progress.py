@@ -146,6 +146,9 @@ class Board:
             took = row.elapsed(now)
         self._event(key, f"{status} ({seconds(took)})" if took >= 0.05 else status)
 
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
     def snapshot(self) -> list[Row]:
         with self.lock:
             return [Row(r.key, r.status, r.detail, r.started, r.finished, r.failed) for r in self.rows.values()]

@@ -34,8 +34,8 @@ def main(venv: Path, spec: str) -> int:
     started = time.monotonic()
     fresh = not (venv / "bin" / "python").exists()
     what = "creating .venv and installing" if fresh else "updating .venv: installing"
-    print(f"==> {what} crossbuild ({spec}) with pip: invoke, docker, colorama, PyYAML, rich; the dev tools", flush=True)
-    print("     (pytest, ruff, mypy) and matplotlib for `make bench`: a minute or two the first time", flush=True)
+    print(f"==> {what} crossbuild {spec} with pip (a minute or two the first time):", flush=True)
+    print("     invoke, docker, colorama, PyYAML, rich; pytest, ruff, mypy; matplotlib for `make bench`", flush=True)
     if fresh:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     lines: list[str] = []
@@ -49,7 +49,8 @@ def main(venv: Path, spec: str) -> int:
                 print(f"{time.strftime('%H:%M:%S')} pip: {text}", flush=True)
             else:
                 width = max(20, os.get_terminal_size().columns - 1) if sys.stdout.isatty() else 120
-                print(f"\r\033[K     {text}"[: width + 8], end="", flush=True)
+                shown = text if len(text) <= width - 5 else text[: width - 8] + "..."  # one screen line, or \r fails
+                print(f"\r\033[K     {shown}", end="", flush=True)
             state["last"] = time.monotonic()
 
     def heartbeat(stop: threading.Event) -> None:

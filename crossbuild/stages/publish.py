@@ -97,6 +97,7 @@ class Bake(Stage):
                 no_cache=self.no_cache,
                 report=board,
             )
+        output.ok(f"baked {len(targets)} image(s) x {len(ctx.platforms)} platform(s) in {board.elapsed():.1f}s")
         ctx.memo[f"bake:{self._name(ctx)}"] = metadata
         publisher.after(ctx, metadata)
 
