@@ -206,7 +206,7 @@ def test_manifest_says_merged_and_writes_its_step_summary(fresh: Clone, prefix: 
     proc = fresh.invoke("manifest", env={**env, "PLATFORMS": TWO, "GITHUB_STEP_SUMMARY": str(summary)})
     assert proc.returncode == 0, describe(proc)
     digest = index_digest(f"{prefix}/api:{TAG}")
-    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith(f"api  {prefix}/api:")]
+    rows = [row for row in (line.split() for line in proc.stdout.splitlines()) if row[1:2] == [f"{prefix}/api:{TAG}"]]
     assert rows and all(row[-1] == "merged" for row in rows), describe(proc)
     text = summary.read_text()
     assert f"### crossbuild manifest: imdemo {TAG}" in text, text
