@@ -11,6 +11,7 @@ each node pins, offers, whether it answers and which platform is its own.
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,14 +96,27 @@ def registry_stanza(host: str, plain_http: bool = True) -> str:
 
 
 def buildkitd_toml(cfg: Config) -> str:
-    """Registry settings for the builder: plain HTTP / insecure and mirrors, from one setting."""
+    """Registry settings for the builder: plain HTTP / insecure and mirrors, from one setting
+    (one table per host: TOML refuses a table defined twice)."""
     hosts = {cfg.registry.address, *cfg.registry.insecure}
     hosts |= {h.replace("127.0.0.1", "localhost") for h in hosts if h.startswith("127.0.0.1")}
+    mirrors = dict(cfg.registry.mirrors)
     lines = ["# written by crossbuild from config.toml [registry]"]
-    lines += [registry_stanza(host) for host in sorted(hosts)]
-    for host, mirrors in cfg.registry.mirrors:
-        lines += [f'[registry."{host}"]', "  mirrors = [" + ", ".join(f'"{m}"' for m in mirrors) + "]"]
+    for host in sorted(hosts):
+        lines.append(registry_stanza(host))
+        if host in mirrors:
+            lines.append("  mirrors = [" + ", ".join(f'"{m}"' for m in mirrors.pop(host)) + "]")
+    for host, urls in mirrors.items():
+        lines += [f'[registry."{host}"]', "  mirrors = [" + ", ".join(f'"{m}"' for m in urls) + "]"]
     return "\n".join(lines) + "\n"
+
+
+def same_toml(a: str, b: str) -> bool:
+    """Two buildkitd.toml texts that say the same (buildx stores the file re-marshalled)."""
+    try:
+        return tomllib.loads(a) == tomllib.loads(b)
+    except tomllib.TOMLDecodeError:
+        return a.strip() == b.strip()
 
 
 # --- what each node is asked to be ------------------------------------------------------------
@@ -170,11 +184,7 @@ class Step:
 
 
 def _pins(values: Sequence[object]) -> set[Platform]:
-    out = set()
-    for value in values:
-        parts = str(value).split("/")
-        out.add(normalise_platform(parts[0], parts[1], parts[2] if len(parts) > 2 else ""))
-    return out
+    return {_parse(str(v)) for v in values}
 
 
 def _differences(b: BuilderConfig, node: BuilderNode, have: buildx.NodeInfo, conf_text: str | None) -> list[str]:
@@ -186,7 +196,7 @@ def _differences(b: BuilderConfig, node: BuilderNode, have: buildx.NodeInfo, con
         changes.append(f"pins {','.join(have.pinned) or 'none'} -> {','.join(map(str, node.platforms)) or 'none'}")
     if node_driver_opts(b.driver, node) != dict(have.driver_opts):
         changes.append("driver options")
-    if conf_text is not None and (have.file("buildkitd.toml") or "").strip() != conf_text.strip():
+    if conf_text is not None and not same_toml(have.file("buildkitd.toml") or "", conf_text):
         changes.append("buildkitd.toml")
     return changes
 
@@ -201,6 +211,8 @@ def plan_builder(
     cleared by taking the node out and in again (buildx keeps them when a flag is not given).
     """
     names = [n.name for n in b.all_nodes]
+    if info is not None and b.driver == "kubernetes":
+        info = kubernetes_view(b, info, conf_text)
     have = {n.name: n for n in info.nodes} if info else {}
     strays = [n for n in (info.nodes if info else ()) if n.name not in names]
     steps: list[Step] = []
@@ -264,6 +276,32 @@ def plan_builder(
     return steps + appends, notes
 
 
+def kubernetes_view(b: BuilderConfig, info: buildx.BuilderInfo, conf_text: str | None) -> buildx.BuilderInfo:
+    """A kubernetes builder whose pods run shows one node per pod (named <deployment>-<hash>-<hash>),
+    with the pod's platforms and none of the node's settings: fold the pods back into the configured
+    nodes (their deployments), taking the settings buildx does not show as they are configured."""
+    folded: dict[str, buildx.NodeInfo] = {}
+    for n in info.nodes:
+        node = next((c for c in b.all_nodes if n.name == c.name or n.name.startswith(c.name + "-")), None)
+        if node is None or n.name == node.name:
+            folded.setdefault(n.name, n)
+            continue
+        folded.setdefault(
+            node.name,
+            buildx.NodeInfo(
+                node.name,
+                n.endpoint,
+                n.status,
+                n.error,
+                n.platforms,
+                n.pinned or tuple(map(str, node.platforms)),
+                tuple(node_driver_opts(b.driver, node).items()),
+                (("buildkitd.toml", conf_text),) if conf_text is not None else (),
+            ),
+        )
+    return buildx.BuilderInfo(info.name, info.driver, info.status, info.platforms, tuple(folded.values()), info.error)
+
+
 def _pins_text(node: BuilderNode) -> str:
     return ", ".join(map(str, node.platforms)) or "no pinned platforms"
 
@@ -287,7 +325,8 @@ def ensure_builder(run: Runner, cfg: Config, platforms: Sequence[Platform], prun
         conf, conf_text = cfg.output_dir / "buildkitd.toml", buildkitd_toml(cfg)
     elif b.buildkitd_config:
         output.warn("builder.buildkitd_config is ignored for the remote driver: configure that buildkitd itself")
-    steps, notes = plan_builder(b, info, conf, conf_text, prune)
+    # the docker driver's one node is the daemon's own: nothing for buildx create to change
+    steps, notes = plan_builder(b, info, conf, conf_text, prune) if b.driver != "docker" else ([], [])
     if steps and conf is not None and conf_text is not None:
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(conf_text)

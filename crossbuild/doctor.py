@@ -138,7 +138,7 @@ def builder_push(cfg: Config, route: routing.Routing | None) -> list[Check]:
     configure (the remote driver): an empty image per node, pushed by digest, untagged, into
     <registry_prefix>/crossbuild-probe. A node that speaks HTTPS to a plain-HTTP registry, or does
     not trust its certificate, gets the buildkitd.toml stanza that fixes it."""
-    if route is None or cfg.builder.managed or cfg.builder.driver == "docker":
+    if route is None or cfg.builder.driver != "remote":
         return []
     repository = f"{cfg.image.registry_prefix}/crossbuild-probe"
     host = parse_reference(repository).registry

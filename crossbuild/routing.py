@@ -139,12 +139,9 @@ class Routing:
             if not node.up:
                 served = self.served_by(node)
                 rest = [p for p in wanted if p not in map(str, served)]
-                leave_out = f"PLATFORMS={','.join(rest)}" if rest else "another node for them"
+                fix = "start that buildkitd" + (f", or build without it: PLATFORMS={','.join(rest)}" if rest else "")
                 found.append(
-                    (
-                        f"node {node.label()} serves {', '.join(map(str, served))} but is {node.status or 'down'}",
-                        f"start that buildkitd, or build without it: {leave_out}",
-                    )
+                    (f"node {node.label()} serves {', '.join(map(str, served))} but is {node.status or 'down'}", fix)
                 )
         if not self.pinned_only:
             for node in self.nodes:

@@ -287,6 +287,14 @@ def test_buildkitd_toml_of_a_managed_builder(tmp_path: Path, tiny_module: Path) 
     )
 
 
+def test_buildkitd_toml_gives_a_host_with_mirrors_one_table(tmp_path: Path, tiny_module: Path) -> None:
+    import tomllib
+
+    cfg = load(tmp_path, '[registry]\ninsecure = ["reg.lan:5000"]\nmirrors = {"reg.lan:5000" = ["m.lan"]}\n')
+    parsed = tomllib.loads(builder.buildkitd_toml(cfg))  # a table defined twice would not parse
+    assert parsed["registry"]["reg.lan:5000"] == {"http": True, "insecure": True, "mirrors": ["m.lan"]}
+
+
 # --- setup on a builder that exists -------------------------------------------------------------
 
 FARM = BuilderConfig(
@@ -398,29 +406,23 @@ def test_plan_refuses_a_new_node_on_a_stray_nodes_endpoint() -> None:
     assert [s.argv[-1] for s in steps] == ["--leave", "unix:///b.sock"]  # out first, then the new node in
 
 
+def _container_builder(stored: str) -> buildx.BuilderInfo:
+    node = buildx.NodeInfo("dc0", "default", "running", files=(("buildkitd.toml", stored),))
+    return buildx.BuilderInfo("dc", "docker-container", "running", (), (node,))
+
+
 def test_plan_rewrites_a_managed_nodes_buildkitd_toml(tmp_path: Path) -> None:
     b = BuilderConfig(name="dc", driver="docker-container", endpoint="")
     conf = tmp_path / "buildkitd.toml"
-    have = buildx.BuilderInfo(
-        "dc",
-        "docker-container",
-        "running",
-        (),
-        (buildx.NodeInfo("dc0", "default", "running", files=(("buildkitd.toml", "old"),)),),
-    )
-    steps, _ = builder.plan_builder(b, have, conf, "new\n", prune=False)
+    text = '# written by crossbuild\n[registry."a:5000"]\n  http = true\n  insecure = true\n'
+    steps, _ = builder.plan_builder(b, _container_builder('[registry."a:5000"]\nhttp = true'), conf, text, prune=False)
     assert _argvs(steps) == [
         ["create", "--name", "dc", "--driver", "docker-container", "--buildkitd-config", str(conf), "--node", "dc0"]
     ]
     assert steps[0].restart
-    same = buildx.BuilderInfo(
-        "dc",
-        "docker-container",
-        "running",
-        (),
-        (buildx.NodeInfo("dc0", "default", "running", files=(("buildkitd.toml", "new"),)),),
-    )
-    assert builder.plan_builder(b, same, conf, "new\n", prune=False) == ([], [])
+    # buildx keeps the file re-marshalled (no comments, its own layout): the same settings are no change
+    stored = '[registry]\n[registry."a:5000"]\ninsecure = true\nhttp = true'
+    assert builder.plan_builder(b, _container_builder(stored), conf, text, prune=False) == ([], [])
 
 
 # --- buildx inspect ------------------------------------------------------------------------------
@@ -557,3 +559,30 @@ def test_each_node_exports_its_own_platforms_cache(tmp_path: Path, tiny_module: 
         body["target"]["a"]["dockerfile"],
         body["target"]["a"]["args"],
     )
+
+
+def test_a_running_kubernetes_builder_shows_pods_and_setup_changes_nothing(tmp_path: Path) -> None:
+    """buildx shows one node per pod once they run; they fold back into the configured deployments."""
+    b = BuilderConfig(
+        name="k8s",
+        driver="kubernetes",
+        endpoint="",
+        platforms=(AMD64,),
+        nodes=(BuilderNode("k8s-arm", "", (ARM64,), options=NodeOptions(namespace="ci")),),
+    )
+    pods = buildx.BuilderInfo(
+        "k8s",
+        "kubernetes",
+        "running",
+        (),
+        (
+            buildx.NodeInfo("k8s0-5d8f7c9b6-abcde", "", "running", "", ("linux/amd64",), ("linux/amd64",)),
+            buildx.NodeInfo("k8s0-5d8f7c9b6-fghij", "", "running", "", ("linux/amd64",), ("linux/amd64",)),
+            buildx.NodeInfo("k8s-arm-7f6d5c4b3-xyz12", "", "running", "", ("linux/arm64",), ("linux/arm64",)),
+        ),
+    )
+    conf = tmp_path / "buildkitd.toml"
+    assert builder.plan_builder(b, pods, conf, "x\n", prune=True) == ([], [])
+    only_one = buildx.BuilderInfo("k8s", "kubernetes", "running", (), pods.nodes[:2])
+    steps, _ = builder.plan_builder(b, only_one, conf, "x\n", prune=True)
+    assert [s.says for s in steps] == ["appended node 'k8s-arm' (linux/arm64)"]
