@@ -341,7 +341,9 @@ def ensure_builder(run: Runner, cfg: Config, platforms: Sequence[Platform], prun
     for note in notes:
         output.info(note)
     if not steps and info is not None:
-        output.ok(f"builder '{b.name}' matches config.toml ({len(info.nodes)} node(s)); nothing changed")
+        output.ok(
+            f"builder '{b.name}': its {len(b.all_nodes)} node(s) in config.toml are as configured; nothing changed"
+        )
     if run.dry_run:
         return info or buildx.BuilderInfo(b.name, b.driver, "inactive", ())
     # remote nodes answer or not (bootstrapping waits for a dead one); the others start on demand
