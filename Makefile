@@ -17,15 +17,24 @@ CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
 SERVICES := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/imdemo/cmd/*/main.go))))
 
 # The bench extra (matplotlib) draws `make bench`'s chart; lint type-checks bench/, so every target installs it.
+# scripts/venv.py says what pip is doing while it works (a line in place, or timestamped lines in CI).
 $(STAMP): pyproject.toml
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	@$(PYTHON) scripts/venv.py $(VENV) '.[dev,bench]'
 	@touch $@
 
-.PHONY: help
-help: ## Show this help
+.PHONY: help venv
+help: ## Show this help (instant: installs nothing)
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [VAR=value]\n\nTargets:\n"} \
 	  /^[a-zA-Z0-9_.%-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@if [ ! -f $(STAMP) ]; then \
+	  printf '\nNote: $(VENV) is not set up yet. The first target other than help, tools and clean (or `make venv`)\n'; \
+	  printf 'creates it and pip-installs crossbuild with invoke, docker, colorama, PyYAML, rich, pytest, ruff, mypy\n'; \
+	  printf 'and matplotlib (a minute or two). Then `$(VENV)/bin/invoke --list` lists every task.\n'; \
+	else \
+	  printf '\nEvery task and its flags: $(VENV)/bin/invoke --list, $(VENV)/bin/invoke --help TASK\n'; \
+	fi
+
+venv: $(STAMP) ## Create .venv and install crossbuild (the first target does it by itself)
 
 ## --- build -------------------------------------------------------------------
 .PHONY: build
@@ -99,6 +108,10 @@ go-image: $(STAMP) ## Build the offline Go builder image for multistage mode and
 
 audit: $(STAMP) ## Audit the example compose file's images for missing architectures (COMPOSE=)
 	@$(INVOKE) audit --compose $(or $(COMPOSE),examples/imdemo/docker-compose.yml) $(CONFIG_FLAG)
+
+.PHONY: resolve
+resolve: $(STAMP) ## Pin this project's images in deployment files to the last publish's digests: FILES="a.yaml b.yml"
+	@$(INVOKE) resolve "$(FILES)" $(if $(OUT),--output $(OUT),) $(CONFIG_FLAG)
 
 .PHONY: bundle bundle.load
 bundle: $(STAMP) ## Offline image bundles for air-gapped servers, one per platform: build/bundles/*.tar.gz (PLATFORMS=)

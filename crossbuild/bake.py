@@ -5,16 +5,21 @@ invocation, so shared base layers are resolved once and the shared multistage
 builder stage runs once per platform. The publisher decides the outputs (push
 by digest, the docker daemon, an OCI tarball); the BuildKit cache of a
 multistage build is exported once per cache name and imported by all.
+
+While it runs, buildx's machine-readable progress (`--progress=rawjson`) is
+condensed into one row per service and platform (its build steps) and one per
+service (its export and push), reported to a progress board (`Condenser`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from crossbuild import builder, buildx, runner
+from crossbuild import builder, buildx, output, progress, runner
 from crossbuild.config import Config
 from crossbuild.errors import UserError
 from crossbuild.plan import ImageTarget
@@ -43,7 +48,7 @@ def definition(
     cfg: Config, targets: Sequence[ImageTarget], outputs: Outputs, *, with_tags: bool, index: bool
 ) -> dict[str, Any]:
     """The bake JSON: one target per service, one group over all (`index`: a one-platform
-    build still makes an index)."""
+    build still makes an index, and the index carries the annotations too)."""
     body: dict[str, Any] = {"group": {"default": {"targets": [t.bake_name for t in targets]}}, "target": {}}
     exporters: dict[str, ImageTarget] = {}  # cache name -> the first target using it, the only one that exports it
     for t in targets:
@@ -67,6 +72,11 @@ def definition(
             output=outputs(t),
             cache_from=cache_from,
             cache_to=cache_to,
+            annotations=[
+                f"{level}:{key}={value}"
+                for level in (("index", "manifest") if index else ("manifest",))
+                for key, value in t.annotations
+            ],
         )
     if per_platform:
         for t in (t for name, t in exporters.items() if name):
@@ -126,24 +136,33 @@ def bake(
     with_tags: bool,
     index: bool,
     no_cache: bool = False,
+    report: progress.Reporter | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Write build/bake/<name>.json and build it; the metadata buildx reports per target."""
-    file, metadata = paths(cfg, name)
+    """Write build/bake/<name>.json and build it; the metadata buildx reports per target.
+
+    `report`: a progress board that hears, condensed, what buildx reports as it goes.
+    """
+    file, metadata_file = paths(cfg, name)
     file.parent.mkdir(parents=True, exist_ok=True)
     body = definition(cfg, targets, outputs, with_tags=with_tags, index=index)
     file.write_text(json.dumps(body, indent=2) + "\n")
+    condenser = Condenser(targets, report) if report is not None else None
     try:
-        return buildx.bake(
+        metadata = buildx.bake(
             run,
             file=file,
             builder=cfg.builder.name,
-            metadata_file=metadata,
+            metadata_file=metadata_file,
             provenance=cfg.image.provenance,
             cwd=cfg.root,
             no_cache=no_cache,
+            on_event=condenser.event if condenser is not None else None,
         )
     except buildx.RegistryRefused as exc:
         raise UserError(refused_message(cfg, exc)) from exc
+    if condenser is not None:
+        condenser.finish(rows_of(targets), "done")
+    return metadata
 
 
 def refused_message(cfg: Config, exc: buildx.RegistryRefused) -> str:
@@ -164,3 +183,101 @@ def digest_of(metadata: dict[str, dict[str, Any]], t: ImageTarget) -> str:
     if not isinstance(digest, str) or not digest.startswith("sha256:"):
         raise UserError(f"buildx reported no digest for {t.service.name}; see build/bake/*.metadata.json")
     return digest
+
+
+# --- progress -------------------------------------------------------------------------------------
+
+# A vertex name as buildx prints it for bake: "[api linux/arm64 2/3] COPY ...", "[api internal] load
+# build context", "[api] exporting to image"; with one target the target is left out.
+_VERTEX = re.compile(r"^\[(?P<inside>[^\]]*)\]\s*(?P<rest>.*)$")
+_STEP = re.compile(r"^\d+/\d+$")
+_TRAILER = re.compile(r"\s+(sha256:[0-9a-f]+|for \S+|with source-date-epoch.*)$")
+
+
+def rows_of(targets: Sequence[ImageTarget]) -> tuple[str, ...]:
+    """The board's rows: each service (export, push), then each of its platforms (build steps)."""
+    return tuple(r for t in targets for r in (t.service.name, *(f"{t.service.name} {p}" for p in t.platforms)))
+
+
+class Condenser:
+    """buildx's SolveStatus events -> one row per service and platform, and one per service.
+
+    A platform row shows the build step running ("2/3 COPY ..."), and is done when none of its steps
+    is; a service row says preparing (definition, context), exporting, pushing (bytes as detail),
+    and is done when the bake ends (`finish`).
+    """
+
+    def __init__(self, targets: Sequence[ImageTarget], report: progress.Reporter) -> None:
+        self.report = report
+        self.targets = {t.bake_name: t.service.name for t in targets}
+        self.platforms = {str(p) for t in targets for p in t.platforms}
+        self.only = next(iter(self.targets.values())) if len(self.targets) == 1 else None
+        self.rows: dict[str, tuple[str, bool] | None] = {}  # vertex digest -> (row, is a platform row)
+        self.running: dict[str, set[str]] = {}  # platform row -> its vertexes started, not completed
+        self.done: set[str] = set()
+
+    def _row(self, name: str) -> tuple[tuple[str, bool] | None, str]:
+        """((row, is a platform row) or None when not shown, status) of a vertex name."""
+        match = _VERTEX.match(name)
+        inside, rest = (match.group("inside").split(), match.group("rest")) if match else ([], name)
+        service, platform, step, other, internal = self.only, "", "", [], False
+        for word in inside:
+            if word in self.targets:
+                service = self.targets[word]
+            elif word in self.platforms:
+                platform = word
+            elif _STEP.match(word):
+                step = word
+            elif word == "internal":
+                internal = True
+            else:
+                other.append(word)  # a named stage: "builder"
+        if service is None or "provenance" in rest or rest.startswith("load local bake"):
+            return None, ""
+        if platform and not internal:
+            return (f"{service} {platform}", True), " ".join([*other, step, rest]).strip()
+        return (service, False), "preparing" if internal else "exporting"
+
+    def event(self, event: dict[str, Any]) -> None:
+        for vertex in event.get("vertexes") or []:
+            digest = str(vertex.get("digest", ""))
+            found, status = self._row(str(vertex.get("name", "")))
+            self.rows.setdefault(digest, found)
+            if found is None:
+                continue
+            row, per_platform = found
+            running = self.running.setdefault(row, set())
+            if vertex.get("error"):
+                self.done.add(row)
+                self.report.finish(row, f"failed: {status}", failed=True)
+            elif vertex.get("completed"):
+                running.discard(digest)
+                if per_platform and not running and row not in self.done:
+                    self.done.add(row)
+                    self.report.finish(row, "cached" if vertex.get("cached") else "built")
+            elif vertex.get("started") and row not in self.done:
+                running.add(digest)
+                self.report.update(row, status + (" (cached)" if vertex.get("cached") else ""))
+        for status in event.get("statuses") or []:
+            found = self.rows.get(str(status.get("vertex", "")))
+            if found is None or found[1] or found[0] in self.done or status.get("completed"):
+                continue
+            what = _TRAILER.sub("", str(status.get("id", ""))).strip().rstrip(":")
+            if what.startswith("pushing"):
+                what = "pushing"
+            elif what.startswith(("exporting", "rewriting", "sending", "naming", "writing")):
+                what = "exporting"
+            else:
+                what = "preparing"
+            current, total = status.get("current"), status.get("total")
+            detail = ""
+            if isinstance(current, int) and current > 0:
+                detail = output.human_size(current) + (f"/{output.human_size(total)}" if total else "")
+            self.report.update(found[0], what, detail)
+
+    def finish(self, rows: Sequence[str], status: str) -> None:
+        """The bake ended well: every row not yet done is."""
+        for row in rows:
+            if row not in self.done:
+                self.done.add(row)
+                self.report.finish(row, status)

@@ -4,9 +4,10 @@ named after its flags, typed results parsed from `--metadata-file` JSON.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -266,9 +267,11 @@ def bake_argv(
     targets: Sequence[str] = (),
     provenance: bool = False,
     no_cache: bool = False,
+    progress: str | None = None,
 ) -> list[str]:
     argv = ["docker", "buildx", "bake", "--builder", builder, "--file", str(file)]
     runner.add_flag(argv, "--no-cache", no_cache)
+    runner.add_opt(argv, "--progress", progress)
     argv += ["--metadata-file", str(metadata_file)]
     argv += ["--provenance", "true" if provenance else "false"]
     return argv + list(targets)
@@ -284,8 +287,15 @@ def bake(
     provenance: bool = False,
     cwd: Path | None = None,
     no_cache: bool = False,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Build every target of a bake definition in one invocation; return the metadata."""
+    """Build every target of a bake definition in one invocation; return the metadata.
+
+    With `on_event`, buildx reports in its machine-readable form (`--progress=rawjson`: one
+    SolveStatus JSON object per line on stderr, vertexes, statuses and logs) and each object is
+    handed over as it arrives; a failure's message is then rebuilt as readable text (buildx's own
+    plain lines and the failed steps' output), not JSON.
+    """
     argv = bake_argv(
         file=file,
         builder=builder,
@@ -293,11 +303,64 @@ def bake(
         targets=targets,
         provenance=provenance,
         no_cache=no_cache,
+        progress="rawjson" if on_event is not None else None,
     )
-    if _run_build(run, argv, cwd=cwd, env=BAKE_ENV, hint="image build failed").planned:
+    if on_event is None:
+        result = _run_build(run, argv, cwd=cwd, env=BAKE_ENV, hint="image build failed")
+    else:
+        readable = RawProgress(on_event)
+        result = run.run(argv, cwd=cwd, env=BAKE_ENV, check=False, on_line=readable.feed)
+        if result.returncode != 0:
+            failed = CommandError(argv, result.returncode, readable.text(), result.stdout, hint="image build failed")
+            raise _refused(failed) or failed
+    if result.planned:
         return {}
     data: dict[str, dict[str, Any]] = json.loads(metadata_file.read_text())
     return data
+
+
+class RawProgress:
+    """Reads `--progress=rawjson` lines: JSON objects go to `on_event`, anything else (buildx's
+    closing "ERROR: ..." lines) is kept as text, as are the logs of steps that failed."""
+
+    def __init__(self, on_event: Callable[[dict[str, Any]], None]) -> None:
+        self.on_event = on_event
+        self.plain: list[str] = []
+        self.names: dict[str, str] = {}  # vertex digest -> name
+        self.logs: dict[str, list[str]] = {}  # vertex digest -> its output lines (last 40)
+        self.failed: list[str] = []  # vertex digests that reported an error, in order
+
+    def feed(self, line: str) -> None:
+        try:
+            event = json.loads(line) if line.startswith("{") else None
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            if line.strip():
+                self.plain.append(line)
+            return
+        for vertex in event.get("vertexes") or []:
+            digest = str(vertex.get("digest", ""))
+            self.names[digest] = str(vertex.get("name", ""))
+            if vertex.get("error") and digest not in self.failed:
+                self.failed.append(digest)
+        for log in event.get("logs") or []:
+            try:
+                text = base64.b64decode(log.get("data") or "").decode(errors="replace")
+            except (ValueError, TypeError):
+                continue
+            kept = self.logs.setdefault(str(log.get("vertex", "")), [])
+            kept += text.splitlines()
+            del kept[:-40]
+        self.on_event(event)
+
+    def text(self) -> str:
+        """What a person needs from a failed bake: each failed step's name and output, then buildx's error."""
+        out: list[str] = []
+        for digest in self.failed:
+            out.append(f"#{self.names.get(digest, digest)}")
+            out += [f"  {line}" for line in self.logs.get(digest, [])[-15:]]
+        return "\n".join(out + self.plain) + "\n"
 
 
 def build_argv(
@@ -372,8 +435,12 @@ def bake_target(
     output: Sequence[str] = (),
     cache_from: Sequence[str] = (),
     cache_to: Sequence[str] = (),
+    annotations: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """One target of a bake JSON file (https://docs.docker.com/build/bake/reference/)."""
+    """One target of a bake JSON file (https://docs.docker.com/build/bake/reference/).
+
+    `annotations`: "index:KEY=VALUE" / "manifest:KEY=VALUE", as buildx's --annotation spells them.
+    """
     target: dict[str, Any] = {
         "context": context,
         "dockerfile": dockerfile,
@@ -389,4 +456,6 @@ def bake_target(
         target["cache-from"] = list(cache_from)
     if cache_to:
         target["cache-to"] = list(cache_to)
+    if annotations:
+        target["annotations"] = list(annotations)
     return target

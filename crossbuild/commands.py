@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -31,8 +32,10 @@ from crossbuild import (
 )
 from crossbuild import audit as audit_mod
 from crossbuild import bundle as bundle_mod
+from crossbuild import compose as compose_mod
 from crossbuild import config as config_mod
 from crossbuild import plan as plan_mod
+from crossbuild import resolve as resolve_mod
 from crossbuild import verify as verify_mod
 from crossbuild.config import Config, Overrides
 from crossbuild.errors import UserError
@@ -325,11 +328,11 @@ def run_audit(
     cfg = session.cfg
     if env_file and not compose:
         raise UserError("--env-file applies to --compose FILE only")
-    entries: list[audit_mod.ComposeService] = []
+    entries: list[compose_mod.ComposeService] = []
     if compose:
         env = dict(os.environ if environ is None else environ)
-        entries += audit_mod.read_compose(Path(compose), env, Path(env_file) if env_file else None)
-    entries += [audit_mod.ComposeService("", image=ref) for ref in refs]
+        entries += compose_mod.read_compose(Path(compose), env, Path(env_file) if env_file else None)
+    entries += [compose_mod.ComposeService("", image=ref) for ref in refs]
     if not entries:
         raise UserError("nothing to audit: give --compose docker-compose.yml and/or --image REF")
     required = _image_platforms(cfg, platforms)
@@ -376,6 +379,50 @@ def ci_github(session: Session, matrix: bool = False, path: str | None = None, f
     return written
 
 
+# --- resolve -------------------------------------------------------------------
+
+
+def resolve(
+    session: Session,
+    files: Sequence[str],
+    third_party: bool = False,
+    out_dir: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[resolve_mod.Resolved]:
+    """`invoke resolve FILE...`: deployment files with this project's images pinned to digests.
+
+    The rewritten files go to stdout (Kubernetes documents joined by `---`) or, with --output DIR,
+    into DIR under their own names; what was pinned is reported on stderr.
+    """
+    if not files:
+        raise UserError("nothing to resolve: give the Kubernetes or compose files, e.g. invoke resolve deploy/app.yaml")
+    paths = [Path(f) for f in files]
+    pinner = resolve_mod.Pinner(
+        session.client, resolve_mod.published(session.cfg, session.state("images")), third_party
+    )
+    resolved = resolve_mod.resolve_files(paths, pinner, environ)
+    names = [r.path.name for r in resolved]
+    if out_dir is None and len(resolved) > 1 and any(r.kind == resolve_mod.COMPOSE for r in resolved):
+        raise UserError("several files and a compose file among them: give --output DIR to write each one there")
+    if out_dir is not None and len(set(names)) != len(names):
+        raise UserError(f"two files are named {next(n for n in names if names.count(n) > 1)}: resolve them apart")
+    for r in resolved:
+        for c in r.changes:
+            print(f"  ok {r.path}: {c.image} -> {c.pinned}", file=sys.stderr, flush=True)
+        if not r.changes:
+            print(f"     {r.path}: no image of this project" + (" or other" if third_party else ""), file=sys.stderr)
+    if out_dir is None:
+        sys.stdout.write("---\n".join(r.text if r.text.endswith("\n") else r.text + "\n" for r in resolved))
+        sys.stdout.flush()
+        return resolved
+    target = Path(out_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    for r in resolved:
+        (target / r.path.name).write_text(r.text, encoding="utf-8")
+        print(f"  ok wrote {target / r.path.name}", file=sys.stderr, flush=True)
+    return resolved
+
+
 # --- init ---------------------------------------------------------------------
 
 
@@ -413,6 +460,7 @@ def bundle_load(
     plain_http: bool = False,
     max_size: str | None = None,
     environ: Mapping[str, str] | None = None,
+    deploy_dir: str | None = None,
 ) -> list[tuple[str, str]]:
     """`invoke bundle.load`: verify a bundle, then push it to `registry` or load it into docker.
 
@@ -425,7 +473,15 @@ def bundle_load(
     if max_size is None:
         limit_text, where = env.get(BUNDLE_MAX_SIZE_ENV), BUNDLE_MAX_SIZE_ENV
     limit = bundle_mod.parse_size(limit_text, where) if limit_text else None
-    return bundle_mod.load(run, Path(archive), registry, plain_http=plain_http, insecure=insecure, max_size=limit)
+    return bundle_mod.load(
+        run,
+        Path(archive),
+        registry,
+        plain_http=plain_http,
+        insecure=insecure,
+        max_size=limit,
+        deploy_dir=Path(deploy_dir) if deploy_dir else None,
+    )
 
 
 # --- clean ---------------------------------------------------------------------------

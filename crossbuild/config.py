@@ -78,7 +78,7 @@ _NODE_KEYS: dict[str, type | tuple[type, ...]] = {
     "rootless": _BOOL,
 }
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "project": {"name": _STR, "module_dir": _STR, "output_dir": _STR, "source": _STR},
+    "project": {"name": _STR, "module_dir": _STR, "output_dir": _STR, "source": _STR, "description": _STR},
     "services": {
         "name": _STR,
         "package": _STR,
@@ -112,6 +112,8 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "go_image": _STR,
         "user": _STR,
         "labels": _TABLE,
+        "annotations": _TABLE,
+        "release_tags": _LIST,
         "provenance": _BOOL,
         "verify": _BOOL,
         "compression_level": _INT,
@@ -129,7 +131,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "buildkitd_config": _STR,
         **_NODE_KEYS,
     },
-    "bundle": {"images": _LIST},
+    "bundle": {"images": _LIST, "compose": _STR, "kubernetes": _LIST},
     "builder.nodes": {"name": _STR, "driver": _STR, "endpoint": _STR, "driver_opts": _TABLE, **_NODE_KEYS},
 }
 TOP_LEVEL = ("project", "services", "go", "platforms", "image", "registry", "builder", "bundle")
@@ -264,6 +266,9 @@ class ImageConfig:
     # registry repository for the BuildKit cache of multistage builds ("" = build/cache/buildkit/)
     cache_ref: str = ""
     expose: tuple[str, ...] = ()  # EXPOSE lines of every image ("8080", "53/udp")
+    annotations: tuple[tuple[str, str], ...] = ()  # extra OCI annotations on the index and its manifests
+    # tags that move only for a release: a clean tree, no snapshot (unless forced)
+    release_tags: tuple[str, ...] = ("latest",)
 
     @property
     def static_base(self) -> bool:
@@ -291,6 +296,11 @@ class Config:
     images: tuple[str, ...] = ()  # IMAGES filter
     platforms_overridden: bool = False
     bundle_images: tuple[str, ...] = ()  # third-party images offline bundles carry too
+    bundle_compose: str = ""  # a compose file offline bundles carry, rewritten to their images
+    bundle_kubernetes: tuple[str, ...] = ()  # Kubernetes YAML files offline bundles carry, likewise
+    description: str = ""  # [project] description: the org.opencontainers.image.description annotation
+    force_release_tags: bool = False  # move release tags even from a dirty tree (--force-release-tags)
+    snapshot: bool = False  # no release tags; each platform's image tagged too, for local testing
     # service -> the -X variables its binary carries (crossbuild.stamping.resolve); None: not resolved
     stamped: tuple[tuple[str, tuple[str, ...]], ...] | None = None
 
@@ -352,10 +362,32 @@ class Config:
     def image_ref(self, service: Service) -> str:
         return f"{self.image.registry_prefix}/{service.image}"
 
-    def image_tags(self, service: Service) -> tuple[str, ...]:
+    def all_image_tags(self, service: Service) -> tuple[str, ...]:
+        """Every tag [image] tags makes, release-only ones included."""
         values = self.template_values(service)
         tags = (ver.tag_safe(fill_template(t, values, "image.tags")) for t in self.image.tags)
         return tuple(dict.fromkeys(tags))
+
+    def held_tags(self, service: Service) -> tuple[str, ...]:
+        """Release-only tags ([image] release_tags) that do not move: a snapshot, or a dirty tree
+        unless --force-release-tags."""
+        if not self.snapshot and (self.version.tree_state != "dirty" or self.force_release_tags):
+            return ()
+        values = self.template_values(service)
+        release = {ver.tag_safe(fill_template(t, values, "image.release_tags")) for t in self.image.release_tags}
+        return tuple(t for t in self.all_image_tags(service) if t in release)
+
+    def image_tags(self, service: Service) -> tuple[str, ...]:
+        """The tags a publish moves: [image] tags less the held release-only ones."""
+        held = self.held_tags(service)
+        tags = tuple(t for t in self.all_image_tags(service) if t not in held)
+        if not tags:
+            why = "this is a snapshot" if self.snapshot else f"the tree is dirty (version {self.version.version})"
+            raise UserError(
+                f"every tag of {service.name} ({', '.join(held)}) is release-only and {why}: add a tag such as "
+                '"{version}" to [image] tags, commit, or give --force-release-tags'
+            )
+        return tags
 
     def mode_of(self, service: Service) -> str:
         return service.mode or self.image.mode
@@ -374,6 +406,8 @@ class Overrides:
     go_image: str | None = None
     mode: str | None = None
     verify: bool | None = None
+    force_release_tags: bool | None = None
+    snapshot: bool | None = None
 
 
 def fill_template(template: str, values: Mapping[str, str], where: str) -> str:
@@ -893,6 +927,8 @@ def load(
         go_image=pick(overrides.go_image, _env_str(environ, "GO_IMAGE"), image.get("go_image"), ImageConfig.go_image),
         user=image.get("user", ImageConfig.user),
         labels=_str_pairs(image.get("labels", {}), "image.labels"),
+        annotations=_str_pairs(image.get("annotations", {}), "image.annotations"),
+        release_tags=_str_list(image.get("release_tags", list(ImageConfig.release_tags)), "image.release_tags"),
         provenance=image.get("provenance", False),
         verify=pick(overrides.verify, _env_bool(environ, "VERIFY"), image.get("verify"), True),
         compression_level=image.get("compression_level", ImageConfig.compression_level),
@@ -942,4 +978,9 @@ def load(
         images=_filter(imgs, services, "IMAGES"),
         platforms_overridden=bool(chosen),
         bundle_images=_str_list(data.get("bundle", {}).get("images", []), "bundle.images"),
+        bundle_compose=data.get("bundle", {}).get("compose", ""),
+        bundle_kubernetes=_str_list(data.get("bundle", {}).get("kubernetes", []), "bundle.kubernetes"),
+        description=project.get("description", ""),
+        force_release_tags=pick(overrides.force_release_tags, _env_bool(environ, "FORCE_RELEASE_TAGS"), None, False),
+        snapshot=pick(overrides.snapshot, _env_bool(environ, "SNAPSHOT"), None, False),
     )

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossbuild import binaries, incremental, runner
+from crossbuild import binaries, incremental, progress, runner
 from crossbuild.config import Config, Service
 from crossbuild.errors import CommandError, UserError
 from crossbuild.platforms import Platform
@@ -153,8 +153,11 @@ def build_platform(
     services: Sequence[Service],
     inputs: str = "",
     state: incremental.State | None = None,
+    report: progress.Reporter = progress.NULL,
 ) -> PlatformResult:
+    """Build one platform's services; `report` hears its row (the platform) move on, from this thread."""
     start = time.monotonic()
+    row = str(platform)
     out_dir = cfg.bin_dir / str(platform)
     env = go_env(cfg, platform)
     argvs = commands(cfg, platform, services)
@@ -162,11 +165,15 @@ def build_platform(
     cached = bool(inputs) and state is not None and _unchanged(cfg, platform, services, state.get(str(platform)), key)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        for argv in [] if cached else argvs:
+        for n, argv in enumerate([] if cached else argvs, 1):
+            report.start(row, "compiling" + (f" {n}/{len(argvs)}" if len(argvs) > 1 else ""))
             run.run(argv, env=env, cwd=cfg.module_dir)
     except CommandError as exc:
         message, blamed = _compile_error(cfg, platform, services, exc)
+        report.finish(row, f"failed: {', '.join(blamed)}", failed=True)
         return PlatformResult(platform, (), time.monotonic() - start, message, blamed)
+    if not cached:
+        report.update(row, "checking binaries")
     results = []
     for s in services:
         path = binary_path(cfg.bin_dir, platform, s)
@@ -179,6 +186,11 @@ def build_platform(
             state.put(str(platform), {"key": key, "binaries": digests})
         else:
             state.drop(str(platform))
+    bad = [r.service for r in results if not r.ok]
+    if cached:
+        report.finish(row, "unchanged, go build skipped")
+    else:
+        report.finish(row, f"failed checks: {', '.join(bad)}" if bad else "built", failed=bool(bad))
     return PlatformResult(platform, tuple(results), time.monotonic() - start, cached=cached)
 
 
@@ -201,10 +213,12 @@ def build(
     services: Sequence[Service],
     state: incremental.State | None = None,
     tree: str = "",
+    report: progress.Reporter = progress.NULL,
 ) -> list[PlatformResult]:
     """Build every service for every platform; never raises for a compile error.
 
     `tree`: the module's tree hash when the caller has it already (one walk per run).
+    `report`: a progress board with one row per platform, reported to from the pool's threads.
     """
     if runner.which("go") is None:
         raise UserError("go: command not found; install Go >= 1.22 (https://go.dev/dl/) or run `make tools`")
@@ -220,7 +234,7 @@ def build(
     key_x = incremental.key_of({"stamped": cfg.stamped})
     inputs = incremental.key_of({"inputs": inputs, "stamped": key_x})
     with ThreadPoolExecutor(max_workers=workers(cfg, len(platforms))) as pool:
-        results = list(pool.map(lambda p: build_platform(run, cfg, p, services, inputs, state), platforms))
+        results = list(pool.map(lambda p: build_platform(run, cfg, p, services, inputs, state, report), platforms))
     state.save()
     return results
 

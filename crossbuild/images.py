@@ -106,6 +106,26 @@ def move_all_tags(client: RegistryClient, moves: Sequence[tuple[ImageTarget, byt
             moved.append(f"{target.repository}:{tag}")
 
 
+def platform_tag(tag: str, platform: Platform | str) -> str:
+    """A snapshot's per-arch tag: v1.2-dirty + linux/arm/v7 -> v1.2-dirty-linux-arm-v7."""
+    return f"{tag}-{str(platform).replace('/', '-')}"
+
+
+def tag_platforms(client: RegistryClient, target: ImageTarget, raw: bytes) -> list[str]:
+    """Snapshot mode: each platform's image of an index also tagged <first tag>-<platform>, so one arch
+    can be pulled (`docker run` of an exact arch) without --platform."""
+    ref = parse_reference(target.repository)
+    done = []
+    for entry in index_entries(json.loads(raw)):
+        if entry.is_attestation or entry.platform is None:
+            continue
+        child = client.get_manifest(Reference(ref.registry, ref.repository, None, entry.digest))
+        tag = platform_tag(target.tags[0], entry.platform)
+        client.put_manifest(ref.registry, ref.repository, tag, child.raw, child.media_type)
+        done.append(f"{target.repository}:{tag}")
+    return done
+
+
 def sha256_of(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 

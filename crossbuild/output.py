@@ -1,11 +1,21 @@
-"""Concise, coloured step lines and summary tables (colorama)."""
+"""Concise, coloured step lines and summary tables (colorama), and GitHub Actions' own forms.
+
+Every line printed here tells crossbuild.progress that the output is not silent, so its
+heartbeat speaks only when nothing else did. Under GitHub Actions (`GITHUB_ACTIONS=true`)
+failures are also error annotations and the image tasks append a Markdown table to the
+job's step summary (`$GITHUB_STEP_SUMMARY`).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import colorama
+
+from crossbuild import progress
 
 _initialised = False
 
@@ -28,24 +38,29 @@ def _paint(text: str, color: str) -> str:
     return f"{color}{text}{colorama.Style.RESET_ALL}"
 
 
+def _say(text: str, err: bool = False) -> None:
+    print(text, file=sys.stderr if err else sys.stdout, flush=True)
+    progress.touched()
+
+
 def step(message: str) -> None:
-    print(_paint("==> ", colorama.Fore.CYAN + colorama.Style.BRIGHT) + message, flush=True)
+    _say(_paint("==> ", colorama.Fore.CYAN + colorama.Style.BRIGHT) + message)
 
 
 def ok(message: str) -> None:
-    print(_paint("  ok ", colorama.Fore.GREEN) + message, flush=True)
+    _say(_paint("  ok ", colorama.Fore.GREEN) + message)
 
 
 def info(message: str) -> None:
-    print("     " + message, flush=True)
+    _say("     " + message)
 
 
 def warn(message: str) -> None:
-    print(_paint("warn ", colorama.Fore.YELLOW) + message, file=sys.stderr, flush=True)
+    _say(_paint("warn ", colorama.Fore.YELLOW) + message, err=True)
 
 
 def fail(message: str) -> None:
-    print(_paint("error: ", colorama.Fore.RED + colorama.Style.BRIGHT) + message, file=sys.stderr, flush=True)
+    _say(_paint("error: ", colorama.Fore.RED + colorama.Style.BRIGHT) + message, err=True)
 
 
 def status_word(word: str) -> str:
@@ -73,7 +88,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    print(format_table(headers, rows), flush=True)
+    _say(format_table(headers, rows))
 
 
 def human_size(n: int) -> str:
@@ -83,3 +98,45 @@ def human_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+# --- GitHub Actions ---------------------------------------------------------------------------
+
+
+def github_actions(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return env.get("GITHUB_ACTIONS", "").lower() == "true"
+
+
+def _escape_annotation(text: str) -> str:
+    """A workflow command's data: %, CR and LF escaped (GitHub's toolkit core/command.ts escapeData)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def annotate_error(message: str, title: str = "", environ: Mapping[str, str] | None = None) -> None:
+    """`::error title=...::message` on stdout under GitHub Actions (shown on the run's page); else nothing."""
+    if not github_actions(environ):
+        return
+    props = f" title={_escape_annotation(title).replace(',', '%2C').replace(':', '%3A')}" if title else ""
+    _say(f"::error{props}::{_escape_annotation(message)}")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def cell(value: str) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def step_summary(markdown: str, environ: Mapping[str, str] | None = None) -> Path | None:
+    """Append to `$GITHUB_STEP_SUMMARY` when it is set (GitHub Actions sets it per step); the file, or None."""
+    env = os.environ if environ is None else environ
+    target = env.get("GITHUB_STEP_SUMMARY", "")
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(markdown.rstrip("\n") + "\n\n")
+    return path

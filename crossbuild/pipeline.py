@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from crossbuild import output
+from crossbuild import output, progress
 from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
 from crossbuild.platforms import Platform
@@ -100,7 +100,8 @@ def run(stages: Sequence[Stage], ctx: Context) -> Context:
                 ctx.session.runner.plan(line)
             continue
         started = time.monotonic()
-        stage.run(ctx)
+        with progress.activity(stage.name):  # shown while it runs; a heartbeat when it says nothing
+            stage.run(ctx)
         ctx.timings[stage.name] = time.monotonic() - started
     if ctx.dry_run and ctx.blockers:
         problems = "; ".join(dict.fromkeys(ctx.blockers))

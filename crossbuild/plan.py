@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crossbuild import dockerfiles, gobuild, incremental
-from crossbuild.config import Config, Service
+from crossbuild.config import Config, Service, fill_template
 from crossbuild.platforms import Platform
 
 
@@ -34,6 +34,7 @@ class ImageTarget:
     context: Path
     args: tuple[tuple[str, str], ...]
     labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...] = ()  # OCI annotations of the index and each manifest
     # BuildKit cache of a multistage build: "shared" for the shared builder stage, else
     # the service's own; "" = none (prebuilt images are two COPY steps, cheaper than
     # the cache round trip)
@@ -68,8 +69,13 @@ class ImagePlan:
         return [t for t in self.targets if cfg.mode_of(t.service) == "multistage"]
 
 
+def _templated(cfg: Config, service: Service, table: tuple[tuple[str, str], ...], where: str) -> dict[str, str]:
+    values = cfg.template_values(service)
+    return {key: fill_template(value, values, f"{where}.{key}") for key, value in table}
+
+
 def labels(cfg: Config, service: Service) -> dict[str, str]:
-    """OCI annotation keys as labels (image-spec annotations.md)."""
+    """OCI annotation keys as labels (image-spec annotations.md); [image] labels filled like tags."""
     values = {
         "org.opencontainers.image.title": service.name,
         "org.opencontainers.image.version": cfg.version.version,
@@ -78,7 +84,25 @@ def labels(cfg: Config, service: Service) -> dict[str, str]:
     }
     if cfg.source:
         values["org.opencontainers.image.source"] = cfg.source
-    values.update(dict(cfg.image.labels))
+    values.update(_templated(cfg, service, cfg.image.labels, "image.labels"))
+    return values
+
+
+def oci_annotations(cfg: Config, service: Service) -> dict[str, str]:
+    """The OCI annotations of the index and of each platform's manifest (image-spec annotations.md):
+    registries that show a description for a multi-arch image read the index's, not the config's labels.
+    [image] annotations adds or overrides, filled like tags."""
+    values = {
+        "org.opencontainers.image.title": service.name,
+        "org.opencontainers.image.version": cfg.version.version,
+        "org.opencontainers.image.revision": cfg.version.commit,
+        "org.opencontainers.image.created": cfg.version.date,
+    }
+    if cfg.source:
+        values["org.opencontainers.image.source"] = cfg.source
+    if cfg.description:
+        values["org.opencontainers.image.description"] = cfg.description
+    values.update(_templated(cfg, service, cfg.image.annotations, "image.annotations"))
     return values
 
 
@@ -145,6 +169,7 @@ def plan(
                 context=context,
                 args=tuple(args.items()),
                 labels=tuple(labels(cfg, s).items()),
+                annotations=tuple(oci_annotations(cfg, s).items()),
                 cache_name=("shared" if s in shared else bake_name(s)) if mode == "multistage" else "",
                 dockerfile_text=rendered.text,
                 rendered=rendered.rendered,
@@ -180,6 +205,7 @@ def content_key(cfg: Config, t: ImageTarget, tree: str = "") -> str:
             "dockerfile": t.dockerfile_text,
             "args": dict(t.args),
             "labels": dict(t.labels),
+            "annotations": dict(t.annotations),
             "provenance": cfg.image.provenance,
             "output": [push_output(cfg, t.repository)],  # compression level
             "inputs": inputs,
@@ -202,7 +228,14 @@ def leg_config(cfg: Config, service: Service) -> str:
             "cmd": list(service.cmd),
             "dockerfile": service.dockerfile or cfg.image.dockerfile,
             "mode": cfg.mode_of(service),
-            "image": [cfg.image.base_image, cfg.image.user, list(cfg.image.labels), list(cfg.image.expose)],
+            "image": [
+                cfg.image.base_image,
+                cfg.image.user,
+                list(cfg.image.labels),
+                list(cfg.image.expose),
+                list(cfg.image.annotations),
+                cfg.description,
+            ],
             "compression": cfg.image.compression_level,
             "provenance": cfg.image.provenance,
             "go": [list(go.ldflags), list(go.x), list(go.tags), go.cgo, go.trimpath, list(go.env)],

@@ -13,6 +13,7 @@ reads "is this a dry run": the pipeline skips what mutates and prints its plan.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -21,7 +22,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from crossbuild.errors import CommandError, UserError
 
@@ -82,9 +83,9 @@ class Runner:
 
     def plan(self, line: str) -> None:
         """Record and print one line of a dry run's plan."""
-        with _lock:
+        with _lock:  # one whole line at a time, whichever thread plans
             self.planned.append(line)
-        print(f"[dry-run] {line}", flush=True)
+            print(f"[dry-run] {line}", flush=True)
 
     def act(self, line: str, action: Callable[[], T]) -> T | None:
         """A side effect that is not a subprocess (start a server, write a file): done, or in a
@@ -123,12 +124,15 @@ class Runner:
         timeout: float | None = None,
         input_text: str | None = None,
         hint: str = "",
+        on_line: Callable[[str], None] | None = None,
     ) -> Result:
         """Run one external command.
 
         `env` holds only the variables to add to the current environment, so the
         echoed line shows exactly what differs. `mutates=False` marks read-only
-        queries, which run even in a dry run.
+        queries, which run even in a dry run. `on_line` streams: it is called with
+        each line of output (stdout and stderr, one call at a time) as the command
+        prints it, for progress displays; the Result still holds all of both.
         """
         argv = [str(a) for a in argv]
         if self.dry_run and mutates:
@@ -139,6 +143,8 @@ class Runner:
         if env:
             full_env = dict(os.environ)
             full_env.update(env)
+        if on_line is not None:
+            return self._stream(argv, full_env, cwd, check, timeout, input_text, hint, on_line)
         try:
             proc = subprocess.run(
                 argv,
@@ -161,6 +167,73 @@ class Runner:
             raise CommandError(argv, proc.returncode, result.stderr, result.stdout, hint=hint)
         return result
 
+    def _stream(
+        self,
+        argv: list[str],
+        env: dict[str, str] | None,
+        cwd: str | os.PathLike[str] | None,
+        check: bool,
+        timeout: float | None,
+        input_text: str | None,
+        hint: str,
+        on_line: Callable[[str], None],
+    ) -> Result:
+        """`run` with both pipes read line by line as they come (two reader threads)."""
+        try:
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
+        except FileNotFoundError as exc:
+            raise UserError(f"{argv[0]}: command not found; {hint or 'install it or run `make tools`'}") from exc
+        collected: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        deliver = threading.Lock()
+
+        def pump(name: str, stream: IO[str]) -> None:
+            for line in stream:
+                collected[name].append(line)
+                with deliver:
+                    on_line(line.rstrip("\n"))
+
+        assert proc.stdout is not None and proc.stderr is not None
+        readers = [
+            threading.Thread(target=pump, args=("stdout", proc.stdout), daemon=True),
+            threading.Thread(target=pump, args=("stderr", proc.stderr), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        if input_text is not None and proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(input_text)
+            proc.stdin.close()
+        try:
+            returncode = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.wait()
+            self._drain(proc, readers)
+            out, err = "".join(collected["stdout"]), "".join(collected["stderr"])
+            raise CommandError(argv, -1, err, out, hint=f"timed out after {timeout:g}s") from exc
+        self._drain(proc, readers)
+        result = Result(argv, returncode, "".join(collected["stdout"]), "".join(collected["stderr"]))
+        if check and returncode != 0:
+            raise CommandError(argv, returncode, result.stderr, result.stdout, hint=hint)
+        return result
+
+    @staticmethod
+    def _drain(proc: subprocess.Popen[str], readers: Sequence[threading.Thread]) -> None:
+        for reader in readers:
+            reader.join()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
     def output(
         self,
         argv: Sequence[str],
@@ -179,23 +252,7 @@ class Runner:
 QUERIES = Runner()
 
 
-def run(argv: Sequence[str], **kwargs: object) -> Result:
-    """A read-only query through QUERIES (kept for the many call sites that only ask)."""
-    return QUERIES.run(argv, **kwargs)  # type: ignore[arg-type]
-
-
-def output(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str] | None = None,
-    cwd: str | os.PathLike[str] | None = None,
-    timeout: float | None = None,
-    hint: str = "",
-) -> str:
-    return QUERIES.output(argv, env=env, cwd=cwd, timeout=timeout, hint=hint)
-
-
-def echo(
-    argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | os.PathLike[str] | None = None
-) -> None:
-    QUERIES.echo(argv, env=env, cwd=cwd)
+# The module's run/output/echo are QUERIES' (the many call sites that only ask).
+run = QUERIES.run
+output = QUERIES.output
+echo = QUERIES.echo

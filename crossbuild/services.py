@@ -101,22 +101,7 @@ _GOARCH = frozenset(
         "wasm",
     }
 )
-_UNIX = frozenset(
-    {
-        "aix",
-        "android",
-        "darwin",
-        "dragonfly",
-        "freebsd",
-        "hurd",
-        "illumos",
-        "ios",
-        "linux",
-        "netbsd",
-        "openbsd",
-        "solaris",
-    }
-)
+_UNIX = _GOOS - {"js", "nacl", "plan9", "wasip1", "windows", "zos"}  # the unix build tag's systems
 
 
 @dataclass(frozen=True)

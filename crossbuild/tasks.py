@@ -38,6 +38,8 @@ COMMON_HELP = {
 def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn crossbuild's expected errors into one clear message and a non-zero exit."""
 
+    title = "crossbuild " + fn.__name__.replace("_", ".").replace("go.image", "go-image")
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -45,12 +47,15 @@ def reported(fn: Callable[..., Any]) -> Callable[..., Any]:
         except CommandError as exc:
             detail = exc.tail()
             output.fail(f"{exc}\n  command: {' '.join(exc.argv)}" + (f"\n{detail}" if detail else ""))
+            output.annotate_error(f"{exc}" + (f"\n{detail}" if detail else ""), title=title)
             raise Exit(code=1) from None
         except CrossbuildError as exc:
             output.fail(str(exc))
+            output.annotate_error(str(exc), title=title)
             raise Exit(code=1) from None
         except OSError as exc:  # a path the user controls: read-only, full, missing, not permitted
             output.fail(errors.describe_os_error(exc))
+            output.annotate_error(errors.describe_os_error(exc), title=title)
             raise Exit(code=1) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
@@ -230,7 +235,9 @@ def image(
 @cbtask(
     iterable=["platform"],
     output="'oci': write OCI layout tarballs under build/oci/ instead of pushing",
-    check_reproducible="build every image twice (the second without cache) and compare the digests",
+    check_reproducible="build every image twice (the second without cache) and compare the digests; tags nothing",
+    snapshot="move no release-only tag ([image] release_tags); tag each platform's image <tag>-<os>-<arch> too",
+    force_release_tags="move release-only tags (latest) even for a version from a dirty tree",
 )
 def image_multiarch(
     _ctx: Any,
@@ -238,28 +245,40 @@ def image_multiarch(
     services: str | None = None,
     output: str | None = None,
     check_reproducible: bool = False,
+    snapshot: bool = False,
+    force_release_tags: bool = False,
     config: str | None = None,
     dry_run: bool = False,
     verbose: bool = False,
 ) -> None:
     """Build every image platform, push one index per service, verify it, then move the tags."""
-    overrides = Overrides(platforms=_list(platform, "--platform"), images=_list(services, "--services"))
+    overrides = Overrides(
+        platforms=_list(platform, "--platform"),
+        images=_list(services, "--services"),
+        snapshot=snapshot or None,
+        force_release_tags=force_release_tags or None,
+    )
     session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
     with commands.exclusive(session, "image.multiarch"):
         commands.image_multiarch(session, oci=_oci(output), check_reproducible=check_reproducible)
 
 
-@cbtask(legacy="merge per-arch repositories svc-<arch>:tag (OpenIM style) instead of build/digests/")
+@cbtask(
+    legacy="merge per-arch repositories svc-<arch>:tag (OpenIM style) instead of build/digests/",
+    force_release_tags="move release-only tags (latest) even for a version from a dirty tree",
+)
 def manifest(
     _ctx: Any,
     services: str | None = None,
     legacy: bool = False,
+    force_release_tags: bool = False,
     config: str | None = None,
     dry_run: bool = False,
     verbose: bool = False,
 ) -> None:
     """Merge per-arch digests into one index per service, then move the tags."""
-    session = commands.open(config, Overrides(images=_list(services, "--services")), dry_run=dry_run, verbose=verbose)
+    overrides = Overrides(images=_list(services, "--services"), force_release_tags=force_release_tags or None)
+    session = commands.open(config, overrides, dry_run=dry_run, verbose=verbose)
     with commands.exclusive(session, "manifest"):
         commands.merge_manifests(session, legacy=legacy)
 
@@ -365,6 +384,28 @@ def clean(_ctx: Any, config: str | None = None, dry_run: bool = False, verbose: 
         commands.clean(session)
 
 
+@cbtask(
+    iterable=["file"],
+    positional=["files"],
+    files="Kubernetes or compose files, a comma or space separated list (also --file, repeatable)",
+    file="one more file (repeatable)",
+    third_party="also pin every other image to the digest its tag names now",
+    output="write each resolved file into this directory (default: stdout)",
+)
+def resolve(
+    _ctx: Any,
+    files: str | None = None,
+    file: list[str] | None = None,
+    third_party: bool = False,
+    output: str | None = None,
+    config: str | None = None,
+    verbose: bool = False,
+) -> None:
+    """Pin this project's images in Kubernetes YAML and compose files to the digests last published. FILES"""
+    paths = [*(split_list(files) if files else []), *(file or [])]
+    commands.resolve(commands.open(config, verbose=verbose), paths, third_party=third_party, out_dir=output)
+
+
 # --- CI -------------------------------------------------------------------------
 
 
@@ -427,6 +468,8 @@ def bundle(
     max_size="most the bundle may declare, e.g. 20GiB (default: twice the archive's size + 64 MiB; "
     "also BUNDLE_MAX_SIZE)",
     config="not used: bundle.load reads no config file, only the archive",
+    deploy_dir="where the bundle's deployment files go, pointing at the imported images "
+    "(default: ./<bundle name>-deploy)",
 )
 def bundle_load(
     _ctx: Any,
@@ -435,6 +478,7 @@ def bundle_load(
     insecure: bool = False,
     plain_http: bool = False,
     max_size: str | None = None,
+    deploy_dir: str | None = None,
     config: str | None = None,
     dry_run: bool = False,
     verbose: bool = False,
@@ -442,7 +486,9 @@ def bundle_load(
     """Verify every size and checksum of a bundle, then push it to --registry or load it into docker. ARCHIVE"""
     _no_config(config, "bundle.load", "it runs where only the archive is; give --registry HOST:PORT to push")
     run = make_runner(dry_run, verbose)
-    commands.bundle_load(run, archive, registry, insecure=insecure, plain_http=plain_http, max_size=max_size)
+    commands.bundle_load(
+        run, archive, registry, insecure=insecure, plain_http=plain_http, max_size=max_size, deploy_dir=deploy_dir
+    )
 
 
 build_ns = Collection("build")
@@ -465,7 +511,7 @@ bundle_ns = Collection("bundle")
 bundle_ns.add_task(bundle, name="create", default=True)
 bundle_ns.add_task(bundle_load, name="load")
 ns.add_collection(bundle_ns)
-for _task in (manifest, setup, verify, doctor, audit, clean, init):
+for _task in (manifest, setup, verify, doctor, audit, resolve, clean, init):
     ns.add_task(_task)
 ns.add_task(go_image, name="go-image")
 

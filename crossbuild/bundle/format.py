@@ -31,9 +31,11 @@ OCI_LAYOUT_FILE = f"{IMAGES_DIR}/oci-layout"
 OCI_INDEX_FILE = f"{IMAGES_DIR}/index.json"
 DOCKER_MANIFEST_FILE = f"{IMAGES_DIR}/manifest.json"
 BLOBS_DIR = f"{IMAGES_DIR}/blobs/sha256"
-# Every file a bundle holds besides its blobs; anything else in an archive is refused.
+DEPLOY_DIR = "deploy"  # compose / Kubernetes files pinned to the bundle's images, when configured
+# Every file a bundle holds besides its blobs and the deploy files manifest.json lists; anything else is refused.
 META_FILES = (SUMS_FILE, MANIFEST_FILE, README_FILE, OCI_LAYOUT_FILE, OCI_INDEX_FILE, DOCKER_MANIFEST_FILE)
-DIRECTORIES = (IMAGES_DIR, f"{IMAGES_DIR}/blobs", BLOBS_DIR)
+DIRECTORIES = (IMAGES_DIR, f"{IMAGES_DIR}/blobs", BLOBS_DIR, DEPLOY_DIR)
+_DEPLOY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\.(ya?ml)")
 META_MAX = 16 << 20  # no metadata file of a real bundle comes near this
 IMAGE_MANIFEST_MAX = 4 << 20  # [dist] registries refuse manifests over 4 MiB
 
@@ -98,9 +100,11 @@ class BundleManifest:
     platform: Platform
     created: str
     images: tuple[BundleImage, ...]
+    # deploy/<name> files (compose, Kubernetes) with every image pinned to the bundle's, platform set
+    deploy: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
             "project": self.project,
             "version": self.version,
@@ -109,6 +113,9 @@ class BundleManifest:
             "layout": IMAGES_DIR,
             "images": [i.to_json() for i in self.images],
         }
+        if self.deploy:  # absent otherwise: a bundle without deploy files is byte for byte what it was
+            data["deploy"] = list(self.deploy)
+        return data
 
     def dumps(self) -> bytes:
         return json_bytes(self.to_json())
@@ -134,7 +141,27 @@ class BundleManifest:
             platform=platform_from_text(_field(data, "platform", str, MANIFEST_FILE)),
             created=_field(data, "created", str, MANIFEST_FILE),
             images=images,
+            deploy=_deploy_list(data.get("deploy", [])),
         )
+
+
+def deploy_path(name: str) -> str:
+    """deploy/<name>: a plain file name ending in .yml or .yaml, or a UserError."""
+    if not _DEPLOY_NAME.fullmatch(name):
+        raise UserError(f"deploy file {_show(name)} is not a plain .yml/.yaml file name")
+    return f"{DEPLOY_DIR}/{name}"
+
+
+def _deploy_list(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"{MANIFEST_FILE}: 'deploy' must be a list of file names")
+    paths = tuple(v for v in value if isinstance(v, str))
+    for path in paths:
+        if not path.startswith(f"{DEPLOY_DIR}/") or deploy_path(path.removeprefix(f"{DEPLOY_DIR}/")) != path:
+            raise UserError(f"{MANIFEST_FILE}: deploy file {_show(path)} is not deploy/<name>.yml")
+    if len(set(paths)) != len(paths):
+        raise UserError(f"{MANIFEST_FILE}: a deploy file is listed twice")
+    return paths
 
 
 def _show(value: object) -> str:
@@ -353,7 +380,7 @@ Without crossbuild, from the extracted directory:
 
     tar -C images -cf - . | docker load
 
-## Layout
+{_deploy_readme(manifest, name)}## Layout
 - `SHA256SUMS`: sha256 of every other file (first in the archive, so a reader checks each file as it comes).
 - `manifest.json`: this bundle: project, version, platform and, per image, reference, manifest digest,
   media type and size, config digest (the docker image ID), layer count, total bytes.
@@ -361,4 +388,17 @@ Without crossbuild, from the extracted directory:
   `index.json` names each image in `org.opencontainers.image.ref.name`.
 - `images/manifest.json`: the same images in docker-archive form (`RepoTags`, `Config`, `Layers`
   pointing into `blobs/sha256/`), which is what `docker load` reads; nothing is stored twice.
+"""
+
+
+def _deploy_readme(manifest: BundleManifest, name: str) -> str:
+    if not manifest.deploy:
+        return ""
+    files = ", ".join(f"`{d}`" for d in manifest.deploy)
+    return f"""## 3. Deploy
+{files}: this release's deployment files with every image pinned by digest to this bundle's and
+(compose) `platform: {manifest.platform}` set. `invoke bundle.load` writes them, rewritten to where the
+images went, into `{name}-deploy/` (or `--deploy-dir`): then `docker compose -f {name}-deploy/<file> up -d`
+or `kubectl apply -f {name}-deploy/`.
+
 """

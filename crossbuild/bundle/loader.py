@@ -28,12 +28,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-from crossbuild import hosts, output
+from crossbuild import hosts, output, resolve
 from crossbuild.bundle.format import (
     IMAGES_DIR,
     OCI_LAYOUT,
     BundleImage,
     blob_path,
+    bundle_name,
     docker_archive_manifest,
     json_bytes,
     oci_index,
@@ -299,11 +300,14 @@ def load(
     plain_http: bool = False,
     insecure: bool = False,
     max_size: int | None = None,
+    deploy_dir: Path | None = None,
 ) -> list[tuple[str, str]]:
     """Verify the whole bundle, then push it to `registry` (digests kept) or `docker load` it.
 
     Returns (imported reference, digest): the manifest digest for a registry, the image ID
     (`docker image inspect .Id`) for the docker daemon. Nothing is imported unless every check passes.
+    A bundle with deployment files has them written, pointing at where the images went, into
+    `deploy_dir` (default ./<bundle name>-deploy).
     """
     if registry is None and (plain_http or insecure):
         raise UserError(f"{'--plain-http' if plain_http else '--insecure'} applies to --registry HOST:PORT only")
@@ -324,6 +328,54 @@ def load(
                 f"{img.ref} ({img.digest}) to {host}/{img.reference.repository}" for img in manifest.images
             )
             pushed = run.act(f"push {where}", lambda: _push(root, verified, host, client))
+            _write_deploy(run, verified, host, deploy_dir)
             return pushed or []
         output.step(f"docker load {len(manifest.images)} image(s)")
-        return _docker_load(run, root, verified, scratch)
+        loaded = _docker_load(run, root, verified, scratch)
+        _write_deploy(run, verified, None, deploy_dir)
+        return loaded
+
+
+# --- deployment files ----------------------------------------------------------------------
+
+
+def deploy_text(verified: Verified, rel: str, registry: str | None) -> str:
+    """A bundle's deploy file with each image (pinned to a bundle manifest digest) pointed at where it was
+    imported: REGISTRY/REPOSITORY@DIGEST, or for the docker daemon the tag `docker load` gave it."""
+    bundled = {(img.reference.repository, img.digest): img for img in verified.manifest.images}
+
+    def pin(found: resolve.Found) -> str | None:
+        try:
+            ref = parse_reference(found.image)
+        except UserError:
+            return None
+        img = bundled.get((ref.repository, ref.digest or ""))
+        if img is None:
+            return None
+        if registry is not None:
+            return f"{registry}/{img.reference.repository}@{img.digest}"
+        return img.docker_tag  # loaded images have no registry digest in docker's classic store, only their tag
+
+    text = verified.deploy[rel].decode("utf-8")
+    return resolve.rewrite(text, rel, pin)[0]
+
+
+def _write_deploy(run: Runner, verified: Verified, registry: str | None, deploy_dir: Path | None) -> None:
+    manifest = verified.manifest
+    if not manifest.deploy:
+        return
+    target = deploy_dir or Path(f"{bundle_name(manifest.project, manifest.version, manifest.platform)}-deploy")
+    texts = {rel: deploy_text(verified, rel, registry) for rel in manifest.deploy}
+
+    def write() -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        for rel, text in texts.items():
+            (target / Path(rel).name).write_text(text, encoding="utf-8")
+            output.ok(f"wrote {target / Path(rel).name}")
+
+    run.act(f"write {', '.join(str(target / Path(rel).name) for rel in texts)}", write)
+    compose = [target / Path(rel).name for rel in texts if resolve.kind(texts[rel], rel) == resolve.COMPOSE]
+    if compose:
+        output.info(f"next: docker compose -f {compose[0]} up -d")
+    if len(compose) < len(texts):
+        output.info(f"next: kubectl apply -f {target}")

@@ -81,6 +81,7 @@ class Verified:
     files: dict[str, int]  # path under the top directory -> size
     raw_manifests: dict[str, bytes]  # manifest digest -> exact bytes
     parts: dict[str, tuple[Descriptor, tuple[Descriptor, ...]]]  # manifest digest -> (config, layers)
+    deploy: dict[str, bytes] = field(default_factory=dict)  # deploy/<name> -> its verified bytes
 
     def layer_map(self) -> dict[str, list[str]]:
         return {digest: [d.digest for d in layers] for digest, (_, layers) in self.parts.items()}
@@ -251,7 +252,8 @@ class _Reader:
         if src is None:
             raise self.corrupt(f"{_name(member.name)} cannot be read")
         stream.allow(member.size, header=False)
-        keep = rel in META_FILES or rel in self.manifest_paths
+        deploy = self.manifest is not None and rel in self.manifest.deploy
+        keep = rel in META_FILES or rel in self.manifest_paths or deploy
         hexdigest, data = self.copy(src, rel, keep)
         self.read_total += member.size
         if self.sums is not None and self.sums[rel] != hexdigest:
@@ -262,7 +264,7 @@ class _Reader:
         self.hashes[rel], self.sizes[rel] = hexdigest, member.size
         if keep:
             self.kept[rel] = data
-        if rel in META_FILES:
+        if rel in META_FILES or deploy:
             self.add_declared(member.size)
         if rel == SUMS_FILE:
             self.read_sums(data)
@@ -273,7 +275,7 @@ class _Reader:
 
     def check_size(self, rel: str, size: int) -> None:
         """Refuse a member from its tar header alone: nothing of it is read yet."""
-        if rel in META_FILES:
+        if rel in META_FILES or (self.manifest is not None and rel in self.manifest.deploy):
             if size > META_MAX:
                 raise self.corrupt(
                     f"{rel} is {output.human_size(size)}, no bundle's is over {output.human_size(META_MAX)}"
@@ -401,7 +403,7 @@ class _Reader:
             raise self.corrupt(f"{len(missing)} file(s) listed in {SUMS_FILE} are missing: {_few(missing)}")
         if self.manifest is None:
             raise self.corrupt(f"{MANIFEST_FILE} is missing")
-        for rel in (OCI_LAYOUT_FILE, OCI_INDEX_FILE, DOCKER_MANIFEST_FILE):
+        for rel in (OCI_LAYOUT_FILE, OCI_INDEX_FILE, DOCKER_MANIFEST_FILE, *self.manifest.deploy):
             if rel not in self.kept:
                 raise self.corrupt(f"{rel} is missing")
         absent = [rel for rel in self.declared if rel not in self.hashes]
@@ -427,7 +429,8 @@ class _Reader:
     def verified(self) -> Verified:
         assert self.manifest is not None  # finish() passed
         raw = {digest: self.kept[blob_path(digest)] for digest in self.parts}
-        return Verified(self.manifest, dict(self.sizes), raw, dict(self.parts))
+        deploy = {rel: self.kept[rel] for rel in self.manifest.deploy}
+        return Verified(self.manifest, dict(self.sizes), raw, dict(self.parts), deploy)
 
 
 def read_archive(path: Path, dest: Path | None, max_size: int | None = None) -> Verified:

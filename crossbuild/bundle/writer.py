@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 import tempfile
@@ -26,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from crossbuild import output
+from crossbuild import hosts, output, resolve
 from crossbuild.bundle.format import (
     DOCKER_MANIFEST_FILE,
     MANIFEST_FILE,
@@ -40,6 +41,7 @@ from crossbuild.bundle.format import (
     Descriptor,
     blob_path,
     bundle_name,
+    deploy_path,
     docker_archive_manifest,
     image_parts,
     json_bytes,
@@ -47,6 +49,7 @@ from crossbuild.bundle.format import (
     readme,
     sums_text,
 )
+from crossbuild.compose import compose_variables
 from crossbuild.config import Config
 from crossbuild.errors import UserError
 from crossbuild.oci import Client, CorruptContent, Manifest, Reference, RegistryError, image_entries, parse_reference
@@ -158,6 +161,78 @@ def resolve_all(
     return found
 
 
+# --- deployment files ([bundle] compose, kubernetes) ---------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    text: str
+    variables: dict[str, str]  # what a compose file's ${VAR}s see here
+
+
+def deploy_sources(cfg: Config) -> list[_Source]:
+    """[bundle] compose and kubernetes files, read now (a missing one is a UserError)."""
+    sources = []
+    names: set[str] = set()
+    for rel in ([cfg.bundle_compose] if cfg.bundle_compose else []) + list(cfg.bundle_kubernetes):
+        path = (cfg.root / rel).resolve()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"[bundle] {rel}: cannot read {path} ({exc})") from exc
+        deploy_path(path.name)  # a name the bundle format accepts
+        if path.name in names:
+            raise UserError(f"[bundle]: two deployment files are named {path.name}; rename one")
+        names.add(path.name)
+        kind = resolve.kind(text, str(path))
+        variables = compose_variables(path, dict(os.environ)) if kind == resolve.COMPOSE else {}
+        sources.append(_Source(path, text, variables))
+    return sources
+
+
+def _service_ref(cfg: Config, ref: Reference) -> Reference | None:
+    """The bundle's reference of the service image `ref` names, or None for a third-party image."""
+    for svc in cfg.selected_images():
+        own = parse_reference(cfg.image_ref(svc))
+        same = own.registry == ref.registry or (hosts.is_loopback(own.registry) and hosts.is_loopback(ref.registry))
+        if same and own.repository == ref.repository:
+            return parse_reference(f"{cfg.image_ref(svc)}:{cfg.image_tags(svc)[0]}")
+    return None
+
+
+def deploy_images(cfg: Config, sources: Sequence[_Source]) -> list[str]:
+    """The third-party images the deployment files name: the bundle carries them too."""
+    extra = []
+    for src in sources:
+        for found in resolve.find(src.text, str(src.path), src.variables)[1]:
+            ref = parse_reference(found.image)
+            if _service_ref(cfg, ref) is None:
+                extra.append(found.image)
+    return extra
+
+
+def pin_deploy_files(
+    cfg: Config, sources: Sequence[_Source], images: Sequence[_Resolved], platform: Platform
+) -> dict[str, bytes]:
+    """deploy/<name> -> the file with each image pinned to the bundle's manifest of `platform`
+    (REGISTRY/REPOSITORY@sha256:...; bundle.load rewrites REGISTRY) and compose's platform: set."""
+    by_ref = {str(r.ref): r for r in images}
+
+    def pin(found: resolve.Found) -> str | None:
+        ref = parse_reference(found.image)
+        bundled = by_ref.get(str(_service_ref(cfg, ref) or ref))
+        if bundled is None:
+            return None
+        return f"{bundled.ref.registry}/{bundled.ref.repository}@{bundled.manifest.digest}"
+
+    out = {}
+    for src in sources:
+        text, _changes = resolve.rewrite(src.text, str(src.path), pin, variables=src.variables, platform=str(platform))
+        out[deploy_path(src.path.name)] = text.encode()
+    return out
+
+
 # --- the files of a bundle ----------------------------------------------------------
 
 
@@ -205,7 +280,11 @@ def blob_order(manifest: BundleManifest, raw_manifests: Mapping[str, bytes]) -> 
 
 
 def layout_entries(
-    manifest: BundleManifest, name: str, raw_manifests: Mapping[str, bytes], blob: BlobSource
+    manifest: BundleManifest,
+    name: str,
+    raw_manifests: Mapping[str, bytes],
+    blob: BlobSource,
+    deploy: Mapping[str, bytes] | None = None,
 ) -> list[Entry]:
     """Every file of a bundle but SHA256SUMS, in archive order: manifest.json, README, the OCI layout and
     docker-archive index, every image manifest, then each config and layer once. `raw_manifests` maps a
@@ -215,6 +294,7 @@ def layout_entries(
     entries = [
         Entry.of(MANIFEST_FILE, manifest.dumps()),
         Entry.of(README_FILE, readme(manifest, name).encode()),
+        *(Entry.of(rel, (deploy or {})[rel]) for rel in manifest.deploy),
         Entry.of(OCI_LAYOUT_FILE, json_bytes(OCI_LAYOUT)),
         Entry.of(OCI_INDEX_FILE, json_bytes(oci_index(manifest.images))),
         Entry.of(DOCKER_MANIFEST_FILE, json_bytes(docker_archive_manifest(manifest.images, layer_map))),
@@ -381,7 +461,8 @@ def create(
     """Write one bundle per platform; every image is checked for every platform before anything is written."""
     if not platforms:
         raise UserError("no platform to bundle: give PLATFORMS=linux/arm64 (or --platform)")
-    wanted = _wanted(cfg, extra_images)
+    sources = deploy_sources(cfg)
+    wanted = _wanted(cfg, [*extra_images, *deploy_images(cfg, sources)])
     if not wanted:
         raise UserError("nothing to bundle: no service selected and no extra image given")
     platforms = list(dict.fromkeys(normalise_platform(p.os, p.arch, p.variant) for p in platforms))
@@ -392,12 +473,14 @@ def create(
         images = resolved[platform]
         path = bundle_path(cfg, platform)
         name = path.name.removesuffix(".tar.gz")
+        deploy = pin_deploy_files(cfg, sources, images, platform)
         manifest = BundleManifest(
             project=cfg.name,
             version=cfg.version.version,
             platform=platform,
             created=cfg.version.date,
             images=tuple(r.entry() for r in images),
+            deploy=tuple(deploy),
         )
         total = sum(i.total_size for i in manifest.images)
         raw_manifests = {r.manifest.digest: r.manifest.raw for r in images}
@@ -407,11 +490,12 @@ def create(
             name: str = name,
             manifest: BundleManifest = manifest,
             raw_manifests: dict[str, bytes] = raw_manifests,
+            deploy: dict[str, bytes] = deploy,
         ) -> Path:
             path.parent.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{name}.blobs-"))
             with _Prefetch(client, blob_order(manifest, raw_manifests), scratch, BLOB_PARALLEL) as blobs:
-                entries = layout_entries(manifest, name, raw_manifests, blobs)
+                entries = layout_entries(manifest, name, raw_manifests, blobs, deploy)
                 write_archive(path, name, entries, mtime=_epoch(cfg))
             for img in manifest.images:
                 output.info(f"{img.ref}  {img.digest}  {output.human_size(img.total_size)}")
@@ -420,4 +504,17 @@ def create(
 
         run.act(f"write {path}: {len(images)} image(s), {output.human_size(total)} of blobs", write)
         written.append(path)
+    if written and not run.dry_run:
+        output.step_summary(step_summary(cfg, written, resolved))
     return written
+
+
+def step_summary(cfg: Config, written: Sequence[Path], resolved: Mapping[Platform, Sequence[_Resolved]]) -> str:
+    """GitHub's step summary of a bundle run: each archive, and each image with its digest."""
+    rows = [
+        [f"`{path.name}`", str(platform), r.service or "(third party)", f"`{r.ref}`", f"`{r.manifest.digest}`"]
+        for path, (platform, found) in zip(written, resolved.items(), strict=True)
+        for r in found
+    ]
+    head = f"### crossbuild bundle: {cfg.name} {cfg.version.version}\n\n"
+    return head + output.markdown_table(["archive", "platform", "service", "image", "manifest digest"], rows)

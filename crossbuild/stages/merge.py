@@ -12,6 +12,7 @@ from crossbuild import manifest
 from crossbuild import plan as plan_mod
 from crossbuild.errors import UserError
 from crossbuild.pipeline import Context, Stage
+from crossbuild.stages.prepare import say_held_tags
 
 
 class PlanMerge(Stage):
@@ -22,6 +23,7 @@ class PlanMerge(Stage):
 
     def run(self, ctx: Context) -> None:
         ctx.plan = plan_mod.plan(ctx.cfg, ctx.platforms, ctx.services)
+        say_held_tags(ctx)
         targets = ctx.plan.targets
         if self.legacy:
             merges = manifest.plan_from_legacy(targets, ctx.session.client)

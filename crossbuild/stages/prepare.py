@@ -23,6 +23,7 @@ from crossbuild import (
     gobuild,
     incremental,
     output,
+    progress,
     registry_server,
     runner,
     stamping,
@@ -108,6 +109,25 @@ class Plan(Stage):
 
     def run(self, ctx: Context) -> None:
         ctx.plan = plan_mod.plan(ctx.cfg, ctx.platforms, ctx.services, ctx.base_image)
+        say_held_tags(ctx)
+
+
+def say_held_tags(ctx: Context) -> None:
+    """Release-only tags that will not move, and why, once per run."""
+    held = sorted({tag for s in ctx.services for tag in ctx.cfg.held_tags(s)})
+    if not held:
+        return
+    cfg = ctx.cfg
+    if cfg.snapshot:
+        output.warn(
+            f"snapshot: {', '.join(held)} not moved; each platform's image is tagged "
+            f"<tag>-<os>-<arch>[-<variant>] for local testing"
+        )
+    else:
+        output.warn(
+            f"{', '.join(held)} not moved: version {cfg.version.version} is from a dirty tree; commit first, "
+            "or give --force-release-tags (FORCE_RELEASE_TAGS=1) to move them anyway"
+        )
 
 
 class StaticBase(Stage):
@@ -207,9 +227,10 @@ class Compile(Stage):
     def run(self, ctx: Context) -> None:
         services = self.services(ctx)
         announce_build(ctx, services)
-        ctx.builds = gobuild.build(
-            ctx.session.runner, ctx.cfg, ctx.platforms, services, ctx.session.state("gobuild"), tree(ctx)
-        )
+        with progress.activity("go build", tuple(str(p) for p in ctx.platforms)) as board:
+            ctx.builds = gobuild.build(
+                ctx.session.runner, ctx.cfg, ctx.platforms, services, ctx.session.state("gobuild"), tree(ctx), board
+            )
         report_builds(ctx, services)
 
     def describe(self, ctx: Context) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from crossbuild import bake, expect, images, output
+from crossbuild import bake, expect, images, output, progress
 from crossbuild import plan as plan_mod
 from crossbuild.errors import UserError
 from crossbuild.oci import Reference, parse_reference
@@ -80,16 +80,24 @@ class Bake(Stage):
     def run(self, ctx: Context) -> None:
         assert ctx.publisher is not None
         publisher = ctx.publisher
-        metadata = bake.bake(
-            ctx.session.runner,
-            ctx.cfg,
-            ctx.to_build(),
-            publisher.outputs,
-            name=self._name(ctx),
-            with_tags=publisher.with_tags,
-            index=publisher.index,
-            no_cache=self.no_cache,
+        targets = ctx.to_build()
+        output.step(
+            f"bake {len(targets)} image(s) x {len(ctx.platforms)} platform(s) -> {publisher.name}"
+            + (" (no cache)" if self.no_cache else "")
         )
+        with progress.activity("bake", bake.rows_of(targets)) as board:
+            metadata = bake.bake(
+                ctx.session.runner,
+                ctx.cfg,
+                targets,
+                publisher.outputs,
+                name=self._name(ctx),
+                with_tags=publisher.with_tags,
+                index=publisher.index,
+                no_cache=self.no_cache,
+                report=board,
+            )
+        output.ok(f"baked {len(targets)} image(s) x {len(ctx.platforms)} platform(s) in {board.elapsed():.1f}s")
         ctx.memo[f"bake:{self._name(ctx)}"] = metadata
         publisher.after(ctx, metadata)
 
@@ -128,7 +136,8 @@ class Verify(Stage):
         return "" if ctx.staged else "nothing new to verify"
 
     def run(self, ctx: Context) -> None:
-        expect.verify_staged(ctx.cfg, ctx.session.client, ctx.staged, self.stamped)
+        reports = expect.verify_staged(ctx.cfg, ctx.session.client, ctx.staged, self.stamped)
+        ctx.memo["verified"] = {r.service for r in reports if r.ok}
 
 
 class Record(Stage):
@@ -187,10 +196,21 @@ class Tag(Stage):
             moves.append((d.target, manifest.raw, manifest.media_type))
         moves += [(s.target, s.raw, s.media_type) for s in ctx.staged]
         images.move_all_tags(client, moves)
+        if ctx.cfg.snapshot:
+            for target, raw, _media_type in moves:
+                for tagged in images.tag_platforms(client, target, raw):
+                    output.ok(f"snapshot {tagged}")
         ctx.published += [images.Published(s.target, s.digest, s.platforms, s.size, ctx.action) for s in ctx.staged]
 
     def describe(self, ctx: Context) -> list[str]:
-        return [f"tag {ref} -> {d.record['digest']}" for d in self._retags(ctx) for ref in d.target.refs()]
+        lines = [f"tag {ref} -> {d.record['digest']}" for d in self._retags(ctx) for ref in d.target.refs()]
+        if ctx.cfg.snapshot:
+            lines += [
+                f"tag {t.repository}:{images.platform_tag(t.tags[0], p)} -> its {p} image"
+                for t in ctx.to_build()
+                for p in t.platforms
+            ]
+        return lines
 
 
 class Reproducible(Stage):
@@ -239,6 +259,8 @@ class Summary(Stage):
             table(published)
         if ctx.dry_run:
             return
+        if published:
+            output.step_summary(step_summary(ctx, published))
         done = time.monotonic() - ctx.started
         image_s = sum(ctx.timings.get(n, 0.0) for n in _IMAGE_STAGES)
         output.ok(
@@ -248,6 +270,33 @@ class Summary(Stage):
 
 
 _IMAGE_STAGES = ("decide", "bake", "check", "verify", "record", "tag")
+
+
+def verify_result(ctx: Context, p: images.Published) -> str:
+    """What the summary says about a published index's proof."""
+    if p.action in ("unchanged", "retag"):
+        return "verified before (unchanged)"
+    if not ctx.cfg.image.verify:
+        return "not verified ([image] verify is off)"
+    return "verified" if p.target.service.name in ctx.memo.get("verified", set()) else "not verified"
+
+
+def step_summary(ctx: Context, published: list[images.Published]) -> str:
+    """The Markdown GitHub shows on the run's page: one row per service."""
+    task = "manifest" if ctx.action == "merged" else "image.multiarch"
+    rows = [
+        [
+            p.target.service.name,
+            f"`{p.digest}`",
+            ", ".join(p.platforms),
+            ", ".join(f"`{ref}`" for ref in p.target.refs()),
+            p.action,
+            verify_result(ctx, p),
+        ]
+        for p in published
+    ]
+    head = f"### crossbuild {task}: {ctx.cfg.name} {ctx.cfg.version.version}\n\n"
+    return head + output.markdown_table(["service", "index digest", "platforms", "tags", "action", "verify"], rows)
 
 
 def table(published: list[images.Published]) -> None:

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossbuild import audit, bundle
+from crossbuild import bundle, compose
 from crossbuild.errors import UserError
 from crossbuild.platforms import Platform
 
@@ -231,7 +231,7 @@ variables = st.dictionaries(st.sampled_from(["A", "B_1", "EMPTY"]), st.text(max_
 @given(compose_text, variables)
 def test_compose_interpolation(text: str, env: dict[str, str]) -> None:
     try:
-        result = audit.interpolate(text, env)
+        result = compose.interpolate(text, env)
     except UserError as exc:
         one_line_error(exc)
         return
@@ -244,6 +244,6 @@ def test_env_file_parser(work: Path, lines: list[str]) -> None:
     path = work / ".env"
     path.write_text("\n".join(lines), encoding="utf-8", errors="surrogatepass")
     try:
-        audit.read_env_file(path, {"A": "from-env"})
+        compose.read_env_file(path, {"A": "from-env"})
     except UserError as exc:
         one_line_error(exc)

@@ -1,168 +1,72 @@
-"""Shared fixtures for the integration tests.
+"""Fixtures shared by the integration tests (the helpers behind them are in support/).
 
-Fixtures defined here (all prefixed ``crossbuild_``):
+* ``project_clone`` (session): ONE ``git clone`` of this repository's committed state, tagged
+  ``support.example.TAG``, whose Makefile has created its ``.venv``: the one venv of the session.
+* ``clone`` (module): that clone back in its committed state (no untracked files, an empty
+  ``build/``) when the module starts, with a REGISTRY_PREFIX of the module's own; what a
+  module's tests leave there stays for the next test of the module (module-scoped runs
+  such as a ``published`` fixture rely on that).
+* ``fresh`` (function): the module's clone with ``build/`` emptied and the test's own
+  ``prefix`` as REGISTRY_PREFIX, so a test sees exactly what its own commands produced.
+* ``prefix`` (function): a REGISTRY_PREFIX under localhost:5000 no other test uses; local
+  docker images under it are untagged afterwards.
+* ``local_registry`` (session): the registry answering on 127.0.0.1:5000 (started if need be).
 
-* ``crossbuild_clone`` (module scope): a ``git clone`` of this repository in a
-  temporary directory - only committed files, as CI sees them - tagged
-  ``CROSSBUILD_CLONE_TAG``, with its own ``.venv`` created by the clone's
-  Makefile. Tests run ``make`` / ``invoke`` there, so nothing is written into
-  the working tree's ``build/``.
-* ``crossbuild_clean_clone`` (function scope): the same clone with ``build/``
-  removed first, so each test sees exactly the files its own command produced.
-
-The Go build cache (``go env GOCACHE``) is shared, so only the first build of
-each platform compiles the standard library.
+The Go build cache (``go env GOCACHE``) is shared, so only the first build of each
+platform compiles the standard library.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-
-CROSSBUILD_PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CROSSBUILD_CLONE_TAG = "v1.4.2"
-
-# Variables that would change what crossbuild, make, go or git do if the test
-# run inherited them (e.g. pytest started from `make test PLATFORMS=...`).
-_CROSSBUILD_LEAKY_ENV = (
-    "PLATFORMS",
-    "BINS",
-    "IMAGES",
-    "REGISTRY_PREFIX",
-    "VERSION",
-    "BASE_IMAGE",
-    "GO_IMAGE",
-    "CACHE_REF",
-    "MODE",
-    "VERIFY",
-    "V",
-    "CONFIG",
-    "CROSSBUILD_CONFIG",
-    "SOURCE_DATE_EPOCH",
-    "GOOS",
-    "GOARCH",
-    "GOARM",
-    "GOAMD64",
-    "GOARM64",
-    "CGO_ENABLED",
-    "MAKEFLAGS",
-    "MFLAGS",
-    "MAKELEVEL",
-    "MAKEOVERRIDES",
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-)
+from support.clone import Clone, clone_project, unique_prefix
+from support.commands import require_tools
+from support.registries import LOCAL_API, embedded_registry, registry_healthy
+from support.witness import remove_docker_images
 
 
-def crossbuild_base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """os.environ without the variables that would steer crossbuild, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if k not in _CROSSBUILD_LEAKY_ENV}
-    env.update(extra or {})
-    return env
+def _label(request: pytest.FixtureRequest) -> str:
+    """A registry path segment naming the test module: test_bundle_offline -> bundle-offline."""
+    return request.module.__name__.removeprefix("test_").replace("_", "-")
 
 
-@dataclass(frozen=True)
-class CrossbuildClone:
-    """A throwaway clone of the project and the commands tests run in it."""
-
-    root: Path
-    tag: str
-
-    @property
-    def invoke_bin(self) -> Path:
-        return self.root / ".venv" / "bin" / "invoke"
-
-    @property
-    def build_dir(self) -> Path:
-        return self.root / "build"
-
-    @property
-    def module_dir(self) -> Path:
-        return self.root / "examples" / "imdemo"
-
-    def run(
-        self,
-        argv: Sequence[str | os.PathLike[str]],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        timeout: float = 600,
-    ) -> subprocess.CompletedProcess[str]:
-        """Run a command (never raises for a non-zero exit; callers assert on it)."""
-        return subprocess.run(
-            [str(a) for a in argv],
-            cwd=cwd or self.root,
-            env=crossbuild_base_env(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def make(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return self.run(["make", "--no-print-directory", *args], env=env)
-
-    def invoke(
-        self, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return self.run([self.invoke_bin, *args], env=env, cwd=cwd)
-
-    def git(self, *args: str) -> str:
-        proc = self.run(["git", "-C", self.root, *args], timeout=60)
-        assert proc.returncode == 0, f"git {' '.join(args)} failed:\n{proc.stderr}"
-        return proc.stdout.strip()
-
-    def built_files(self) -> set[str]:
-        """Every file under build/ but crossbuild's bookkeeping in build/state/, relative to build/."""
-        if not self.build_dir.exists():
-            return set()
-        files = {p.relative_to(self.build_dir).as_posix() for p in self.build_dir.rglob("*") if p.is_file()}
-        return {f for f in files if not f.startswith("state/")}
-
-    def remove_build(self) -> None:
-        shutil.rmtree(self.build_dir, ignore_errors=True)
-
-    @staticmethod
-    def describe(proc: subprocess.CompletedProcess[str]) -> str:
-        """Exit code and both streams of a finished command, for assertion messages."""
-        return f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+@pytest.fixture(scope="session")
+def project_clone(tmp_path_factory: pytest.TempPathFactory) -> Clone:
+    """The session's tagged clone with its .venv (made by `make build BINS=api` there)."""
+    return clone_project(tmp_path_factory.mktemp("crossbuild-clone") / "repo", venv=True)
 
 
 @pytest.fixture(scope="module")
-def crossbuild_clone(tmp_path_factory: pytest.TempPathFactory) -> CrossbuildClone:
-    """A tagged clone of the repository whose Makefile has created its .venv."""
-    if not (CROSSBUILD_PROJECT_ROOT / ".git").exists():
-        pytest.fail(f"{CROSSBUILD_PROJECT_ROOT} is not a git checkout: the integration tests clone it")
-    root = tmp_path_factory.mktemp("crossbuild-clone") / "repo"
-    proc = subprocess.run(
-        ["git", "clone", "--quiet", str(CROSSBUILD_PROJECT_ROOT), str(root)],
-        env=crossbuild_base_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, CrossbuildClone.describe(proc)
-    clone = CrossbuildClone(root=root, tag=CROSSBUILD_CLONE_TAG)
-    clone.git("tag", CROSSBUILD_CLONE_TAG)
-    # The first make target creates .venv and pip-installs the package; use a
-    # public target (one host binary) rather than the Makefile's stamp file.
-    proc = clone.make("build", "BINS=api")
-    assert proc.returncode == 0, CrossbuildClone.describe(proc)
-    assert clone.invoke_bin.is_file(), f"make did not create {clone.invoke_bin}"
-    clone.remove_build()
-    return clone
+def clone(project_clone: Clone, request: pytest.FixtureRequest) -> Clone:
+    project_clone.restore()
+    return project_clone.with_env(REGISTRY_PREFIX=unique_prefix(_label(request)))
 
 
 @pytest.fixture
-def crossbuild_clean_clone(crossbuild_clone: CrossbuildClone) -> CrossbuildClone:
-    """The module's clone with build/ removed; what the test leaves stays for inspection."""
-    crossbuild_clone.remove_build()
-    return crossbuild_clone
+def prefix(request: pytest.FixtureRequest) -> Iterator[str]:
+    value = unique_prefix(_label(request))
+    yield value
+    remove_docker_images(value)
+
+
+@pytest.fixture
+def fresh(clone: Clone, prefix: str) -> Clone:
+    clone.reset_build()
+    return clone.with_env(REGISTRY_PREFIX=prefix)
+
+
+@pytest.fixture(scope="session")
+def local_registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """http://127.0.0.1:5000, and the tools that read it (skopeo, docker); when nothing answers there,
+    the embedded registry is started from a checkout of its own (its data in no test's build/) and
+    stopped after the session."""
+    require_tools("docker", "skopeo")
+    if registry_healthy():
+        yield LOCAL_API
+        return
+    project: Clone = request.getfixturevalue("project_clone")
+    home = clone_project(tmp_path_factory.mktemp("local-registry") / "repo", source=project.root)
+    with embedded_registry(project.invoke_bin, home) as api:
+        yield api

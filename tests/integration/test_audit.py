@@ -15,22 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from seed import (
-    OCI_INDEX,
-    Clone,
-    buildx_push,
-    default_registry,
-    describe,
-    index_platforms,
-    make_clone,
-    plain,
-    port_is_closed,
-    registry_server,
-    skopeo_config,
-    skopeo_raw,
-)
+from support.clone import Clone
+from support.commands import describe, plain
+from support.inputs import buildx_push
+from support.registries import docker_registry, port_is_closed
+from support.witness import OCI_INDEX, index_platforms, skopeo_config, skopeo_raw
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_registry")]
 
 SECOND = "127.0.0.1:5001"
 UNREACHABLE = "127.0.0.1:5999"
@@ -125,18 +116,11 @@ ERRORS = {"ghost": "not found", "faraway": "not reachable"}
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
-    repo = make_clone(tmp_path_factory.mktemp("audit-clone") / "repo")
-    with default_registry(repo):
-        yield repo
-
-
-@pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """127.0.0.1:5001 holding multi:1, single:1 and amd64only:1; stopped after the module."""
     work = tmp_path_factory.mktemp("audit-registry")
     assert port_is_closed("127.0.0.1", 5999), f"something listens on {UNREACHABLE}; the audit needs nothing there"
-    with registry_server(work / "registry", SECOND) as address:
+    with docker_registry(work / "registry", SECOND) as registry:
         context = work / "context"
         context.mkdir()
         (context / "Dockerfile").write_text("FROM scratch\nARG TARGETPLATFORM\nCOPY seed.txt /seed.txt\n")
@@ -160,7 +144,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert index["mediaType"] == OCI_INDEX, index
         assert list(index_platforms(index)) == ["linux/amd64"], index
         assert len(index["manifests"]) == 2, "expected an attestation entry beside linux/amd64"
-        yield address
+        yield registry.address
 
 
 def printed_json(stdout: str) -> list[dict[str, Any]]:

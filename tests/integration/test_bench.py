@@ -8,36 +8,29 @@ then checks results.json and the PNG chart. About 2 minutes on 2 cores.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support.clone import PROJECT_ROOT as PROJECT
+from support.commands import run
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_registry")]
 
-PROJECT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-LEAKY = ("PLATFORMS", "BINS", "IMAGES", "REGISTRY_PREFIX", "VERSION", "MODE", "VERIFY", "V", "GOFLAGS", "GOCACHE")
 
 
 def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    env = {k: v for k, v in os.environ.items() if k not in LEAKY}
-    proc = subprocess.run(
+    proc = run(
         [
             sys.executable,
-            str(PROJECT / "bench" / "run.py"),
-            *("--size", "tiny", "--cases", "a,d,f", "--out", str(out)),
+            PROJECT / "bench" / "run.py",
+            *("--size", "tiny", "--cases", "a,d,f", "--out", out),
             *("--wait-idle", "0", "--retry-busy", "0"),  # proves it works; the numbers are not asserted
         ],
         cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
 

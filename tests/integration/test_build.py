@@ -1,7 +1,7 @@
 """Integration tests of cross-compilation: `make` / `invoke` against the real Go toolchain.
 
-Every command runs in a throwaway clone of the repository (see conftest.py,
-``crossbuild_clone``), never in the working tree. Results are checked with
+Every command runs in the session's throwaway clone of the repository (see conftest.py,
+``clone`` and ``fresh``), never in the working tree. Results are checked with
 independent tools: `file` for the executable format and CPU, QEMU user-mode
 emulators (`qemu-*-static`) to run foreign binaries, and git for the version
 the binaries must report.
@@ -13,19 +13,14 @@ import re
 import shlex
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
-
-if TYPE_CHECKING:
-    from conftest import CrossbuildClone
+from support.clone import Clone, clone_project
+from support.commands import plain
+from support.example import MODULE, SERVICES, VERSION_PKG
+from support.witness import version_fields
 
 pytestmark = pytest.mark.integration
-
-SERVICES = ("api", "msggateway", "push", "rpc-user")
-MODULE = "github.com/crossbuild-example/imdemo"
-VERSION_PKG = f"{MODULE}/pkg/version"
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 # What `file -b` prints for each platform's binaries (libmagic's wording).
 FILE_SAYS = {
@@ -65,13 +60,7 @@ def run_version(path: Path, emulator: str | None = None) -> dict[str, str]:
     argv = [emulator, str(path), "--version"] if emulator else [str(path), "--version"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, f"{' '.join(argv)}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
-    lines = proc.stdout.splitlines()
-    fields = {"name": lines[0].strip()} if lines else {}
-    for line in lines[1:]:
-        key, sep, value = line.partition(":")
-        if sep:
-            fields[key.strip()] = value.strip()
-    return fields
+    return version_fields(proc.stdout)
 
 
 def expected_binaries(platforms: tuple[str, ...], services: tuple[str, ...] = SERVICES) -> set[str]:
@@ -112,16 +101,16 @@ def x_assignments(ldflags: str) -> dict[str, str]:
 # --- tests ----------------------------------------------------------------------
 
 
-def test_example_services_are_the_four_cmd_packages(crossbuild_clone: CrossbuildClone) -> None:
+def test_example_services_are_the_four_cmd_packages(clone: Clone) -> None:
     """Guards the other tests' SERVICES constant against the example changing under them."""
-    found = {p.parent.name for p in (crossbuild_clone.module_dir / "cmd").glob("*/main.go")}
+    found = {p.parent.name for p in (clone.module_dir / "cmd").glob("*/main.go")}
     assert found == set(SERVICES)
 
 
 def test_make_build_multiarch_builds_every_service_for_every_platform(
-    crossbuild_clean_clone: CrossbuildClone,
+    fresh: Clone,
 ) -> None:
-    clone = crossbuild_clean_clone
+    clone = fresh
     describe, head = git_version(clone.root)
     # The fixture tagged HEAD and the clone is clean: the version is the bare tag.
     assert describe == clone.tag
@@ -149,9 +138,9 @@ def test_make_build_multiarch_builds_every_service_for_every_platform(
 
 
 def test_make_build_multiarch_openim_platform_spelling_and_bins_filter(
-    crossbuild_clean_clone: CrossbuildClone,
+    fresh: Clone,
 ) -> None:
-    clone = crossbuild_clean_clone
+    clone = fresh
     proc = clone.make("build.multiarch", "PLATFORMS=linux_arm64", "BINS=api")
     assert proc.returncode == 0, clone.describe(proc)
     # Only api, only arm64: nothing else under build/.
@@ -159,8 +148,8 @@ def test_make_build_multiarch_openim_platform_spelling_and_bins_filter(
     assert_file_says(clone.build_dir / "bin/linux/arm64/api", "linux/arm64")
 
 
-def test_make_parallel_build_multiarch_with_big_endian_s390x(crossbuild_clean_clone: CrossbuildClone) -> None:
-    clone = crossbuild_clean_clone
+def test_make_parallel_build_multiarch_with_big_endian_s390x(fresh: Clone) -> None:
+    clone = fresh
     describe, _ = git_version(clone.root)
     proc = clone.make("-j4", "build.multiarch", "PLATFORMS=linux/amd64 linux/s390x")
     assert proc.returncode == 0, clone.describe(proc)
@@ -176,9 +165,9 @@ def test_make_parallel_build_multiarch_with_big_endian_s390x(crossbuild_clean_cl
 
 
 def test_invoke_build_unknown_platform_is_one_line_with_a_suggestion(
-    crossbuild_clean_clone: CrossbuildClone,
+    fresh: Clone,
 ) -> None:
-    clone = crossbuild_clean_clone
+    clone = fresh
     proc = clone.invoke("build", "--platform", "linux/arm65")
     assert proc.returncode != 0, clone.describe(proc)
     assert_no_traceback(proc)
@@ -190,8 +179,8 @@ def test_invoke_build_unknown_platform_is_one_line_with_a_suggestion(
     assert not clone.built_files()
 
 
-def test_invoke_build_windows_and_darwin_binaries(crossbuild_clean_clone: CrossbuildClone) -> None:
-    clone = crossbuild_clean_clone
+def test_invoke_build_windows_and_darwin_binaries(fresh: Clone) -> None:
+    clone = fresh
     proc = clone.invoke("build", "--platform", "windows/amd64", "--platform", "darwin/arm64")
     assert proc.returncode == 0, clone.describe(proc)
     built = clone.built_files()
@@ -204,9 +193,9 @@ def test_invoke_build_windows_and_darwin_binaries(crossbuild_clean_clone: Crossb
 
 
 def test_invoke_build_rejects_an_x_variable_in_a_package_that_does_not_exist(
-    crossbuild_clean_clone: CrossbuildClone,
+    fresh: Clone,
 ) -> None:
-    clone = crossbuild_clean_clone
+    clone = fresh
     good = f'"{VERSION_PKG}.Version"'
     wrong_var = f"{MODULE}/pkg/versoin.Version"
     text = (clone.root / "config.toml").read_text()
@@ -225,28 +214,19 @@ def test_invoke_build_rejects_an_x_variable_in_a_package_that_does_not_exist(
 
 
 @pytest.fixture(scope="module")
-def broken_push_build(
-    crossbuild_clone: CrossbuildClone, tmp_path_factory: pytest.TempPathFactory
-) -> subprocess.CompletedProcess[str]:
+def broken_push_build(clone: Clone, tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
     """`invoke build --platform linux/arm64` in a second clone whose cmd/push does not compile."""
-    copy = tmp_path_factory.mktemp("broken-push") / "repo"
-    subprocess.run(
-        ["git", "clone", "--quiet", str(crossbuild_clone.root), str(copy)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    copy = clone_project(tmp_path_factory.mktemp("broken-push") / "repo", source=clone.root).root
     main_go = copy / "examples/imdemo/cmd/push/main.go"
     main_go.write_text(main_go.read_text() + '\nvar _ int = "x"\n')
-    return crossbuild_clone.invoke("build", "--platform", "linux/arm64", cwd=copy)
+    return clone.invoke("build", "--platform", "linux/arm64", cwd=copy)
 
 
 def test_compile_error_names_the_service_platform_and_compiler_message(
-    crossbuild_clone: CrossbuildClone, broken_push_build: subprocess.CompletedProcess[str]
+    clone: Clone, broken_push_build: subprocess.CompletedProcess[str]
 ) -> None:
     proc = broken_push_build
-    report = crossbuild_clone.describe(proc)
+    report = clone.describe(proc)
     assert proc.returncode != 0, report
     assert_no_traceback(proc)
     assert any(re.search(r"\bpush\b", line) and "linux/arm64" in line for line in proc.stderr.splitlines()), report
@@ -256,7 +236,7 @@ def test_compile_error_names_the_service_platform_and_compiler_message(
 
 
 def test_compile_error_summary_table_does_not_blame_services_that_compiled(
-    crossbuild_clone: CrossbuildClone, broken_push_build: subprocess.CompletedProcess[str]
+    clone: Clone, broken_push_build: subprocess.CompletedProcess[str]
 ) -> None:
     proc = broken_push_build
     rows = {
@@ -264,14 +244,14 @@ def test_compile_error_summary_table_does_not_blame_services_that_compiled(
         for line in proc.stdout.splitlines()
         if len(line.split()) >= 2 and line.split()[1] == "linux/arm64"
     }
-    assert "failed" in rows.get("push", ""), crossbuild_clone.describe(proc)
+    assert "failed" in rows.get("push", ""), clone.describe(proc)
     assert "failed" not in rows.get("api", ""), f"summary row: {rows.get('api')!r}"
 
 
 def test_invoke_build_dry_run_prints_the_exact_go_command_and_builds_nothing(
-    crossbuild_clean_clone: CrossbuildClone,
+    fresh: Clone,
 ) -> None:
-    clone = crossbuild_clean_clone
+    clone = fresh
     describe, head = git_version(clone.root)
     proc = clone.invoke("build", "--dry-run", "--platform", "linux/arm64")
     assert proc.returncode == 0, clone.describe(proc)
@@ -316,8 +296,8 @@ def test_invoke_build_dry_run_prints_the_exact_go_command_and_builds_nothing(
     assert fields["platform"] == "linux/arm64"
 
 
-def test_make_build_with_v_1_echoes_the_go_command(crossbuild_clean_clone: CrossbuildClone) -> None:
-    clone = crossbuild_clean_clone
+def test_make_build_with_v_1_echoes_the_go_command(fresh: Clone) -> None:
+    clone = fresh
     host = clone.run(["go", "env", "GOHOSTOS", "GOHOSTARCH"], timeout=60)
     goos, goarch = host.stdout.split()
 
@@ -337,8 +317,8 @@ def test_make_build_with_v_1_echoes_the_go_command(crossbuild_clean_clone: Cross
     assert not [line for line in output_lines(quiet) if line.startswith("+ ")], clone.describe(quiet)
 
 
-def test_make_help_lists_the_multiarch_targets(crossbuild_clone: CrossbuildClone) -> None:
-    proc = crossbuild_clone.make("help")
-    assert proc.returncode == 0, crossbuild_clone.describe(proc)
-    targets = {line.split()[0] for line in ANSI_ESCAPE.sub("", proc.stdout).splitlines() if line.startswith("  ")}
+def test_make_help_lists_the_multiarch_targets(clone: Clone) -> None:
+    proc = clone.make("help")
+    assert proc.returncode == 0, clone.describe(proc)
+    targets = {line.split()[0] for line in plain(proc.stdout).splitlines() if line.startswith("  ")}
     assert {"build.multiarch", "image.multiarch"} <= targets, proc.stdout

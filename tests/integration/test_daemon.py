@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from images_fixtures import describe, run
+from support.commands import describe, run
+from support.inputs import go_build
 
 from crossbuild import runner, smoke
 from crossbuild.daemon import Daemon
@@ -47,13 +48,6 @@ func main() {
 \tos.Exit(2)
 }
 """
-
-
-def _go_build(src: Path, goarch: str, out: Path) -> bytes:
-    env = {"GOOS": "linux", "GOARCH": goarch, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local"}
-    proc = run(["go", "build", "-o", out, "."], cwd=src, env=env, timeout=300)
-    assert proc.returncode == 0, describe(proc)
-    return out.read_bytes()
 
 
 def _import(binary: bytes, ref: str) -> None:
@@ -93,8 +87,8 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     (root / "main.go").write_text(PROGRAM_GO)
     name = f"crossbuild-test-daemon-{uuid.uuid4().hex[:8]}"
     refs = {"prog": f"{name}/prog:amd64", "mips": f"{name}/prog:mips"}
-    _import(_go_build(root, "amd64", root / "prog-amd64"), refs["prog"])
-    _import(_go_build(root, "mips64le", root / "prog-mips"), refs["mips"])
+    _import(go_build(root, ".", "linux/amd64", root / "prog-amd64", {}).read_bytes(), refs["prog"])
+    _import(go_build(root, ".", "linux/mips64le", root / "prog-mips", {}).read_bytes(), refs["mips"])
     yield refs
     for ref in refs.values():
         run(["docker", "rmi", ref], timeout=60)

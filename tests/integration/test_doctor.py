@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 
 import pytest
-from seed import Clone, default_registry, describe, make_clone, plain, port_is_closed
+from support.clone import Clone
+from support.commands import describe, plain
+from support.registries import port_is_closed
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_registry")]
 
 UNREACHABLE = "127.0.0.1:5999"
-
-
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
-    repo = make_clone(tmp_path_factory.mktemp("doctor-clone") / "repo")
-    with default_registry(repo):
-        yield repo
 
 
 def ok_lines(proc: subprocess.CompletedProcess[str]) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """Integration tests of the image tasks: buildx + BuildKit + the local registry + QEMU, for real.
 
-Every command runs in a throwaway clone of the repository (committed files
-only, tagged v2.3.4 so the version is predictable), through its own `make` /
+Every command runs in the session's throwaway clone of the repository (committed
+files only, tagged so the version is predictable), through its own `make` /
 `.venv/bin/invoke`, and pushes under a registry prefix no other test uses.
-Results are read only with independent tools (see images_fixtures.py):
+Results are read only with independent tools (see support/witness.py):
 skopeo, plain HTTP to the registry API, the docker CLI, and tarfile/json.
 """
 
@@ -20,78 +20,36 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from images_fixtures import (
-    DEFAULT_PLATFORMS,
-    GO_IMAGE,
+from support.clone import Clone, namespace, unique_prefix
+from support.commands import assert_clean_failure, describe, run
+from support.example import GO_IMAGE, RUN_SAYS, SERVICES, SOURCE_URL, TAG
+from support.example import PLATFORMS as DEFAULT_PLATFORMS
+from support.inputs import buildx_push
+from support.registries import port_is_closed
+from support.witness import (
     OCI_INDEX,
-    RUN_SAYS,
-    SERVICES,
-    SOURCE_URL,
-    TAG,
-    Clone,
     OciArchive,
-    assert_clean_failure,
     assert_config_platform,
     assert_index,
-    describe,
     docker_images_under,
     docker_run_version,
     index_platforms,
-    make_clone,
-    namespace,
-    port_is_closed,
-    registry_healthy,
     remove_docker_images,
     repositories_under,
-    run,
     sha256_digest,
     skopeo_config,
     skopeo_exists,
     skopeo_raw,
     tags,
-    unique_prefix,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_registry")]
 
 TWO_PLATFORMS = ("linux/amd64", "linux/arm64")
 LABEL = "org.opencontainers.image."
 
 
 # --- fixtures -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
-    """The module's clone; the local registry answering on 127.0.0.1:5000 (started here if needed)."""
-    for tool in ("docker", "skopeo", "go", "git", "make"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} not found: run `make tools` first")
-    repo = make_clone(tmp_path_factory.mktemp("images-clone") / "repo")
-    started = False
-    if not registry_healthy():
-        proc = repo.invoke("registry.up")
-        assert proc.returncode == 0, describe(proc)
-        assert registry_healthy(), describe(proc)
-        started = True
-    yield repo
-    if started:
-        repo.invoke("registry.down")
-
-
-@pytest.fixture
-def fresh(clone: Clone) -> Clone:
-    """The clone with build/ emptied, so a test sees only what its own commands produced."""
-    clone.reset_build()
-    return clone
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A registry prefix no other test uses; local docker images under it are untagged afterwards."""
-    value = unique_prefix()
-    yield value
-    remove_docker_images(value)
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +180,23 @@ def test_make_image_multiarch_again_moves_no_tag(clone: Clone, published: Publis
             assert digest == published.digests[service], f"{repo}:{tag} moved from {published.digests[service]}"
 
 
+def test_the_image_digest_does_not_depend_on_the_output_directory(fresh: Clone, prefix: str) -> None:
+    """Where the artifacts go (project.output_dir) is the user's local choice; the same commit must
+    publish byte-identical indexes from build/ and from another directory."""
+    moved = fresh.config_copy("output-elsewhere.toml", 'output_dir = "build"\n', 'output_dir = "_elsewhere/out"\n')
+    first, second = f"{prefix}-a", f"{prefix}-b"
+    proc = fresh.make("image.multiarch", env={"IMAGES": "api", "REGISTRY_PREFIX": first})
+    assert proc.returncode == 0, describe(proc)
+    proc = fresh.make("image.multiarch", env={"IMAGES": "api", "REGISTRY_PREFIX": second, "CONFIG": str(moved)})
+    assert proc.returncode == 0, describe(proc)
+    assert (fresh.root / "_elsewhere" / "out" / "bin").is_dir(), "the moved config did not build into _elsewhere/out"
+
+    a, platforms_a = assert_index(f"{first}/api:{TAG}", DEFAULT_PLATFORMS)
+    b, platforms_b = assert_index(f"{second}/api:{TAG}", DEFAULT_PLATFORMS)
+    assert platforms_a == platforms_b, f"per-platform manifests differ: {platforms_a} vs {platforms_b}"
+    assert a == b, f"index digest changed with output_dir: {a} vs {b}"
+
+
 # --- 2: multistage -------------------------------------------------------------------------
 
 
@@ -325,25 +300,7 @@ def test_manifest_legacy_merges_per_arch_repositories(fresh: Clone, prefix: str,
             env={"GOOS": "linux", "GOARCH": arch, "CGO_ENABLED": "0"},
         )
         assert proc.returncode == 0, describe(proc)
-        ref = f"{prefix}/api-{arch}:{TAG}"
-        proc = run(
-            [
-                "docker",
-                "buildx",
-                "build",
-                "--builder",
-                "crossbuild",
-                "--platform",
-                platform,
-                "--provenance",
-                "false",
-                "--output",
-                f"type=image,name={ref},push=true",
-                context,
-            ]
-        )
-        assert proc.returncode == 0, describe(proc)
-        pushed[platform] = sha256_digest(skopeo_raw(ref)[0])
+        pushed[platform] = buildx_push(context, f"{prefix}/api-{arch}:{TAG}", (platform,))
     assert_no_tags(prefix, "api")
 
     env = {"IMAGES": "api", "REGISTRY_PREFIX": prefix, "PLATFORMS": " ".join(TWO_PLATFORMS)}

@@ -5,46 +5,23 @@ Checked through the registry's HTTP API and skopeo, not crossbuild's own code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import time
-import uuid
-from typing import TYPE_CHECKING
 
 import pytest
+from support.clone import Clone
+from support.witness import skopeo_digest, skopeo_tags
 
-if TYPE_CHECKING:
-    from conftest import CrossbuildClone
-
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
-
-
-def _skopeo_digest(ref: str) -> str:
-    proc = subprocess.run(
-        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-        capture_output=True,
-        check=True,
-    )
-
-    return "sha256:" + hashlib.sha256(proc.stdout).hexdigest()
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_registry")]
 
 
 def _catalog_blobs(prefix_repo: str) -> dict[str, str]:
     """tag -> digest for one repository, read with skopeo list-tags + inspect."""
-    proc = subprocess.run(
-        ["skopeo", "list-tags", "--tls-verify=false", f"docker://{prefix_repo}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    tags = json.loads(proc.stdout)["Tags"]
-    return {t: _skopeo_digest(f"{prefix_repo}:{t}") for t in sorted(tags)}
+    return {t: skopeo_digest(f"{prefix_repo}:{t}") for t in skopeo_tags(prefix_repo)}
 
 
-def test_rerun_with_nothing_changed_is_a_no_op_and_drifted_tags_come_back(crossbuild_clone: CrossbuildClone) -> None:
-    clone = crossbuild_clone
-    prefix = f"localhost:5000/inc-{uuid.uuid4().hex[:8]}"
+def test_rerun_with_nothing_changed_is_a_no_op_and_drifted_tags_come_back(clone: Clone, prefix: str) -> None:
     env = {"REGISTRY_PREFIX": prefix, "IMAGES": "api,push", "PLATFORMS": "linux/amd64,linux/arm64"}
 
     first = clone.invoke("image.multiarch", env=env)
@@ -77,16 +54,14 @@ def test_rerun_with_nothing_changed_is_a_no_op_and_drifted_tags_come_back(crossb
         capture_output=True,
         check=True,
     )
-    assert _skopeo_digest(f"{prefix}/api:latest") != before["api"]["latest"]
+    assert skopeo_digest(f"{prefix}/api:latest") != before["api"]["latest"]
     third = clone.invoke("image.multiarch", env=env)
     assert third.returncode == 0, clone.describe(third)
     assert "api: retag" in third.stdout, clone.describe(third)
-    assert _skopeo_digest(f"{prefix}/api:latest") == before["api"]["latest"]
+    assert skopeo_digest(f"{prefix}/api:latest") == before["api"]["latest"]
 
 
-def test_dry_run_prints_the_plan_without_building(crossbuild_clone: CrossbuildClone) -> None:
-    clone = crossbuild_clone
-    prefix = f"localhost:5000/plan-{uuid.uuid4().hex[:8]}"
+def test_dry_run_prints_the_plan_without_building(clone: Clone, prefix: str) -> None:
     proc = clone.invoke("image.multiarch", "--dry-run", env={"REGISTRY_PREFIX": prefix, "IMAGES": "api"})
     assert proc.returncode == 0, clone.describe(proc)
     assert "[dry-run] " in proc.stdout and "go build" in proc.stdout
@@ -102,9 +77,7 @@ def test_dry_run_prints_the_plan_without_building(crossbuild_clone: CrossbuildCl
     assert listed.returncode != 0 or json.loads(listed.stdout)["Tags"] in ([], None)
 
 
-def test_check_reproducible_builds_twice_and_compares(crossbuild_clone: CrossbuildClone) -> None:
-    clone = crossbuild_clone
-    prefix = f"localhost:5000/repro-{uuid.uuid4().hex[:8]}"
+def test_check_reproducible_builds_twice_and_compares(clone: Clone, prefix: str) -> None:
     env = {"REGISTRY_PREFIX": prefix, "IMAGES": "api", "PLATFORMS": "linux/amd64,linux/arm64"}
     proc = clone.invoke("image.multiarch", "--check-reproducible", env=env)
     assert proc.returncode == 0, clone.describe(proc)
@@ -112,4 +85,4 @@ def test_check_reproducible_builds_twice_and_compares(crossbuild_clone: Crossbui
     digests = [m["api"]["containerimage.digest"] for m in meta]
     assert digests[0] == digests[1]
     # the digest really is in the registry (pushed by digest, untagged)
-    assert _skopeo_digest(f"{prefix}/api@{digests[0]}") == digests[0]
+    assert skopeo_digest(f"{prefix}/api@{digests[0]}") == digests[0]

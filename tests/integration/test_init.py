@@ -10,63 +10,26 @@ QEMU user-mode to run it, skopeo for the pushed image index.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 import shutil
 import subprocess
 import tomllib
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from support.clone import PROJECT_VENV_BIN
+from support.clone import run_in_repo as run
+from support.commands import describe, ok
+from support.witness import skopeo_raw
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CROSSBUILD_BIN = PROJECT_ROOT / ".venv" / "bin"  # holds the `crossbuild` console command
 MODULE = "example.com/fresh"
 COMMANDS = ("greeter", "hello", "worker")
 TAG = "v0.9.0"
 PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 GENERATED = ("config.toml",)
-
-# Variables that would steer crossbuild, make, go or git if inherited.
-_LEAKY_ENV = (
-    "PLATFORMS",
-    "BINS",
-    "IMAGES",
-    "REGISTRY_PREFIX",
-    "VERSION",
-    "BASE_IMAGE",
-    "GO_IMAGE",
-    "CACHE_REF",
-    "MODE",
-    "VERIFY",
-    "V",
-    "CONFIG",
-    "CROSSBUILD",
-    "CROSSBUILD_CONFIG",
-    "SOURCE_DATE_EPOCH",
-    "GOOS",
-    "GOARCH",
-    "GOARM",
-    "GOAMD64",
-    "GOARM64",
-    "CGO_ENABLED",
-    "MAKEFLAGS",
-    "MFLAGS",
-    "MAKELEVEL",
-    "MAKEOVERRIDES",
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_CONFIG",
-    "GIT_CONFIG_PARAMETERS",
-    "GIT_CONFIG_COUNT",
-)
 
 BUILDINFO_GO = """// Package buildinfo is stamped at link time: -X example.com/fresh/internal/buildinfo.<Var>=...
 package buildinfo
@@ -104,53 +67,6 @@ func main() {
 
 
 # --- helpers --------------------------------------------------------------------------------------
-
-
-def base_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of every command: crossbuild on PATH, git isolated from the user's setup."""
-    env = {k: v for k, v in os.environ.items() if k not in _LEAKY_ENV}
-    env.update(
-        {
-            "PATH": f"{CROSSBUILD_BIN}{os.pathsep}{env.get('PATH', '')}",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CEILING_DIRECTORIES": str(root.parent),
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_AUTHOR_NAME": "Init Test",
-            "GIT_AUTHOR_EMAIL": "init@example.invalid",
-            "GIT_COMMITTER_NAME": "Init Test",
-            "GIT_COMMITTER_EMAIL": "init@example.invalid",
-            "GIT_AUTHOR_DATE": "@1700000000 +0000",
-            "GIT_COMMITTER_DATE": "@1700000000 +0000",
-        }
-    )
-    env.update(extra or {})
-    return env
-
-
-def run(
-    argv: Sequence[str | os.PathLike[str]], cwd: Path, timeout: float = 600, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run a command in `cwd`; never raises for a non-zero exit (callers assert on it)."""
-    return subprocess.run(
-        [str(a) for a in argv],
-        cwd=cwd,
-        env=base_env(cwd, env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def describe(proc: subprocess.CompletedProcess[str]) -> str:
-    return f"{proc.args}: exit {proc.returncode}\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    """Assert success; return stdout without colour codes."""
-    assert proc.returncode == 0, describe(proc)
-    return ANSI_ESCAPE.sub("", proc.stdout)
 
 
 def crossbuild_init(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -203,8 +119,8 @@ def fresh_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for tool in ("git", "go", "make"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is required for the init integration tests")
-    if not (CROSSBUILD_BIN / "crossbuild").is_file():
-        pytest.fail(f"{CROSSBUILD_BIN / 'crossbuild'} missing: run `make build` once to create .venv")
+    if not (PROJECT_VENV_BIN / "crossbuild").is_file():
+        pytest.fail(f"{PROJECT_VENV_BIN / 'crossbuild'} missing: run `make build` once to create .venv")
     return make_fresh_repo(tmp_path_factory.mktemp("init") / "fresh")
 
 
@@ -260,16 +176,11 @@ def test_build_multiarch_with_the_generated_files(fresh_repo: Path, init_output:
 
 
 @pytest.mark.docker
-def test_image_multiarch_with_the_generated_files(fresh_repo: Path, init_output: str) -> None:
-    prefix = f"localhost:5000/init-{uuid.uuid4().hex[:8]}"
+@pytest.mark.usefixtures("local_registry")
+def test_image_multiarch_with_the_generated_files(fresh_repo: Path, init_output: str, prefix: str) -> None:
     ok(make(fresh_repo, "image.multiarch", f"REGISTRY_PREFIX={prefix}"))
     for name in COMMANDS:
-        proc = run(
-            ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{prefix}/{name}:{TAG}"],
-            fresh_repo,
-            timeout=120,
-        )
-        index = json.loads(ok(proc))
+        _, index = skopeo_raw(f"{prefix}/{name}:{TAG}")
         assert index["mediaType"] == "application/vnd.oci.image.index.v1+json", index
         found = {
             "/".join(filter(None, (m["platform"]["os"], m["platform"]["architecture"], m["platform"].get("variant"))))

@@ -9,17 +9,49 @@ Checked independently: `file` names the CPU of the binary make built.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from support import commands
+from support.clone import PROJECT_ROOT, clone_project
+from support.commands import ok
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Every task the wheel's command must carry (the collection in crossbuild/tasks.py).
+EVERY_TASK = (
+    "audit",
+    "build",
+    "build.multiarch",
+    "bundle",
+    "bundle.load",
+    "ci.github",
+    "clean",
+    "doctor",
+    "go-image",
+    "image",
+    "image.multiarch",
+    "init",
+    "manifest",
+    "registry.down",
+    "registry.up",
+    "resolve",
+    "setup",
+    "verify",
+)
+
+
+def project_version() -> str:
+    version: str = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    return version
+
+
 MAIN = """package main
 
 import "fmt"
@@ -33,25 +65,20 @@ func main() { fmt.Println("hello", version) }
 def run(
     argv: Sequence[str | os.PathLike[str]], cwd: Path, env: Mapping[str, str], timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
+    """Run a command with exactly `env`: nothing of the caller's environment, on purpose."""
     return subprocess.run(
         [str(a) for a in argv], cwd=cwd, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, f"{proc.args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """bin/ of a fresh venv with crossbuild installed from a wheel built from the committed checkout."""
     work = tmp_path_factory.mktemp("install")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    ok(run(["git", "clone", "--quiet", PROJECT_ROOT, work / "src"], work, env))
-    ok(run([sys.executable, "-m", "venv", work / "venv"], work, env))
+    src = clone_project(work / "src").root
+    ok(commands.run([sys.executable, "-m", "venv", work / "venv"], cwd=work))
     pip = work / "venv" / "bin" / "pip"
-    ok(run([pip, "install", "--quiet", "--disable-pip-version-check", work / "src"], work, env))
+    ok(commands.run([pip, "install", "--quiet", "--disable-pip-version-check", src], cwd=work, timeout=900))
     return work / "venv" / "bin"
 
 
@@ -67,10 +94,19 @@ def test_the_installed_command_adopts_and_builds_a_repository(installed: Path, t
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_CEILING_DIRECTORIES": str(tmp_path),
     }
-    assert ok(run(["crossbuild", "--version"], tmp_path, env)).startswith("crossbuild ")
+    assert ok(run(["crossbuild", "--version"], tmp_path, env)).strip() == f"crossbuild {project_version()}"
     listed = ok(run(["crossbuild", "--list"], tmp_path, env))
-    for task in ("init", "image.multiarch", "build.multiarch", "verify", "bundle.load"):
-        assert task in listed, listed
+    for task in EVERY_TASK:
+        assert re.search(rf"^  {re.escape(task)}\b", listed, re.MULTILINE), f"{task} missing:\n{listed}"
+    # shell completion through invoke's own: a script for bash, and the candidates it asks for
+    script = ok(run(["crossbuild", "--print-completion-script", "bash"], tmp_path, env))
+    assert "complete -F" in script and "crossbuild --complete" in script, script
+    candidates = ok(run(["crossbuild", "--complete", "--", "crossbuild", "ima"], tmp_path, env)).split()
+    assert {"image.multiarch", "image"} <= set(candidates), candidates
+    flags = ok(run(["crossbuild", "--complete", "--", "crossbuild", "image.multiarch", "--"], tmp_path, env)).split()
+    assert {"--snapshot", "--force-release-tags", "--platform", "--dry-run"} <= set(flags), flags
+    helped = ok(run(["crossbuild", "resolve", "--help"], tmp_path, env))
+    assert "--third-party" in helped, helped
 
     repo = tmp_path / "repo"
     (repo / "cmd" / "hello").mkdir(parents=True)

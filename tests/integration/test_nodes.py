@@ -19,39 +19,26 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from images_fixtures import (
-    GO_IMAGE,
-    Clone,
-    assert_clean_failure,
+from support.buildkitd import Certs, Daemon, buildx_nodes, buildx_rm, buildx_store, daemons, make_certs
+from support.clone import Clone, namespace
+from support.commands import assert_clean_failure, describe, plain, require_tools, run
+from support.example import GO_IMAGE, PLATFORMS
+from support.registries import docker_registry
+from support.witness import (
     assert_index,
-    describe,
     docker_run_version,
-    make_clone,
-    namespace,
     remove_docker_images,
     repositories_under,
-    run,
     skopeo_exists,
     tags,
-    unique_prefix,
 )
-from nodes_fixtures import Certs, Daemon, buildx_nodes, buildx_rm, buildx_store, daemons, make_certs
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
-
-PLATFORMS = ("linux/amd64", "linux/arm64", "linux/arm/v7")
-REGISTRY_BINARY = "/usr/bin/docker-registry"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def plain(text: str) -> str:
-    return ANSI.sub("", text)
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -65,17 +52,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 @pytest.fixture(scope="module")
 def farm(certs: Certs) -> Iterator[list[Daemon]]:
     """amd64 and arm64 on unix sockets; arm/v7 also on tcp:// with mutual TLS."""
-    for tool in ("buildkitd", "buildctl", "openssl", "skopeo", "docker"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} not found: run `make tools` first")
+    require_tools("buildkitd", "buildctl", "openssl", "skopeo", "docker")
     specs = [("amd64", ("linux/amd64",), False), ("arm64", ("linux/arm64",), False), ("armv7", ("linux/arm/v7",), True)]
     with daemons(specs, certs) as started:
         yield started
-
-
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Clone:
-    return make_clone(tmp_path_factory.mktemp("nodes-clone") / "repo")
 
 
 @pytest.fixture(scope="module")
@@ -97,12 +77,10 @@ def builder_toml(name: str, farm: Sequence[Daemon], certs: Certs) -> str:
     )
 
 
-def write_config(clone: Clone, file: str, builder: str, image: str = "") -> Path:
-    """The clone's config.toml with its [builder] table replaced (and lines added to [image])."""
+def write_config(clone: Clone, file: str, builder: str) -> Path:
+    """The clone's config.toml with its [builder] table (the last one) replaced by `builder`."""
     text = (clone.root / "config.toml").read_text()
     text = text[: text.index("[builder]")] + builder
-    if image:
-        text = text.replace("[image]\n", f"[image]\n{image}", 1)
     path = clone.root / file
     path.write_text(text)
     return path
@@ -126,13 +104,6 @@ def farm_builder(clone: Clone, farm: list[Daemon], certs: Certs, builders: list[
 @pytest.fixture(scope="module")
 def farm_config(clone: Clone, farm_builder: str) -> Path:
     return clone.root / "farm.toml"
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    value = unique_prefix()
-    yield value
-    remove_docker_images(value)
 
 
 def record_refs(d: Daemon) -> set[str]:
@@ -410,29 +381,6 @@ def in_netns(
     return run(["ip", "netns", "exec", ns, *map(str, argv)], cwd=cwd, env=env, timeout=timeout)
 
 
-@contextlib.contextmanager
-def netns_registry(ns: str, address: str, workdir: Path) -> Iterator[None]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    conf = workdir / "registry.yml"
-    conf.write_text(
-        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n"
-        f"http:\n  addr: {address}\n"
-    )
-    with (workdir / "log").open("wb") as log:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, REGISTRY_BINARY, "serve", str(conf)], stdout=log, stderr=log
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while in_netns(ns, [sys.executable, "-c", _GET, f"http://{address}/v2/"], timeout=30).returncode != 0:
-            assert proc.poll() is None and time.monotonic() < deadline, (workdir / "log").read_text()
-            time.sleep(0.2)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 _GET = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
 
 
@@ -446,7 +394,7 @@ def netns_catalog(ns: str, address: str) -> list[str]:
 def test_an_unmanaged_builder_that_cannot_push_gets_the_buildkitd_stanza(
     clone: Clone, builders: list[str], tmp_path: Path
 ) -> None:
-    with network_namespace() as (ns, ip), netns_registry(ns, f"{ip}:5000", tmp_path / "registry"):
+    with network_namespace() as (ns, ip), docker_registry(tmp_path / "registry", f"{ip}:5000", netns=ns):
         address = f"{ip}:5000"
         stanza = f'[registry."{address}"]\n  http = true\n  insecure = true'
         with daemons([("nsnode", ("linux/amd64",), False)], netns=ns) as (node,):

@@ -5,12 +5,9 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pytest
-
-if TYPE_CHECKING:
-    from conftest import CrossbuildClone
+from support.clone import Clone
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -28,7 +25,7 @@ def builder_name() -> Iterator[str]:
     subprocess.run(["docker", "buildx", "rm", name], capture_output=True, check=False)
 
 
-def _config(clone: CrossbuildClone, builder: str, extra: str = "") -> str:
+def _config(clone: Clone, builder: str, extra: str = "") -> str:
     text = (clone.root / "config.toml").read_text()
     text = text.replace('name = "crossbuild"\ndriver', f'name = "{builder}"\ndriver')
     path = clone.root / f"{builder}.toml"
@@ -36,10 +33,7 @@ def _config(clone: CrossbuildClone, builder: str, extra: str = "") -> str:
     return str(path)
 
 
-def test_setup_creates_a_remote_builder_with_an_appended_node_idempotently(
-    crossbuild_clone: CrossbuildClone, builder_name: str
-) -> None:
-    clone = crossbuild_clone
+def test_setup_creates_a_remote_builder_with_an_appended_node_idempotently(clone: Clone, builder_name: str) -> None:
     assert _inspect(builder_name).returncode != 0
     # buildx refuses two nodes with one endpoint string: reach the same buildkitd through a symlink
     link = clone.root / f"{builder_name}.sock"
@@ -64,8 +58,7 @@ def test_setup_creates_a_remote_builder_with_an_appended_node_idempotently(
     assert "QEMU binfmt: not needed" in second.stdout
 
 
-def test_setup_refuses_a_builder_whose_driver_differs(crossbuild_clone: CrossbuildClone, builder_name: str) -> None:
-    clone = crossbuild_clone
+def test_setup_refuses_a_builder_whose_driver_differs(clone: Clone, builder_name: str) -> None:
     subprocess.run(
         ["docker", "buildx", "create", "--name", builder_name, "--driver", "remote", SOCKET],
         check=True,

@@ -12,42 +12,36 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from images_fixtures import (
-    REGISTRY_API,
-    TAG,
-    Clone,
+from support.clone import Clone, namespace, unique_prefix
+from support.commands import assert_clean_failure, describe, require_tools, run
+from support.example import TAG
+from support.registries import LOCAL_API
+from support.witness import (
     OciArchive,
-    assert_clean_failure,
     assert_config_platform,
     assert_index,
-    describe,
     docker_run_version,
+    image_files,
     index_platforms,
-    make_clone,
-    namespace,
-    registry_healthy,
+    merged_files,
     remove_docker_images,
     repositories_under,
-    run,
     sha256_digest,
     skopeo_config,
     skopeo_exists,
     skopeo_raw,
     tags,
-    unique_prefix,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_registry")]
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 BASE_REPO = "crossbuild-static"
@@ -62,25 +56,16 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
-    for tool in ("docker", "skopeo", "go", "git", "make", "dpkg-query"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} not found: run `make tools` first")
+def clone(clone: Clone) -> Clone:
+    """The module's clone with CONFIG written next to config.toml."""
+    require_tools("dpkg-query")
     assert HOST_CA.is_file() and HOST_CA.stat().st_size > 0, "the host has no CA bundle: run `make tools`"
-    repo = make_clone(tmp_path_factory.mktemp("static-base-clone") / "repo")
-    repo.config_copy(CONFIG, 'base_image = "scratch"\n', "")
-    started = False
-    if not registry_healthy():
-        proc = repo.invoke("registry.up")
-        assert proc.returncode == 0, describe(proc)
-        started = True
-    yield repo
-    if started:
-        repo.invoke("registry.down")
+    clone.config_copy(CONFIG, 'base_image = "scratch"\n', "")
+    return clone
 
 
 def multiarch(repo: Clone, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`invoke image.multiarch` on the example with the default base, BASE_IMAGE unset (images_fixtures.run)."""
+    """`invoke image.multiarch` on the example with the default base, BASE_IMAGE unset (support.env)."""
     return repo.invoke(
         "image.multiarch", "--config", CONFIG, *args, env={"REGISTRY_PREFIX": prefix, "PLATFORMS": ",".join(PLATFORMS)}
     )
@@ -99,39 +84,6 @@ def base_tag(prefix: str) -> str:
     found = tags(f"{namespace(prefix)}/{BASE_REPO}")
     assert len(found) == 1, f"{prefix}/{BASE_REPO} should have exactly one tag, has {found}"
     return found[0]
-
-
-def copy_to_layout(ref: str, dest: Path) -> Path:
-    """`skopeo copy` one platform's image into an OCI layout directory; return the directory."""
-    proc = run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{dest}:img"], timeout=300)
-    assert proc.returncode == 0, describe(proc)
-    return dest
-
-
-def blob(layout: Path, digest: str) -> bytes:
-    data = (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
-    assert sha256_digest(data) == digest, f"{layout}: blob {digest} does not match its digest"
-    return data
-
-
-def merged_files(layers: list[bytes]) -> dict[str, tuple[tarfile.TarInfo, bytes]]:
-    """path -> (member, content) over the layers, later layers winning, as a container sees them."""
-    found: dict[str, tuple[tarfile.TarInfo, bytes]] = {}
-    for layer in layers:
-        with tarfile.open(fileobj=io.BytesIO(layer), mode="r:*") as tar:
-            for member in tar:
-                fh = tar.extractfile(member) if member.isfile() else None
-                found[member.name.removeprefix("./").rstrip("/")] = (member, fh.read() if fh else b"")
-    return found
-
-
-def image_files(ref: str, dest: Path) -> tuple[list[str], dict[str, tuple[tarfile.TarInfo, bytes]]]:
-    """(layer digests, merged files) of one platform's image, through skopeo copy and tarfile."""
-    layout = copy_to_layout(ref, dest)
-    index = json.loads((layout / "index.json").read_text())
-    manifest: dict[str, Any] = json.loads(blob(layout, index["manifests"][0]["digest"]))
-    digests = [layer["digest"] for layer in manifest["layers"]]
-    return digests, merged_files([blob(layout, d) for d in digests])
 
 
 def dpkg_version(package: str) -> str:
@@ -212,7 +164,7 @@ def test_base_rebuilt_after_deletion_has_the_same_digest(clone: Clone, published
     ref = f"{published.prefix}/{BASE_REPO}:{tag}"
     first = sha256_digest(skopeo_raw(ref)[0])
     api_before = sha256_digest(skopeo_raw(f"{published.prefix}/api:{TAG}")[0])
-    url = f"{REGISTRY_API}/v2/{namespace(published.prefix)}/{BASE_REPO}/manifests/{first}"
+    url = f"{LOCAL_API}/v2/{namespace(published.prefix)}/{BASE_REPO}/manifests/{first}"
     with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=30) as resp:
         assert resp.status == 202, f"DELETE {url}: HTTP {resp.status}"
     assert not skopeo_exists(ref), f"{ref} still resolves after DELETE"
@@ -244,9 +196,8 @@ def test_base_rebuilt_after_deletion_has_the_same_digest(clone: Clone, published
     assert sha256_digest(skopeo_raw(again)[0]) == first, "a --no-cache build of the base gives another digest"
 
 
-def test_dry_run_prints_the_base_build_and_pushes_nothing(clone: Clone) -> None:
-    clone.reset_build()
-    prefix = unique_prefix()
+def test_dry_run_prints_the_base_build_and_pushes_nothing(fresh: Clone, prefix: str) -> None:
+    clone = fresh
     proc = multiarch(clone, prefix, "--dry-run")
     assert proc.returncode == 0, describe(proc)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("[dry-run] docker buildx build")]
@@ -256,10 +207,9 @@ def test_dry_run_prints_the_base_build_and_pushes_nothing(clone: Clone) -> None:
     assert repositories_under(namespace(prefix)) == [], f"--dry-run pushed under {prefix}"
 
 
-def test_oci_export_builds_on_the_base(clone: Clone, tmp_path: Path) -> None:
+def test_oci_export_builds_on_the_base(fresh: Clone, prefix: str) -> None:
     """`--output oci` writes the layout; the image inside starts with the base's files."""
-    clone.reset_build()
-    prefix = unique_prefix()
+    clone = fresh
     proc = clone.invoke(
         "image", "--output", "oci", "--platform", "linux/arm64", "--config", CONFIG,
         env={"REGISTRY_PREFIX": prefix, "IMAGES": "api"},
@@ -278,10 +228,9 @@ def test_oci_export_builds_on_the_base(clone: Clone, tmp_path: Path) -> None:
     assert repositories_under(namespace(prefix)) == [f"{namespace(prefix)}/{BASE_REPO}"]
 
 
-def test_push_by_digest_builds_on_the_base(clone: Clone) -> None:
+def test_push_by_digest_builds_on_the_base(fresh: Clone, prefix: str) -> None:
     """A CI matrix leg: one platform by digest, on a base of that one platform."""
-    clone.reset_build()
-    prefix = unique_prefix()
+    clone = fresh
     proc = clone.invoke(
         "image", "--push-by-digest", "--platform", "linux/arm64", "--config", CONFIG,
         env={"REGISTRY_PREFIX": prefix, "IMAGES": "api"},
@@ -299,10 +248,9 @@ def test_push_by_digest_builds_on_the_base(clone: Clone) -> None:
     assert manifest["layers"][0]["digest"] == base_manifest["layers"][0]["digest"]
 
 
-def test_load_builds_on_the_base(clone: Clone) -> None:
+def test_load_builds_on_the_base(fresh: Clone, prefix: str) -> None:
     """`--load` into docker: the loaded image holds the host's CA bundle (read back with docker cp)."""
-    clone.reset_build()
-    prefix = unique_prefix()
+    clone = fresh
     try:
         proc = clone.invoke(
             "image", "--load", "--platform", "linux/arm64", "--config", CONFIG,
@@ -330,10 +278,9 @@ def test_load_builds_on_the_base(clone: Clone) -> None:
         remove_docker_images(prefix)
 
 
-def test_host_without_ca_bundle_fails_in_one_line_and_pushes_nothing(clone: Clone, tmp_path: Path) -> None:
+def test_host_without_ca_bundle_fails_in_one_line_and_pushes_nothing(fresh: Clone, prefix: str, tmp_path: Path) -> None:
     """/etc/ssl/certs hidden under an empty directory in a mount namespace of this test's own."""
-    clone.reset_build()
-    prefix = unique_prefix()
+    clone = fresh
     empty = tmp_path / "empty"
     empty.mkdir()
     hide = 'mount --bind "$1" /etc/ssl/certs && shift && exec "$@"'

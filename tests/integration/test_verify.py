@@ -18,43 +18,31 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from images_fixtures import run
-from seed import (
+from support.clone import Clone
+from support.commands import check, describe, plain, run
+from support.example import PLATFORMS, TAG, VERSION_PKG
+from support.inputs import buildx_push, go_build, put_manifest, tar_gz_layer, upload_blob
+from support.registries import LOCAL_API as REGISTRY_API
+from support.witness import (
     OCI_CONFIG,
     OCI_LAYER_GZIP,
     OCI_MANIFEST,
-    PLATFORMS,
-    REGISTRY_API,
-    TAG,
-    VERSION_PKG,
-    Clone,
-    buildx_push,
-    check,
     container_image_ids,
-    default_registry,
-    describe,
-    go_build,
+    docker_images_under,
     index_platforms,
-    make_clone,
-    plain,
-    put_manifest,
-    remove_docker_images,
     skopeo_config,
     skopeo_digest,
     skopeo_exists,
     skopeo_raw,
-    tar_gz_layer,
-    unique_prefix,
-    upload_blob,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_registry")]
 
 # The image layout crossbuild's prebuilt template makes, with the binary picked by $TARGETARCH
 # so a test decides which file each platform gets.
@@ -103,13 +91,6 @@ class Binaries:
 
 
 @pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
-    repo = make_clone(tmp_path_factory.mktemp("verify-clone") / "repo")
-    with default_registry(repo):
-        yield repo
-
-
-@pytest.fixture(scope="module")
 def binaries(clone: Clone, tmp_path_factory: pytest.TempPathFactory) -> Binaries:
     out = tmp_path_factory.mktemp("verify-bins")
     x = clone.x_values()
@@ -128,14 +109,6 @@ def binaries(clone: Clone, tmp_path_factory: pytest.TempPathFactory) -> Binaries
         )
         result.hang[p] = go_build(hang_src, ".", p, out / "hang-bin" / slug / "api", hang_x)
     return result
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    """A registry prefix no other test uses; the images smoke runs pulled from it are removed afterwards."""
-    value = unique_prefix()
-    yield value
-    remove_docker_images(value)
 
 
 def image_context(directory: Path, files: Mapping[str, Path]) -> Path:
@@ -195,8 +168,7 @@ def assert_failed_cleanly(proc: subprocess.CompletedProcess[str], services: str 
 
 def local_images(prefix: str) -> list[str]:
     """`repository tag digest` of every image the docker daemon holds under prefix (seen by the docker CLI)."""
-    proc = check(run(["docker", "image", "ls", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}"]))
-    return sorted(line for line in proc.stdout.splitlines() if line.startswith(f"{prefix}/"))
+    return sorted(" ".join(row) for row in docker_images_under(prefix))
 
 
 # --- good images ----------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from crossbuild import audit
-from crossbuild.audit import ComposeService, RequiredVariable
+from crossbuild import compose as compose_mod
+from crossbuild.compose import ComposeService, RequiredVariable
 from crossbuild.errors import UserError
 
 VARS = {"SET": "value", "EMPTY": "", "TAG": "7.2", "REG": "127.0.0.1:5001"}
@@ -57,7 +58,7 @@ VARS = {"SET": "value", "EMPTY": "", "TAG": "7.2", "REG": "127.0.0.1:5001"}
     ids=lambda v: repr(v) if isinstance(v, str) else None,
 )
 def test_interpolate(text: str, expected: str) -> None:
-    result = audit.interpolate(text, VARS)
+    result = compose_mod.interpolate(text, VARS)
     assert result.text == expected
     assert result.unset == []
 
@@ -73,7 +74,7 @@ def test_interpolate(text: str, expected: str) -> None:
     ids=["bare", "braced", "two-in-one", "inside-a-default"],
 )
 def test_unset_variables_become_empty_and_are_reported(text: str, expected: str, unset: list[str]) -> None:
-    result = audit.interpolate(text, VARS)
+    result = compose_mod.interpolate(text, VARS)
     assert (result.text, result.unset) == (expected, unset)
 
 
@@ -92,7 +93,7 @@ def test_unset_variables_become_empty_and_are_reported(text: str, expected: str,
 )
 def test_required_variables(text: str, message: str) -> None:
     with pytest.raises(RequiredVariable) as exc:
-        audit.interpolate(text, VARS)
+        compose_mod.interpolate(text, VARS)
     assert str(exc.value) == message
     assert exc.value.name in text
 
@@ -115,7 +116,7 @@ def test_required_variables(text: str, message: str) -> None:
 )
 def test_invalid_interpolation_is_one_line(text: str, why: str) -> None:
     with pytest.raises(UserError) as exc:
-        audit.interpolate(text, VARS)
+        compose_mod.interpolate(text, VARS)
     message = str(exc.value)
     assert why in message and "write $$ for a literal $" in message and "\n" not in message
 
@@ -142,7 +143,7 @@ def test_env_file_rules(tmp_path: Path) -> None:
         "BARE_FROM_ENV\n"
         "BARE_UNSET\n"
     )
-    values = audit.read_env_file(env, {"HOME_DIR": "/home/u", "BARE_FROM_ENV": "from env"})
+    values = compose_mod.read_env_file(env, {"HOME_DIR": "/home/u", "BARE_FROM_ENV": "from env"})
     assert values == {
         "PLAIN": "redis:7",
         "SPACED": "spaced",
@@ -174,13 +175,13 @@ def test_env_file_errors_name_the_line(tmp_path: Path, line: str, message: str) 
     env = tmp_path / ".env"
     env.write_text(line + "\n")
     with pytest.raises(UserError, match=message):
-        audit.read_env_file(env, {})
+        compose_mod.read_env_file(env, {})
 
 
 def test_the_environment_wins_over_dot_env(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("A=from-file\nB=from-file\n")
     compose = tmp_path / "docker-compose.yml"
-    assert audit.compose_variables(compose, {"B": "from-env", "C": "env-only"}) == {
+    assert compose_mod.compose_variables(compose, {"B": "from-env", "C": "env-only"}) == {
         "A": "from-file",
         "B": "from-env",
         "C": "env-only",
@@ -191,9 +192,9 @@ def test_an_explicit_env_file_replaces_dot_env(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("A=dot-env\n")
     other = tmp_path / "prod.env"
     other.write_text("A=prod\n")
-    assert audit.compose_variables(tmp_path / "c.yml", {}, other) == {"A": "prod"}
+    assert compose_mod.compose_variables(tmp_path / "c.yml", {}, other) == {"A": "prod"}
     with pytest.raises(UserError, match="cannot read"):
-        audit.compose_variables(tmp_path / "c.yml", {}, tmp_path / "missing.env")
+        compose_mod.compose_variables(tmp_path / "c.yml", {}, tmp_path / "missing.env")
 
 
 # --- compose files --------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def test_read_compose_rows(tmp_path: Path) -> None:
     compose = tmp_path / "docker-compose.yml"
     compose.write_text(COMPOSE)
     (tmp_path / ".env").write_text("REG=127.0.0.1:5001\nMONGO_IMAGE=mongo:from-dot-env\nTLS_PORT=8443\n")
-    rows = {r.service: r for r in audit.read_compose(compose, {"MONGO_IMAGE": "mongo:from-env", "WEB_TAG": "3"})}
+    rows = {r.service: r for r in compose_mod.read_compose(compose, {"MONGO_IMAGE": "mongo:from-env", "WEB_TAG": "3"})}
     assert list(rows) == ["web", "db", "worker", "both", "required", "broken", "neither", "unset", "literal"]
     assert rows["web"] == ComposeService("web", "127.0.0.1:5001/web:3", ["8080:80", "8443:443"])
     assert rows["db"] == ComposeService("db", "mongo:from-env")  # the environment wins
@@ -253,7 +254,7 @@ def test_build_only_services_become_built_here_rows_without_a_registry(tmp_path:
     """audit() asks no registry about a service that only builds: an unreachable client is never used."""
     compose = tmp_path / "docker-compose.yml"
     compose.write_text("services:\n  app:\n    build: .\n    ports: ['80:80']\n  bad:\n    image: ${X:?need X}\n")
-    entries = audit.read_compose(compose, {})
+    entries = compose_mod.read_compose(compose, {})
     client = audit.Client(timeout=0.01)
     rows = audit.audit(client, entries, [])
     assert [(r.service, r.built_here, r.error, r.ok) for r in rows] == [

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .registries import free_port
 
 BUILDKITD = shutil.which("buildkitd") or "/usr/local/bin/buildkitd"
 BUILDCTL = shutil.which("buildctl") or "/usr/local/bin/buildctl"
@@ -62,13 +63,6 @@ def make_certs(directory: Path) -> Certs:
         )  # fmt: skip
         made[who] = (cert, key)
     return Certs(ca, made["server"][0], made["server"][1], made["client"][0], made["client"][1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def registry_toml(hosts: Sequence[str]) -> str:
