@@ -586,3 +586,17 @@ def test_a_running_kubernetes_builder_shows_pods_and_setup_changes_nothing(tmp_p
     only_one = buildx.BuilderInfo("k8s", "kubernetes", "running", (), pods.nodes[:2])
     steps, _ = builder.plan_builder(b, only_one, conf, "x\n", prune=True)
     assert [s.says for s in steps] == ["appended node 'k8s-arm' (linux/arm64)"]
+
+
+def test_missing_tls_files_are_named_before_buildx_runs(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("x")
+    node = BuilderNode(
+        "armv7",
+        "tcp://h:1",
+        options=NodeOptions(cacert=str(tmp_path / "ca.pem"), cert=str(tmp_path / "client.pem"), key="/k"),
+    )
+    with pytest.raises(UserError) as info:
+        builder.check_tls_files(BuilderConfig(nodes=(node,)))
+    assert str(info.value) == (
+        f"builder node 'armv7': cert {tmp_path / 'client.pem'} not found; fix the path in config.toml"
+    )
