@@ -19,10 +19,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from crossbuild import buildx, output, progress, runner
+from crossbuild import builder, buildx, output, progress, runner
 from crossbuild.config import Config
 from crossbuild.errors import UserError
 from crossbuild.plan import ImageTarget
+from crossbuild.platforms import Platform
 from crossbuild.runner import Runner
 
 # BuildKit's frontend option that makes a build of ONE platform an index of one, as a build
@@ -52,11 +53,14 @@ def definition(
     exporters: dict[str, ImageTarget] = {}  # cache name -> the first target using it, the only one that exports it
     for t in targets:
         exporters.setdefault(t.cache_name, t)
+    per_platform = bool(cfg.builder.nodes)
     for t in targets:
         # a cache export lets a second runner start warm
         cache_from: list[str] = []
         cache_to: list[str] = []
-        if t.cache_name:
+        if t.cache_name and per_platform:
+            cache_from = [ref for p in t.platforms for ref in cache_options(cfg, _cache_tag(t, p), exports=False)[0]]
+        elif t.cache_name:
             cache_from, cache_to = cache_options(cfg, t.cache_name, exports=exporters[t.cache_name] is t)
         body["target"][t.bake_name] = buildx.bake_target(
             context=str(t.context),
@@ -74,7 +78,37 @@ def definition(
                 for key, value in t.annotations
             ],
         )
+    if per_platform:
+        for t in (t for name, t in exporters.items() if name):
+            _cache_targets(cfg, body, t, index)
     return body
+
+
+def _cache_tag(t: ImageTarget, platform: Platform) -> str:
+    return f"{t.cache_name}-{platform.slug}"
+
+
+def _cache_targets(cfg: Config, body: dict[str, Any], t: ImageTarget, index: bool) -> None:
+    """With several builder nodes, each node exports the cache of the platforms it builds under a
+    tag of their own: one export per cache would let the nodes overwrite each other's (buildx hands
+    every node the same --cache-to). So each platform gets a target that only exports cache
+    (type=cacheonly): the same Dockerfile and arguments as the first image using that cache, one
+    platform, which buildx sends to the node pinned for it, where BuildKit shares its steps with the
+    image targets running beside it."""
+    for p in t.platforms:
+        cache_from, cache_to = cache_options(cfg, _cache_tag(t, p), exports=True)
+        name = f"_cache-{_cache_tag(t, p)}"
+        body["group"]["default"]["targets"].append(name)
+        body["target"][name] = buildx.bake_target(
+            context=str(t.context),
+            dockerfile=str(t.dockerfile),
+            platforms=[str(p)],
+            args={**dict(t.args), **({MULTI_PLATFORM_ARG: "1"} if index else {})},
+            labels=dict(t.labels),
+            output=["type=cacheonly"],
+            cache_from=cache_from,
+            cache_to=cache_to,
+        )
 
 
 def paths(cfg: Config, name: str) -> tuple[Path, Path]:
@@ -113,19 +147,34 @@ def bake(
     body = definition(cfg, targets, outputs, with_tags=with_tags, index=index)
     file.write_text(json.dumps(body, indent=2) + "\n")
     condenser = Condenser(targets, report) if report is not None else None
-    metadata = buildx.bake(
-        run,
-        file=file,
-        builder=cfg.builder.name,
-        metadata_file=metadata_file,
-        provenance=cfg.image.provenance,
-        cwd=cfg.root,
-        no_cache=no_cache,
-        on_event=condenser.event if condenser is not None else None,
-    )
+    try:
+        metadata = buildx.bake(
+            run,
+            file=file,
+            builder=cfg.builder.name,
+            metadata_file=metadata_file,
+            provenance=cfg.image.provenance,
+            cwd=cfg.root,
+            no_cache=no_cache,
+            on_event=condenser.event if condenser is not None else None,
+        )
+    except buildx.RegistryRefused as exc:
+        raise UserError(refused_message(cfg, exc)) from exc
     if condenser is not None:
         condenser.finish(rows_of(targets), "done")
     return metadata
+
+
+def refused_message(cfg: Config, exc: buildx.RegistryRefused) -> str:
+    """A node could not push: what it met and the buildkitd.toml stanza that fixes it (the same
+    stanza `make doctor` prints after probing each node)."""
+    host = exc.host or cfg.image.registry_prefix.partition("/")[0]
+    met = "answers plain HTTP" if exc.plain_http else "has a certificate BuildKit does not trust"
+    return (
+        f"a node of builder '{cfg.builder.name}' cannot push to {host}: the registry {met}; "
+        "add to that node's buildkitd.toml and restart it (`make doctor` probes each node):\n"
+        + builder.registry_stanza(host, exc.plain_http)
+    )
 
 
 def digest_of(metadata: dict[str, dict[str, Any]], t: ImageTarget) -> str:

@@ -23,17 +23,83 @@ BUILDX_HINT = (
 
 
 @dataclass(frozen=True)
+class NodeInfo:
+    """One node as `buildx inspect` shows it."""
+
+    name: str
+    endpoint: str = ""
+    status: str = ""  # running, inactive, stopped... ("" when buildx reported an error instead)
+    error: str = ""
+    platforms: tuple[str, ...] = ()  # pinned first, then what its workers offer, in buildx's order
+    pinned: tuple[str, ...] = ()  # the --platform pins (buildx marks them with *)
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    files: tuple[tuple[str, str], ...] = ()  # name -> text of the configuration files buildx keeps for it
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def file(self, name: str) -> str | None:
+        return dict(self.files).get(name)
+
+
+@dataclass(frozen=True)
 class BuilderInfo:
     name: str
     driver: str
     status: str  # status of the first node: running, inactive, ...
-    platforms: tuple[str, ...]
-    nodes: tuple[str, ...]
+    platforms: tuple[str, ...]  # what any node offers
+    nodes: tuple[NodeInfo, ...] = ()
+    error: str = ""  # what buildx reported about the builder as a whole
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes)
+
+    def node(self, name: str) -> NodeInfo | None:
+        return next((n for n in self.nodes if n.name == name), None)
 
     def platforms_cover(self, platform: object) -> bool:
         """buildx lists amd64 variants separately; a plain entry covers the variants."""
         text = str(platform)
         return any(text == p or text.startswith(p + "/") for p in self.platforms)
+
+
+class RegistryRefused(CommandError):
+    """A BuildKit node could not talk to a registry the way it tried: HTTPS to a registry that
+    speaks plain HTTP, or TLS with a certificate it does not trust. The cure is in that node's
+    buildkitd.toml, not in crossbuild. buildx says so only in its output; `_refused` is the one
+    place that reads it (python-on-whales maps stderr to typed errors the same way)."""
+
+    def __init__(self, base: CommandError, host: str, plain_http: bool) -> None:
+        super().__init__(base.argv, base.returncode, base.stderr, base.stdout, base.hint)
+        self.host = host  # "" when buildx did not name it
+        self.plain_http = plain_http  # True: it speaks HTTP; False: its certificate is not trusted
+
+
+_PLAIN_HTTP = "server gave HTTP response to HTTPS client"
+_UNTRUSTED = ("x509: certificate signed by unknown authority", "tls: failed to verify certificate")
+_URL_HOST = re.compile(r"https://([^/\s\"']+)/")
+
+
+def _refused(exc: CommandError) -> RegistryRefused | None:
+    for line in (exc.stderr + "\n" + exc.stdout).splitlines():
+        plain = _PLAIN_HTTP in line
+        if plain or any(u in line for u in _UNTRUSTED):
+            host = _URL_HOST.search(line)
+            return RegistryRefused(exc, host.group(1) if host else "", plain)
+    return None
+
+
+def _run_build(run: Runner, argv: Sequence[str], **kwargs: Any) -> runner.Result:
+    """Run a build or bake; a registry a node cannot talk to raises RegistryRefused."""
+    try:
+        return run.run(argv, **kwargs)
+    except CommandError as exc:
+        refused = _refused(exc)
+        if refused is not None:
+            raise refused from exc
+        raise
 
 
 def version() -> str:
@@ -51,30 +117,64 @@ def docker_client_version() -> str:
     return out.splitlines()[0] if out else ""
 
 
+_DRIVER_OPT = re.compile(r'([^\s=]+)="((?:[^"\\]|\\.)*)"')
+
+
 def parse_inspect(text: str) -> BuilderInfo:
-    """Parse `docker buildx inspect` text output (it has no JSON format)."""
-    name = driver = status = ""
-    platforms: list[str] = []
-    nodes: list[str] = []
-    in_nodes = False
+    """Parse `docker buildx inspect` text output (it has no JSON format).
+
+    Keys start a line; indented lines belong to the section above them (Labels, GC policy,
+    File#name, whose lines buildx prints as ` > line`). Within Nodes, Name starts a node.
+    """
+    head: dict[str, str] = {}
+    nodes: list[dict[str, Any]] = []
+    section = ""
     for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line[0].isspace():
+            body = line.strip()
+            if nodes and section.startswith("file#") and (body.startswith(">") or body == ">"):
+                nodes[-1]["files"][section.removeprefix("file#")].append(line.lstrip()[2:].rstrip())
+            continue
         key, sep, value = line.partition(":")
         if not sep:
             continue
         key, value = key.strip().lower(), value.strip()
+        section = key
         if key == "nodes":
-            in_nodes = True
-        elif key == "name" and not in_nodes:
-            name = value
-        elif key == "name" and in_nodes:
-            nodes.append(value)
-        elif key == "driver" and not driver:
-            driver = value
-        elif key == "status" and not status:
-            status = value
-        elif key == "platforms":
-            platforms += [p.strip().rstrip("*") for p in value.split(",") if p.strip()]
-    return BuilderInfo(name, driver, status, tuple(dict.fromkeys(platforms)), tuple(nodes))
+            nodes.append({})  # a marker: the nodes begin
+            continue
+        if not nodes:
+            head.setdefault(key, value)
+        elif key == "name":
+            nodes.append({"name": value, "files": {}})
+        elif key.startswith("file#") and "name" in nodes[-1]:
+            nodes[-1]["files"][key.removeprefix("file#")] = []
+        elif "name" in nodes[-1]:
+            nodes[-1].setdefault(key, value)
+    parsed = tuple(_node_info(n) for n in nodes if "name" in n)
+    platforms = dict.fromkeys(p for n in parsed for p in n.platforms)
+    status = parsed[0].status if parsed else ""
+    return BuilderInfo(
+        head.get("name", ""), head.get("driver", ""), status, tuple(platforms), parsed, head.get("error", "")
+    )
+
+
+def _node_info(raw: dict[str, Any]) -> NodeInfo:
+    listed = [p.strip() for p in str(raw.get("platforms", "")).split(",") if p.strip()]
+    files = {name: "\n".join(lines).strip("\n") for name, lines in raw["files"].items()}
+    opts = [(k, re.sub(r"\\(.)", r"\1", v)) for k, v in _DRIVER_OPT.findall(raw.get("driver options", ""))]
+    return NodeInfo(
+        name=raw["name"],
+        endpoint=raw.get("endpoint", ""),
+        status=raw.get("status", ""),
+        error=raw.get("error", ""),
+        platforms=tuple(dict.fromkeys(p.rstrip("*") for p in listed)),
+        pinned=tuple(p.rstrip("*") for p in listed if p.endswith("*")),
+        driver_opts=tuple(sorted(opts)),
+        files=tuple(sorted(files.items())),
+    )
 
 
 def inspect(builder: str, bootstrap: bool = False) -> BuilderInfo | None:
@@ -90,6 +190,33 @@ def inspect(builder: str, bootstrap: bool = False) -> BuilderInfo | None:
     return parse_inspect(res.stdout)
 
 
+def create_argv(
+    *,
+    name: str,
+    driver: str,
+    endpoint: str = "",
+    driver_opt: Sequence[str] = (),
+    buildkitd_config: Path | None = None,
+    platform: Sequence[str] = (),
+    node: str | None = None,
+    append: bool = False,
+    bootstrap: bool = False,
+) -> list[str]:
+    """`buildx create`: a new builder, --append a node, or (a --node that exists, no --append)
+    change that node in place."""
+    argv = ["docker", "buildx", "create", "--name", name, "--driver", driver]
+    runner.add_opt(argv, "--driver-opt", list(driver_opt) or None)
+    runner.add_opt(argv, "--buildkitd-config", buildkitd_config)
+    if platform:
+        argv += ["--platform", ",".join(platform)]
+    runner.add_opt(argv, "--node", node)
+    runner.add_flag(argv, "--append", append)
+    runner.add_flag(argv, "--bootstrap", bootstrap)
+    if endpoint:
+        argv.append(endpoint)
+    return argv
+
+
 def create(
     run: Runner,
     *,
@@ -103,17 +230,23 @@ def create(
     append: bool = False,
     bootstrap: bool = False,
 ) -> None:
-    argv = ["docker", "buildx", "create", "--name", name, "--driver", driver]
-    runner.add_opt(argv, "--driver-opt", list(driver_opt) or None)
-    runner.add_opt(argv, "--buildkitd-config", buildkitd_config)
-    if platform:
-        argv += ["--platform", ",".join(platform)]
-    runner.add_opt(argv, "--node", node)
-    runner.add_flag(argv, "--append", append)
-    runner.add_flag(argv, "--bootstrap", bootstrap)
-    if endpoint:
-        argv.append(endpoint)
+    argv = create_argv(
+        name=name,
+        driver=driver,
+        endpoint=endpoint,
+        driver_opt=driver_opt,
+        buildkitd_config=buildkitd_config,
+        platform=platform,
+        node=node,
+        append=append,
+        bootstrap=bootstrap,
+    )
     run.run(argv, hint=f"could not create builder '{name}'")
+
+
+def leave_argv(*, name: str, node: str) -> list[str]:
+    """`buildx create --leave`: take one node out of a builder."""
+    return ["docker", "buildx", "create", "--name", name, "--node", node, "--leave"]
 
 
 def rm(run: Runner, name: str) -> None:
@@ -173,12 +306,13 @@ def bake(
         progress="rawjson" if on_event is not None else None,
     )
     if on_event is None:
-        result = run.run(argv, cwd=cwd, env=BAKE_ENV, hint="image build failed")
+        result = _run_build(run, argv, cwd=cwd, env=BAKE_ENV, hint="image build failed")
     else:
         readable = RawProgress(on_event)
         result = run.run(argv, cwd=cwd, env=BAKE_ENV, check=False, on_line=readable.feed)
         if result.returncode != 0:
-            raise CommandError(argv, result.returncode, readable.text(), result.stdout, hint="image build failed")
+            failed = CommandError(argv, result.returncode, readable.text(), result.stdout, hint="image build failed")
+            raise _refused(failed) or failed
     if result.planned:
         return {}
     data: dict[str, dict[str, Any]] = json.loads(metadata_file.read_text())
@@ -254,10 +388,21 @@ def build_argv(
 
 def build(run: Runner, argv: Sequence[str], metadata_file: Path | None = None) -> dict[str, Any]:
     """Run a `build_argv` command; the metadata it wrote, when it ran and was asked for."""
-    if run.run(argv, hint="image build failed").planned or metadata_file is None:
+    if _run_build(run, argv, hint="image build failed").planned or metadata_file is None:
         return {}
     data: dict[str, Any] = json.loads(metadata_file.read_text())
     return data
+
+
+PROBE_DOCKERFILE = "FROM scratch\nLABEL org.opencontainers.image.title=crossbuild-probe\n"
+
+
+def probe_push(builder: str, platform: str, repository: str, timeout: float = 180) -> None:
+    """Build an empty image for `platform` (so buildx sends it to the node serving that platform)
+    and push it by digest, untagged, to `repository`: the node can push there, or this raises."""
+    argv = ["docker", "buildx", "build", "--builder", builder, "--platform", platform, "--provenance", "false"]
+    argv += ["--output", f"type=image,name={repository},push-by-digest=true,push=true", "-"]
+    _run_build(runner.QUERIES, argv, input_text=PROBE_DOCKERFILE, timeout=timeout, hint="push probe failed")
 
 
 def imagetools_create(

@@ -45,7 +45,7 @@ from crossbuild.platforms import Platform, host_platform, require_image_platform
 from crossbuild.runner import Runner
 from crossbuild.session import Session, make_runner, open_session
 from crossbuild.stages import merge as merge_stages
-from crossbuild.stages import prepare, publish
+from crossbuild.stages import prepare, publish, route
 
 
 def open(  # the task's session
@@ -77,6 +77,7 @@ def _prepare(push: bool) -> list[Stage]:
     """Everything before the bake: the same for every output."""
     return [
         prepare.Preflight(),
+        route.Route(),  # which node builds which platform; refuses an output several nodes cannot make
         prepare.Registry(push=push),
         prepare.Stamp(),
         prepare.Plan(),
@@ -206,7 +207,7 @@ def build(session: Session, platforms: Sequence[Platform] | None = None, multiar
 # --- the other tasks ------------------------------------------------------------------------------
 
 
-def setup(session: Session, platforms: Sequence[Platform] | None = None) -> None:
+def setup(session: Session, platforms: Sequence[Platform] | None = None, prune: bool = False) -> None:
     cfg = session.cfg
     plats = _image_platforms(cfg, platforms)
     output.step("builder setup")
@@ -220,7 +221,7 @@ def setup(session: Session, platforms: Sequence[Platform] | None = None) -> None
         output.ok("QEMU binfmt: " + (", ".join(registered) if registered else "already registered"))
     else:
         output.ok("QEMU binfmt: not needed (no RUN step executes target-arch code)")
-    info = builder.ensure_builder(session.runner, cfg, plats)
+    info = builder.ensure_builder(session.runner, cfg, plats, prune=prune)
     output.ok(f"builder '{info.name}' ({info.driver}, {info.status}): {', '.join(info.platforms)}")
 
 
@@ -305,6 +306,8 @@ def run_doctor(session: Session) -> list[doctor.Check]:
         else:
             (output.fail if c.blocking else output.warn)(line)
             output.info(f"fix: {c.fix}")
+        if c.rows:
+            output.table(doctor.ROUTE_HEADERS, c.rows)
     blocking = [c for c in checks if not c.ok and c.blocking]
     if blocking:
         raise UserError(f"{len(blocking)} problem(s) block the job: {', '.join(c.name for c in blocking)}")

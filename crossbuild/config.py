@@ -65,6 +65,18 @@ STATIC_BASE = "static"
 
 # The schema: table -> key -> expected type(s). Unknown keys are errors.
 _STR, _BOOL, _INT, _LIST, _TABLE = str, bool, int, list, dict
+# What one builder node takes beyond its name and endpoint: [builder] for node 0, [[builder.nodes]] for the others.
+_NODE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "platforms": (_LIST, _STR),  # pinned: buildx sends these platforms to this node
+    "cacert": _STR,  # TLS files of a remote tcp:// endpoint (buildx --driver-opt cacert=...)
+    "cert": _STR,
+    "key": _STR,
+    "servername": _STR,
+    "namespace": _STR,  # kubernetes driver options
+    "replicas": _INT,
+    "nodeselector": _TABLE,
+    "rootless": _BOOL,
+}
 SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     "project": {"name": _STR, "module_dir": _STR, "output_dir": _STR, "source": _STR, "description": _STR},
     "services": {
@@ -109,6 +121,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "expose": _LIST,
     },
     "registry": {"address": _STR, "embedded": _BOOL, "data_dir": _STR, "insecure": _LIST, "mirrors": _TABLE},
+    # [builder] is node 0 of the builder; [[builder.nodes]] are the others (crossbuild.builder)
     "builder": {
         "name": _STR,
         "driver": _STR,
@@ -116,9 +129,10 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "driver_opts": _TABLE,
         "nodes": _LIST,
         "buildkitd_config": _STR,
+        **_NODE_KEYS,
     },
     "bundle": {"images": _LIST, "compose": _STR, "kubernetes": _LIST},
-    "builder.nodes": {"name": _STR, "endpoint": _STR, "platforms": (_LIST, _STR), "driver_opts": _TABLE},
+    "builder.nodes": {"name": _STR, "driver": _STR, "endpoint": _STR, "driver_opts": _TABLE, **_NODE_KEYS},
 }
 TOP_LEVEL = ("project", "services", "go", "platforms", "image", "registry", "builder", "bundle")
 
@@ -154,21 +168,60 @@ class Service:
 
 
 @dataclass(frozen=True)
+class NodeOptions:
+    """What a node adds to `buildx create` beyond its endpoint and pins: the TLS files of a remote
+    tcp:// endpoint (absolute paths, as buildx requires) and the kubernetes driver's settings."""
+
+    cacert: str = ""
+    cert: str = ""
+    key: str = ""
+    servername: str = ""
+    namespace: str = ""
+    replicas: int = 0  # 0: buildx's default (1)
+    nodeselector: tuple[tuple[str, str], ...] = ()  # empty: kubernetes.io/arch of the pins, when they share one
+    rootless: bool = False
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.cacert or self.cert or self.key or self.servername)
+
+
+@dataclass(frozen=True)
 class BuilderNode:
     name: str
     endpoint: str
-    platforms: tuple[Platform, ...] = ()
+    platforms: tuple[Platform, ...] = ()  # pinned: buildx routes these platforms to this node
     driver_opts: tuple[tuple[str, str], ...] = ()
+    options: NodeOptions = NodeOptions()
 
 
 @dataclass(frozen=True)
 class BuilderConfig:
+    """One buildx builder: node 0 is [builder] itself, the others are [[builder.nodes]]."""
+
     name: str = "crossbuild"
     driver: str = "remote"
     endpoint: str = "unix:///run/crossbuild-buildkitd.sock"
     driver_opts: tuple[tuple[str, str], ...] = ()
     nodes: tuple[BuilderNode, ...] = ()
     buildkitd_config: str = ""
+    platforms: tuple[Platform, ...] = ()  # node 0's pins
+    options: NodeOptions = NodeOptions()  # node 0's TLS / kubernetes settings
+
+    @property
+    def first_node(self) -> str:
+        """Node 0's name: what `buildx create` calls it when not told (`make tools` made crossbuild0)."""
+        return f"{self.name}0"
+
+    @property
+    def all_nodes(self) -> tuple[BuilderNode, ...]:
+        first = BuilderNode(self.first_node, self.endpoint, self.platforms, self.driver_opts, self.options)
+        return (first, *self.nodes)
+
+    @property
+    def managed(self) -> bool:
+        """crossbuild writes this builder's buildkitd.toml (every driver but remote and docker)."""
+        return self.driver not in ("remote", "docker")
 
 
 @dataclass(frozen=True)
@@ -640,31 +693,119 @@ def _builder(data: Mapping[str, Any], where: Path) -> BuilderConfig:
         raise UserError(
             f"{where}: builder.driver = 'remote' needs builder.endpoint, e.g. unix:///run/buildkit.sock or tcp://host:1234"
         )
+    name = data.get("name", BuilderConfig.name)
+    if not _NAME.match(name):
+        raise UserError(f"{where}: builder.name '{name}' must be lower-case letters, digits, '.', '_' or '-'")
     nodes = []
     for n, node in enumerate(data.get("nodes", [])):
+        at = f"{where}: builder.nodes[{n}]"
         if not node.get("name"):
-            raise UserError(f"{where}: builder.nodes[{n}] needs a name")
+            raise UserError(f"{at} needs a name")
+        if not _NAME.match(node["name"]):
+            raise UserError(f"{at}.name '{node['name']}' must be lower-case letters, digits, '.', '_' or '-'")
+        if node.get("driver", driver) != driver:
+            raise UserError(
+                f"{at}.driver = '{node['driver']}' but builder.driver = '{driver}': a buildx builder has one "
+                "driver for all its nodes; drop the key or make it a builder of its own"
+            )
+        pins = _pins(node, at)
+        if driver == "remote" and not node.get("endpoint"):
+            raise UserError(f"{at} needs an endpoint for the remote driver, e.g. tcp://arm-box:1234")
         nodes.append(
             BuilderNode(
                 name=node["name"],
                 endpoint=node.get("endpoint", ""),
-                platforms=plat.parse_platforms(_str_list(node["platforms"], f"builder.nodes[{n}].platforms"))
-                if node.get("platforms")
-                else (),
+                platforms=pins,
                 driver_opts=_str_pairs(node.get("driver_opts", {}), f"builder.nodes[{n}].driver_opts"),
+                options=_node_options(node, driver, node.get("endpoint", ""), where.parent, at),
             )
         )
-    name = data.get("name", BuilderConfig.name)
-    if not _NAME.match(name):
-        raise UserError(f"{where}: builder.name '{name}' must be lower-case letters, digits, '.', '_' or '-'")
-    return BuilderConfig(
+    b = BuilderConfig(
         name=name,
         driver=driver,
         endpoint=endpoint,
         driver_opts=_str_pairs(data.get("driver_opts", {}), "builder.driver_opts"),
         nodes=tuple(nodes),
         buildkitd_config=data.get("buildkitd_config", ""),
+        platforms=_pins(data, f"{where}: builder"),
+        options=_node_options(data, driver, endpoint, where.parent, f"{where}: builder"),
     )
+    _check_nodes(b, where)
+    return b
+
+
+def _pins(table: Mapping[str, Any], at: str) -> tuple[Platform, ...]:
+    if not table.get("platforms"):
+        return ()
+    pins = plat.parse_platforms(_str_list(table["platforms"], f"{at}.platforms"))
+    plat.require_image_platforms(pins)
+    return pins
+
+
+_TLS_KEYS = ("cacert", "cert", "key", "servername")
+_KUBERNETES_KEYS = ("namespace", "replicas", "nodeselector", "rootless")
+
+
+def _node_options(table: Mapping[str, Any], driver: str, endpoint: str, root: Path, at: str) -> NodeOptions:
+    """TLS files (remote tcp:// only; absolute, as buildx wants them) and kubernetes settings."""
+    tls = {k: table[k] for k in _TLS_KEYS if table.get(k)}
+    if tls and (driver != "remote" or not endpoint.startswith("tcp://")):
+        raise UserError(f"{at}.{next(iter(tls))}: TLS files apply to a remote driver's tcp:// endpoint only")
+    if tls and not tls.get("cacert"):
+        raise UserError(f"{at}: TLS needs cacert (the CA that signed the buildkitd's certificate) as well")
+    if bool(tls.get("cert")) != bool(tls.get("key")):
+        raise UserError(f"{at}: give cert and key together (the client certificate and its key)")
+    k8s = [k for k in _KUBERNETES_KEYS if k in table]
+    if k8s and driver != "kubernetes":
+        raise UserError(f"{at}.{k8s[0]} applies to the kubernetes driver only (builder.driver is '{driver}')")
+    clash = [k for k in (*_TLS_KEYS, *_KUBERNETES_KEYS) if k in table and k in table.get("driver_opts", {})]
+    if clash:
+        raise UserError(f"{at}: {clash[0]} is given twice, as a key and in driver_opts: keep one")
+    replicas = table.get("replicas", 0)
+    if "replicas" in table and replicas < 1:
+        raise UserError(f"{at}.replicas must be at least 1")
+    files = {k: str((root / v).resolve()) for k, v in tls.items() if k != "servername"}
+    return NodeOptions(
+        **files,
+        servername=tls.get("servername", ""),
+        namespace=table.get("namespace", ""),
+        replicas=replicas,
+        nodeselector=_str_pairs(table.get("nodeselector", {}), f"{at}.nodeselector"),
+        rootless=table.get("rootless", False),
+    )
+
+
+def _check_nodes(b: BuilderConfig, where: Path) -> None:
+    """What buildx would refuse or silently change: repeated names or endpoints, a platform pinned twice."""
+    if b.nodes and b.driver == "docker":
+        raise UserError(f"{where}: the docker driver has one node: use remote, docker-container or kubernetes")
+    seen_names: set[str] = set()
+    endpoints: dict[str, str] = {}
+    pinned: dict[Platform, str] = {}
+    for node in b.all_nodes:
+        if node.name in seen_names:
+            raise UserError(f"{where}: builder node '{node.name}' is named twice (node 0 is [builder], {b.first_node})")
+        seen_names.add(node.name)
+        if b.driver == "kubernetes" and node.endpoint:
+            raise UserError(
+                f"{where}: builder node '{node.name}': the kubernetes driver takes no endpoint "
+                "(buildx finds the cluster through KUBECONFIG); drop it"
+            )
+        if b.driver != "kubernetes":
+            key = node.endpoint or "the local docker"
+            if key in endpoints:
+                raise UserError(
+                    f"{where}: builder nodes '{endpoints[key]}' and '{node.name}' share the endpoint {key}: "
+                    "buildx takes one node per endpoint"
+                )
+            endpoints[key] = node.name
+        for p in node.platforms:
+            if p in pinned:
+                raise UserError(
+                    f"{where}: {p} is pinned on nodes '{pinned[p]}' and '{node.name}': "
+                    "buildx keeps a platform on one node only; pin it once"
+                )
+            pinned[p] = node.name
 
 
 _EXAMPLES = {"PLATFORMS": "linux/amd64,linux/arm64", "BINS": "api,push", "IMAGES": "api,push"}

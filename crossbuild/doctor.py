@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from crossbuild import builder, buildx, golist, registry_server, runner
+from crossbuild import builder, buildx, golist, registry_server, routing, runner
 from crossbuild.config import Config
 from crossbuild.errors import CommandError, UserError
 from crossbuild.oci import Client, RegistryError, SpeaksPlainHTTP, Unreachable, parse_reference
@@ -28,6 +28,7 @@ class Check:
     detail: str
     fix: str = ""
     blocking: bool = True
+    rows: tuple[tuple[str, ...], ...] = ()  # a table printed under the line (the builder's routing)
 
     @property
     def status(self) -> str:
@@ -85,41 +86,85 @@ def make_cmd(cfg: Config, target: str) -> str:
     return f"make {target}" if cfg.path == default.resolve() else f"make {target} CONFIG={cfg.path}"
 
 
+ROUTE_HEADERS = ("platform", "node", "endpoint", "runs", "status")
+
+
 def builder_state(cfg: Config, platforms: Sequence[Platform]) -> Check:
+    return _builder(cfg, platforms)[0]
+
+
+def _builder(cfg: Config, platforms: Sequence[Platform]) -> tuple[Check, routing.Routing | None]:
+    """The builder answers and every platform has a node that will build it (crossbuild.routing);
+    the check carries the routing table."""
     name = cfg.builder.name
     setup = make_cmd(cfg, "setup")
     try:
         info = buildx.inspect(name)
     except (UserError, CommandError) as exc:
-        return Check(f"builder {name}", False, str(exc), setup)
+        return Check(f"builder {name}", False, str(exc), setup), None
     if info is None:
-        return Check(f"builder {name}", False, "does not exist", setup)
-    if info.status != "running":
-        try:
+        return Check(f"builder {name}", False, "does not exist", setup), None
+    if cfg.builder.managed and not all(n.running for n in info.nodes):
+        try:  # container and kubernetes nodes start on demand; a remote one answers or it does not
             info = buildx.inspect(name, bootstrap=True) or info
         except CommandError as exc:
             return Check(
                 f"builder {name}",
                 False,
                 f"{info.driver}, {info.status}: cannot bootstrap ({exc.tail(1)})",
-                f"docker buildx inspect --bootstrap {name}; check its endpoint {cfg.builder.endpoint}",
+                f"docker buildx inspect --bootstrap {name}",
+            ), None
+    route = builder.route(cfg, info, platforms)
+    rows = tuple(tuple(r) for r in route.rows())
+    problems = route.problems()
+    if problems:
+        what, fix = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        return Check(f"builder {name}", False, what + more, fix, rows=rows), route
+    running = sum(1 for n in info.nodes if n.running)
+    nodes = "running" if len(info.nodes) == 1 else f"{running} of {len(info.nodes)} nodes running"
+    return Check(f"builder {name}", True, f"{info.driver}, {nodes}, {', '.join(info.platforms)}", rows=rows), route
+
+
+def routing_warnings(route: routing.Routing | None) -> list[Check]:
+    return [
+        Check("routing", False, w, "see the routing table above", blocking=False)
+        for w in (route.warnings() if route else [])
+    ]
+
+
+def builder_push(cfg: Config, route: routing.Routing | None) -> list[Check]:
+    """Can each node push to the target registry? Asked only of builders crossbuild does not
+    configure (the remote driver): an empty image per node, pushed by digest, untagged, into
+    <registry_prefix>/crossbuild-probe. A node that speaks HTTPS to a plain-HTTP registry, or does
+    not trust its certificate, gets the buildkitd.toml stanza that fixes it."""
+    if route is None or cfg.builder.driver != "remote":
+        return []
+    repository = f"{cfg.image.registry_prefix}/crossbuild-probe"
+    host = parse_reference(repository).registry
+    checks = []
+    for node in route.used():
+        platform = str(route.served_by(node)[0])
+        name = f"push from node {node.name}"
+        try:
+            buildx.probe_push(cfg.builder.name, platform, repository)
+        except buildx.RegistryRefused as exc:
+            problem = "answers plain HTTP" if exc.plain_http else "has a certificate the node does not trust"
+            stanza = builder.registry_stanza(exc.host or host, exc.plain_http)
+            checks.append(
+                Check(
+                    name,
+                    False,
+                    f"its buildkitd cannot push to {exc.host or host}: the registry {problem}",
+                    "add to that buildkitd's buildkitd.toml and restart it:\n" + stanza,
+                )
             )
-    if info.status != "running":
-        return Check(
-            f"builder {name}",
-            False,
-            f"{info.driver}, status {info.status or 'unknown'}",
-            f"docker buildx inspect --bootstrap {name}",
-        )
-    missing = [str(p) for p in platforms if not info.platforms_cover(p)]
-    if missing:
-        return Check(
-            f"builder {name}",
-            False,
-            f"does not build {', '.join(missing)}",
-            f"{setup} (registers QEMU), or add a node for them in [[builder.nodes]]",
-        )
-    return Check(f"builder {name}", True, f"{info.driver}, running, {', '.join(info.platforms)}")
+            continue
+        except CommandError as exc:
+            checks.append(Check(name, False, f"cannot push to {host}: {exc.tail(1)}", f"check {host} from that node"))
+            continue
+        checks.append(Check(name, True, f"pushed a probe for {platform} to {host}"))
+    return checks
 
 
 def binfmt(platforms: Sequence[Platform], needed: bool) -> list[Check]:
@@ -222,12 +267,18 @@ def run_all(cfg: Config, platforms: Sequence[Platform], client: Client, needs_em
     checks = docker_versions()
     bx = buildx_version()
     checks.append(bx)
+    route = None
     if bx.ok:
-        checks.append(builder_state(cfg, platforms))
+        state, route = _builder(cfg, platforms)
+        checks += [state, *routing_warnings(route)]
+        route = route if state.ok else None
     checks += binfmt(platforms, needs_emulation)
     checks.append(go_version(cfg))
     checks.append(go_modules(cfg))
-    checks.append(registry(cfg, client))
+    reg = registry(cfg, client)
+    checks.append(reg)
+    if reg.ok and reg.blocking:  # the registry answers (an embedded one not yet started is not blocking)
+        checks += builder_push(cfg, route)
     checks.append(disk(cfg))
     return checks
 

@@ -39,6 +39,8 @@ class Publisher:
     bake_name: ClassVar[str] = "images"
     with_tags: ClassVar[bool] = False
     index: ClassVar[bool] = True  # one platform still makes an index
+    # why a build split across builder nodes cannot go to this output ("": it can); the route stage refuses it
+    single_node: ClassVar[str] = ""
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -96,6 +98,9 @@ class Tarball(Publisher):
     name = "OCI tarball"
     bake_name = "oci"
     with_tags = True
+    # buildx exports an OCI layout from one node only (build/build.go: "oci for multi-node builds
+    # currently not supported"); each node holds only its own platforms' layers
+    single_node = "buildx writes an OCI layout from one node only"
 
     def path(self, target: ImageTarget) -> Path:
         return self.cfg.output_dir / "oci" / f"{target.service.name}.tar"

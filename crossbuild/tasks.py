@@ -283,17 +283,18 @@ def manifest(
         commands.merge_manifests(session, legacy=legacy)
 
 
-@cbtask(iterable=["platform"])
+@cbtask(iterable=["platform"], prune="remove builder nodes config.toml no longer lists")
 def setup(
     _ctx: Any,
     platform: list[str] | None = None,
     config: str | None = None,
     dry_run: bool = False,
     verbose: bool = False,
+    prune: bool = False,
 ) -> None:
-    """Check docker and buildx, register QEMU where needed, create and bootstrap the builder."""
+    """Check docker and buildx, register QEMU where needed, create or update and bootstrap the builder."""
     overrides = Overrides(platforms=_list(platform, "--platform"))
-    commands.setup(commands.open(config, overrides, dry_run=dry_run, verbose=verbose))
+    commands.setup(commands.open(config, overrides, dry_run=dry_run, verbose=verbose), prune=prune)
 
 
 @cbtask()

@@ -3,6 +3,7 @@
 # idempotently: each step checks first and skips what is already in place.
 #   dockerd (Debian docker.io), docker-registry, skopeo, qemu-user-static + binfmt,
 #   ca-certificates and tzdata (what crossbuild's static base image is made of),
+#   openssl and iproute2 (client certificates and network namespaces of the tests),
 #   buildx and buildkitd built with `go install` at pinned versions, and a
 #   `remote` buildx builder pointing at that buildkitd.
 # What has been verified on this machine type: ../shared/INFRA.md.
@@ -15,7 +16,7 @@ BUILDKIT_ROOT=${CROSSBUILD_BUILDKIT_ROOT:-/var/lib/crossbuild-buildkit}
 BUILDER_NAME=${CROSSBUILD_BUILDER:-crossbuild}
 STATE_DIR=/var/lib/crossbuild-tools
 LOG_DIR=/var/log/crossbuild
-APT_PACKAGES=(docker.io docker-registry skopeo qemu-user-static busybox-static runc file binutils curl ca-certificates tzdata)
+APT_PACKAGES=(docker.io docker-registry skopeo qemu-user-static busybox-static runc file binutils curl ca-certificates tzdata openssl iproute2)
 BINFMT_ARCHES=(aarch64 arm riscv64 ppc64le s390x)
 
 say() { printf '\033[36m==> %s\033[0m\n' "$*"; }

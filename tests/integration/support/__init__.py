@@ -6,6 +6,8 @@
 * ``clone``: a throwaway clone of the committed project, tagged, with one venv per session.
 * ``registries``: docker-registry processes of a test's own (plain, TLS, htpasswd or token auth).
 * ``inputs``: test inputs made without crossbuild (`go build`, `docker buildx build`, raw registry pushes).
+* ``buildkitd``: buildkitd daemons of a test's own (own --root, socket, worker platforms, tcp:// with
+  client certificates) and what each one recorded it built (`buildctl debug histories` / `logs`).
 * ``witness``: independent checks of what crossbuild produced (skopeo, the registry HTTP API,
   OCI layouts read with tarfile, the docker CLI).
 
