@@ -42,7 +42,7 @@ from crossbuild.platforms import Platform, host_platform, require_image_platform
 from crossbuild.runner import Runner
 from crossbuild.session import Session, make_runner, open_session
 from crossbuild.stages import merge as merge_stages
-from crossbuild.stages import prepare, publish
+from crossbuild.stages import prepare, publish, supply
 
 
 def open(  # the task's session
@@ -92,7 +92,9 @@ def publish_stages() -> list[Stage]:
         publish.Decide(),  # what is unchanged since the last publish
         publish.Bake(),  # ONE buildx bake, pushed by digest
         publish.CheckIndexes(),  # exactly the planned platforms
-        publish.Verify(),  # binaries, configs, smoke runs: before any tag moves
+        supply.Sbom(),  # an SBOM per platform from the binary's Go build info, attached to the index
+        publish.Verify(),  # binaries, configs, SBOMs, smoke runs: before any tag moves
+        supply.Sign(),  # cosign signs each index and image; checked before any tag moves
         publish.Record(),  # so a rerun with the same inputs does nothing
         publish.Tag(),  # the tags move, only now
         publish.Summary(),
@@ -183,8 +185,10 @@ def merge_manifests(session: Session, legacy: bool = False) -> list[Published]:
         merge_stages.PlanMerge(legacy),
         merge_stages.PushIndexes(),
         publish.CheckIndexes(),
+        supply.Sbom(),
         # legacy per-arch images were built by another tool: their -X stamps are not crossbuild's to expect
         publish.Verify(stamped=not legacy),
+        supply.Sign(),
         publish.Tag(),
         publish.Summary(),
     ]
@@ -281,6 +285,7 @@ def verify(
     reports = verify_mod.verify(
         session.client, exps, smoke_timeout=timeout, run_smoke=smoke, probe_cache=expect.probe_cache(cfg)
     )
+    expect.check_keyless(cfg, session.runner, reports)
     expect.report(cfg, reports, "verify")
     bad = [r for r in reports if not r.ok]
     if bad:

@@ -247,7 +247,7 @@ class Summary(Stage):
         )
 
 
-_IMAGE_STAGES = ("decide", "bake", "check", "verify", "record", "tag")
+_IMAGE_STAGES = ("decide", "bake", "check", "sbom", "verify", "sign", "record", "tag")
 
 
 def table(published: list[images.Published]) -> None:
