@@ -415,6 +415,8 @@ def bundle_load(
     plain_http: bool = False,
     max_size: str | None = None,
     environ: Mapping[str, str] | None = None,
+    key: str | None = None,
+    allow_unsigned: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
     """`invoke bundle.load`: verify a bundle, then push it to `registry` or load it into docker.
 
@@ -427,7 +429,16 @@ def bundle_load(
     if max_size is None:
         limit_text, where = env.get(BUNDLE_MAX_SIZE_ENV), BUNDLE_MAX_SIZE_ENV
     limit = bundle_mod.parse_size(limit_text, where) if limit_text else None
-    return bundle_mod.load(run, Path(archive), registry, plain_http=plain_http, insecure=insecure, max_size=limit)
+    return bundle_mod.load(
+        run,
+        Path(archive),
+        registry,
+        plain_http=plain_http,
+        insecure=insecure,
+        max_size=limit,
+        key=Path(key) if key else None,
+        allow_unsigned=allow_unsigned,
+    )
 
 
 # --- clean ---------------------------------------------------------------------------
