@@ -339,10 +339,8 @@ def _attach(verified: Verified, img: BundleImage, registry: str, client: Client)
         client.put_manifest(registry, repository, att.digest, raw, att.media_type)
         tag = attestations.referrers_tag(img.digest)
         listed: list[dict[str, Any]] = []
-        try:
+        with contextlib.suppress(NotFound):  # none yet: this is the first referrer
             listed = list(client.get_manifest(Reference(registry, repository, tag, None)).data.get("manifests") or [])
-        except NotFound:
-            pass
         if att.digest not in {str(d.get("digest")) for d in listed if isinstance(d, dict)}:
             listed.append(attestations.referrer_descriptor(raw))
             client.put_manifest(registry, repository, tag, attestations.referrers_index(listed), OCI_INDEX)
