@@ -342,7 +342,7 @@ def run_audit(
     )
     rows = audit_mod.audit(session.client, entries, required)
     cells = audit_mod.table_rows(rows)
-    output.table(["service", "image", "architectures", "ports", "status"], cells)
+    output.table(["service", "image", "architectures", "ports", "signature, SBOM", "status"], cells)
     for r in rows:
         if r.suggestion:
             output.info(f"{r.image}: {r.suggestion}")

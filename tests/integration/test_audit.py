@@ -180,8 +180,21 @@ def table(stdout: str) -> dict[str, list[str]]:
         if not line or line.startswith((" ", "[", "{", "=")):
             break
         cells = re.split(r"\s{2,}", line.strip())
-        rows[cells[0]] = cells[1:]
+        rows[cells[0]] = cells[1:4] + cells[5:]  # without the "signature, SBOM" column: see supply_cells
     return rows
+
+
+def supply_cells(stdout: str) -> dict[str, str]:
+    """compose service -> its "signature, SBOM" cell."""
+    lines = plain(stdout).splitlines()
+    header = next(n for n, line in enumerate(lines) if re.match(r"^service\s+image\s+architectures\s+ports", line))
+    found = {}
+    for line in lines[header + 2 :]:
+        if not line or line.startswith((" ", "[", "{", "=")):
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        found[cells[0]] = cells[4]
+    return found
 
 
 def test_compose_audit_reports_every_service(clone: Clone, seeded: str, tmp_path: Path) -> None:
@@ -195,6 +208,9 @@ def test_compose_audit_reports_every_service(clone: Clone, seeded: str, tmp_path
     rows = table(proc.stdout)
     assert list(rows) == [t["service"] for t in TRUTH], describe(proc)
     assert rows["web"] == [MULTI, "linux/amd64, linux/arm64, linux/arm/v7", "8080:80, 8443:443", "ok"]
+    # the seeded images carry neither a cosign signature nor an SBOM; build-only rows are not read
+    assert supply_cells(proc.stdout)["web"] == "unsigned, SBOM none", describe(proc)
+    assert supply_cells(proc.stdout)["built-here"] == "-", describe(proc)
     assert rows["worker"] == [SINGLE, "linux/arm64", "9000:9000/udp", "MISSING linux/amd64"]
     assert rows["legacy"] == [AMD64_ONLY, "linux/amd64", "5353:53/udp", "MISSING linux/arm64"]
     assert rows["ghost"][:3] == [NO_SUCH, "-", "-"]
