@@ -45,7 +45,7 @@ def test_sbom_off_in_config_and_on_from_the_environment(root: Path) -> None:
 
 
 def test_unknown_sbom_format_is_one_line(root: Path) -> None:
-    with pytest.raises(UserError, match="image.sbom_format = 'syft': use one of spdx, cyclonedx"):
+    with pytest.raises(UserError, match=r"image\.sbom_format = 'syft': use one of spdx, cyclonedx"):
         load(root, '[image]\nsbom_format = "syft"\n')
 
 
