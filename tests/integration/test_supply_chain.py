@@ -392,6 +392,7 @@ def second_registry(root: Path) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     address = f"127.0.0.1:{port}"
+    root.mkdir(parents=True, exist_ok=True)
     conf = root / "registry.yml"
     conf.write_text(
         f"version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
