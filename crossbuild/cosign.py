@@ -14,6 +14,7 @@ Fulcio's roots and Rekor, so verify hands them to `cosign verify`.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 
@@ -69,8 +70,15 @@ def sign(
     try:
         run.run(argv, input_text=password if password is not None else None, hint=HINT, timeout=600)
     except CommandError as exc:
-        detail = " ".join((exc.stderr or exc.stdout).split())[-300:]
-        raise UserError(f"cosign could not sign ({detail}); no tag was moved") from None
+        raise UserError(f"cosign could not sign: {reason(exc.stderr or exc.stdout)}; no tag was moved") from None
+
+
+def reason(text: str) -> str:
+    """cosign's last error line without the list of references it repeats: one readable phrase."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else "no output"
+    last = re.sub(r"\[[^\]]*\]", "", last.removeprefix("Error: ").removeprefix("error during command execution: "))
+    return " ".join(last.split())[-240:]
 
 
 def describe(sign: SignConfig, what: str) -> str:
@@ -89,4 +97,4 @@ def verify_keyless(run: Runner, sign: SignConfig, ref: str, insecure: Sequence[s
     result = run.run(argv, check=False, mutates=False, hint=HINT, timeout=300)
     if result.returncode == 0:
         return ""
-    return " ".join((result.stderr or result.stdout).split())[-300:] or f"cosign verify exited {result.returncode}"
+    return reason(result.stderr or result.stdout) or f"cosign verify exited {result.returncode}"

@@ -116,3 +116,15 @@ def test_signing_without_a_password_variable_is_one_line(root: Path) -> None:
     cfg = load(root, '[sign]\nkey = "cosign.key"\n')
     with pytest.raises(UserError, match=r"needs its password in \$COSIGN_PASSWORD"):
         cosign.sign(Runner(), cfg.sign, ["localhost:5000/ns/api@sha256:" + "a" * 64], environ={})
+
+
+def test_cosign_errors_become_one_phrase() -> None:
+    text = (
+        "Error: signing [localhost:5000/a@sha256:1 b@sha256:2]: signing digest: getting signer: reading key: "
+        "decrypt: encrypted: decryption failed\nerror during command execution: signing [localhost:5000/a@sha256:1]: "
+        "signing digest: getting signer: reading key: decrypt: encrypted: decryption failed\n"
+    )
+    assert (
+        cosign.reason(text)
+        == "signing : signing digest: getting signer: reading key: decrypt: encrypted: decryption failed"
+    )
