@@ -15,6 +15,7 @@ it is listed as "built here", not audited, not an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -382,7 +383,8 @@ def _audit_one(client: Client, entry: ComposeService, required: Sequence[Platfor
         row.error = str(exc)
         return row
     row.platforms = [str(p) for p in found]
-    row.signed, row.sbom = supply_of(client, ref)
+    with contextlib.suppress(UserError):  # the column is information: a registry refusing it spoils no row
+        row.signed, row.sbom = supply_of(client, ref)
     row.missing = [str(p) for p in required if not _covered(p, found)]
     if row.missing:
         row.suggestion = suggestion(entry.image, row.missing)
