@@ -223,6 +223,8 @@ def test_compose_audit_reports_every_service(clone: Clone, seeded: str, tmp_path
     assert (clone.build_dir / "reports" / "audit.json").read_text() == json.dumps(data, indent=2) + "\n"
     errors = {row["service"]: row.pop("error") for row in data}
     suggestions = {row["service"]: row.pop("suggestion") for row in data}
+    supply = {row["service"]: (row.pop("signed"), row.pop("sbom")) for row in data}
+    assert supply["web"] == (False, "") and supply["built-here"] == (None, ""), supply
     assert data == TRUTH, describe(proc)
     assert {s: e for s, e in errors.items() if e} == {s: errors[s] for s in ERRORS}, errors
     for service, words in ERRORS.items():
