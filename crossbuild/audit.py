@@ -12,13 +12,15 @@ here", not audited, not an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
+from crossbuild import attestations, sbom, signatures
 from crossbuild.compose import ComposeService
 from crossbuild.errors import UserError
-from crossbuild.oci import Client, parse_reference, platforms_of
+from crossbuild.oci import Client, Reference, parse_reference, platforms_of
 from crossbuild.platforms import Platform
 
 # Well-known replacements that publish arm64 and arm/v7 where the original does not.
@@ -43,6 +45,8 @@ class AuditRow:
     error: str = ""
     suggestion: str = ""
     built_here: str = ""  # why the service's image is built on the host ("" when it is pulled)
+    signed: bool | None = None  # a cosign signature (`sha256-<digest>.sig`) is attached; None: not read
+    sbom: str = ""  # the SBOM format attached (spdx, cyclonedx), "" when none
 
     @property
     def ok(self) -> bool:
@@ -83,10 +87,40 @@ def _audit_one(client: Client, entry: ComposeService, required: Sequence[Platfor
         row.error = str(exc)
         return row
     row.platforms = [str(p) for p in found]
+    with contextlib.suppress(UserError):  # the column is information: a registry refusing it spoils no row
+        row.signed, row.sbom = supply_of(client, ref)
     row.missing = [str(p) for p in required if not _covered(p, found)]
     if row.missing:
         row.suggestion = suggestion(entry.image, row.missing)
     return row
+
+
+def _sbom_formats(client: Client, ref: Reference, manifest_digests: Sequence[str]) -> set[str]:
+    """The SBOM formats the in-toto layers of these attestation (or referrer) manifests carry."""
+    found = set()
+    for digest in manifest_digests:
+        data = client.get_manifest(ref.at(digest)).data
+        for _, ptype in attestations.statement_layers(data):
+            fmt = sbom.format_of(ptype)
+            if fmt is not None:
+                found.add(fmt)
+    return found
+
+
+def supply_of(client: Client, ref: Reference) -> tuple[bool, str]:
+    """(signed with cosign, SBOM format) of a published image: a `.sig` tag for its digest, and an SBOM in
+    BuildKit's attestation manifests or under the referrers tag schema (`sha256-<digest>`)."""
+    manifest = client.get_manifest(ref)
+    at = Reference(ref.registry, ref.repository, None, None)
+    signed = client.manifest_exists(replace(at, tag=signatures.signature_tag(manifest.digest))) is not None
+    candidates = (
+        [e.digest for e in attestations.entries(manifest.data) if e.is_attestation] if manifest.is_index else []
+    )
+    referrers = replace(at, tag=attestations.referrers_tag(manifest.digest))
+    if client.manifest_exists(referrers) is not None:
+        candidates += [e.digest for e in attestations.entries(client.get_manifest(referrers).data)]
+    formats = _sbom_formats(client, ref, candidates)
+    return signed, ",".join(sorted(formats))
 
 
 def audit(client: Client, entries: Sequence[ComposeService], required: Sequence[Platform]) -> list[AuditRow]:
@@ -115,7 +149,10 @@ def table_rows(rows: Sequence[AuditRow]) -> list[list[str]]:
             status = f"MISSING {', '.join(r.missing)}"
         else:
             status = "ok"
-        out.append([r.service or "-", r.image or "-", ", ".join(r.platforms) or "-", ", ".join(r.ports) or "-", status])
+        supply = "-" if r.signed is None else ("signed" if r.signed else "unsigned") + f", SBOM {r.sbom or 'none'}"
+        out.append(
+            [r.service or "-", r.image or "-", ", ".join(r.platforms) or "-", ", ".join(r.ports) or "-", supply, status]
+        )
     return out
 
 

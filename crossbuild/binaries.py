@@ -21,7 +21,7 @@ from __future__ import annotations
 import ast
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -367,12 +367,24 @@ UVARINT_MAX_BYTES = 10
 
 
 @dataclass(frozen=True)
+class Module:
+    """One `mod`, `dep` or `=>` line of the build info: what `go version -m` prints."""
+
+    path: str
+    version: str  # "v1.2.3", "(devel)", "" for a local replacement
+    sum: str = ""  # "h1:<base64 sha256>" (go.sum's), "" when Go recorded none
+    replace: Module | None = None  # the `=>` line under a dep: what was really compiled
+
+
+@dataclass(frozen=True)
 class BuildInfo:
     """Go's embedded build information: the toolchain, the main package and the build settings."""
 
     go_version: str  # "go1.26.0"
     path: str  # the main package's import path
     settings: tuple[tuple[str, str], ...]  # ("GOOS", "linux"), ("GOARCH", "arm"), ("GOARM", "7"), ...
+    main: Module | None = None  # the `mod` line: the main module (None for a `go run` of files)
+    deps: tuple[Module, ...] = ()  # the `dep` lines, in Go's order (sorted by path)
 
     def setting(self, key: str) -> str | None:
         return next((value for name, value in self.settings if name == key), None)
@@ -405,17 +417,37 @@ def _inline_strings(data: bytes, pos: int, count: int) -> list[bytes] | None:
     return found
 
 
-def _parse_modinfo(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+def _module(rest: str) -> Module:
+    """`path<TAB>version[<TAB>sum]` of a mod, dep or => line (debug/buildinfo's format)."""
+    fields = rest.split("\t")
+    fields += [""] * (3 - len(fields))
+    return Module(fields[0], fields[1], fields[2])
+
+
+def parse_modinfo(text: str) -> BuildInfo:
+    """The module info text (`go version -m` without its first line); go_version is left empty."""
     path, settings = "", []
+    main: Module | None = None
+    deps: list[Module] = []
     for line in text.splitlines():
         kind, _, rest = line.partition("\t")
         if kind == "path":
             path = rest
+        elif kind == "mod":
+            main = _module(rest)
+        elif kind == "dep":
+            deps.append(_module(rest))
+        elif kind == "=>":
+            replacement = _module(rest)
+            if deps:
+                deps[-1] = replace(deps[-1], replace=replacement)
+            elif main is not None:
+                main = replace(main, replace=replacement)
         elif kind == "build":
             key, sep, value = rest.partition("=")
             if sep:
                 settings.append((key, _go_unquote(value)))
-    return path, tuple(settings)
+    return BuildInfo("", path, tuple(settings), main, tuple(deps))
 
 
 def _build_info_at(data: bytes, at: int) -> BuildInfo | None:
@@ -430,8 +462,8 @@ def _build_info_at(data: bytes, at: int) -> BuildInfo | None:
     version, modinfo = strings
     framed = len(modinfo) > 2 * MODINFO_FRAME and modinfo[-MODINFO_FRAME - 1] == ord("\n")
     text = modinfo[MODINFO_FRAME:-MODINFO_FRAME] if framed else b""
-    path, settings = _parse_modinfo(text.decode("utf-8", errors="replace"))
-    return BuildInfo(version.decode("utf-8", errors="replace"), path, settings)
+    info = parse_modinfo(text.decode("utf-8", errors="replace"))
+    return replace(info, go_version=version.decode("utf-8", errors="replace"))
 
 
 def read_build_info(data: bytes) -> BuildInfo | None:

@@ -43,7 +43,11 @@ ACTIONS = {
     "login": "docker/login-action@v4",
     "upload-artifact": "actions/upload-artifact@v7",
     "download-artifact": "actions/download-artifact@v8",
+    "cosign": "sigstore/cosign-installer@v3",
 }
+# The publishing job signs every index keyless: GitHub's OIDC token is the identity (Fulcio certificate,
+# Rekor entry), so no key is stored in the repository; the job needs `id-token: write` for that token.
+SIGN_PERMISSIONS = {"contents": "read", "id-token": "write"}
 PYTHON_VERSION = "3.11"
 AMD64_RUNNER = "ubuntu-24.04"
 ARM64_RUNNER = "ubuntu-24.04-arm"
@@ -227,6 +231,13 @@ class _Steps:
     def make(self, target: str, name: str) -> dict[str, Any]:
         return {"name": name, "run": f'make {target} REGISTRY_PREFIX="$REGISTRY_PREFIX"'}
 
+    def cosign(self) -> dict[str, Any]:
+        return {"name": "Install cosign (keyless signing of every index)", "uses": ACTIONS["cosign"]}
+
+    def signed(self, step: dict[str, Any]) -> dict[str, Any]:
+        """A publishing step that signs keyless (SIGN=keyless overrides [sign])."""
+        return {**step, "env": {"SIGN": "keyless"}}
+
     def head(self) -> list[dict[str, Any]]:
         steps = [self.check_settings()] if self.local_prefix else []
         return [*steps, self.checkout(), self.setup_go(), self.setup_python()]
@@ -288,13 +299,19 @@ def github_workflow(cfg: Config, matrix: bool, *, repo_root: Path | None = None)
                 "name": "build, push and verify",
                 "runs-on": AMD64_RUNNER,
                 "timeout-minutes": 90,
+                "permissions": SIGN_PERMISSIONS,
                 "steps": [
                     *s.head(),
                     s.qemu(),
                     s.buildx(),
                     s.login(),
-                    s.make("image.multiarch", "Build every platform, push one index per service, move the tags"),
-                    s.make("verify", "Verify the published images"),
+                    s.cosign(),
+                    s.signed(
+                        s.make(
+                            "image.multiarch", "Build every platform, push one index per service, sign, move the tags"
+                        )
+                    ),
+                    s.signed(s.make("verify", "Verify the published images and their signatures")),
                 ],
             }
         }
@@ -333,17 +350,24 @@ def github_workflow(cfg: Config, matrix: bool, *, repo_root: Path | None = None)
             "needs": "build",
             "runs-on": AMD64_RUNNER,
             "timeout-minutes": 30,
+            "permissions": SIGN_PERMISSIONS,
             "steps": [
                 *s.head(),
                 s.qemu(),
                 s.buildx(),
                 s.login(),
+                s.cosign(),
                 {
                     "name": "Download every platform's digests",
                     "uses": ACTIONS["download-artifact"],
                     "with": {"pattern": ARTIFACT_PREFIX + "*", "path": s.digests, "merge-multiple": True},
                 },
-                s.make("manifest", "Merge the digests into one index per service, verify each, then move the tags"),
+                s.signed(
+                    s.make(
+                        "manifest",
+                        "Merge the digests into one index per service, verify each, then move the tags (signed)",
+                    )
+                ),
             ],
         },
     }

@@ -45,7 +45,7 @@ from crossbuild.platforms import Platform, host_platform, require_image_platform
 from crossbuild.runner import Runner
 from crossbuild.session import Session, make_runner, open_session
 from crossbuild.stages import merge as merge_stages
-from crossbuild.stages import prepare, publish, route
+from crossbuild.stages import prepare, publish, route, supply
 
 
 def open(  # the task's session
@@ -96,7 +96,9 @@ def publish_stages() -> list[Stage]:
         publish.Decide(),  # what is unchanged since the last publish
         publish.Bake(),  # ONE buildx bake, pushed by digest
         publish.CheckIndexes(),  # exactly the planned platforms
-        publish.Verify(),  # binaries, configs, smoke runs: before any tag moves
+        supply.Sbom(),  # an SBOM per platform from the binary's Go build info, attached to the index
+        publish.Verify(),  # binaries, configs, SBOMs, smoke runs: before any tag moves
+        supply.Sign(),  # cosign signs each index and image; checked before any tag moves
         publish.Record(),  # so a rerun with the same inputs does nothing
         publish.Tag(),  # the tags move, only now
         publish.Summary(),
@@ -187,8 +189,10 @@ def merge_manifests(session: Session, legacy: bool = False) -> list[Published]:
         merge_stages.PlanMerge(legacy),
         merge_stages.PushIndexes(),
         publish.CheckIndexes(),
+        supply.Sbom(),
         # legacy per-arch images were built by another tool: their -X stamps are not crossbuild's to expect
         publish.Verify(stamped=not legacy),
+        supply.Sign(),
         publish.Tag(),
         publish.Summary(),
     ]
@@ -285,6 +289,7 @@ def verify(
     reports = verify_mod.verify(
         session.client, exps, smoke_timeout=timeout, run_smoke=smoke, probe_cache=expect.probe_cache(cfg)
     )
+    expect.check_keyless(cfg, session.runner, reports)
     expect.report(cfg, reports, "verify")
     bad = [r for r in reports if not r.ok]
     if bad:
@@ -343,7 +348,7 @@ def run_audit(
     )
     rows = audit_mod.audit(session.client, entries, required)
     cells = audit_mod.table_rows(rows)
-    output.table(["service", "image", "architectures", "ports", "status"], cells)
+    output.table(["service", "image", "architectures", "ports", "signature, SBOM", "status"], cells)
     for r in rows:
         if r.suggestion:
             output.info(f"{r.image}: {r.suggestion}")
@@ -461,6 +466,8 @@ def bundle_load(
     max_size: str | None = None,
     environ: Mapping[str, str] | None = None,
     deploy_dir: str | None = None,
+    key: str | None = None,
+    allow_unsigned: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
     """`invoke bundle.load`: verify a bundle, then push it to `registry` or load it into docker.
 
@@ -481,6 +488,8 @@ def bundle_load(
         insecure=insecure,
         max_size=limit,
         deploy_dir=Path(deploy_dir) if deploy_dir else None,
+        key=Path(key) if key else None,
+        allow_unsigned=allow_unsigned,
     )
 
 

@@ -119,6 +119,8 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "compression_level": _INT,
         "cache_ref": _STR,
         "expose": _LIST,
+        "sbom": _BOOL,
+        "sbom_format": _STR,
     },
     "registry": {"address": _STR, "embedded": _BOOL, "data_dir": _STR, "insecure": _LIST, "mirrors": _TABLE},
     # [builder] is node 0 of the builder; [[builder.nodes]] are the others (crossbuild.builder)
@@ -132,9 +134,12 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         **_NODE_KEYS,
     },
     "bundle": {"images": _LIST, "compose": _STR, "kubernetes": _LIST},
+    "sign": {"key": _STR, "public_key": _STR, "password_env": _STR, "keyless": _BOOL, "identity": _STR, "issuer": _STR},
     "builder.nodes": {"name": _STR, "driver": _STR, "endpoint": _STR, "driver_opts": _TABLE, **_NODE_KEYS},
 }
-TOP_LEVEL = ("project", "services", "go", "platforms", "image", "registry", "builder", "bundle")
+TOP_LEVEL = ("project", "services", "go", "platforms", "image", "registry", "builder", "bundle", "sign")
+SBOM_FORMATS = ("spdx", "cyclonedx")
+GITHUB_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
 
 
 @dataclass(frozen=True)
@@ -269,11 +274,48 @@ class ImageConfig:
     annotations: tuple[tuple[str, str], ...] = ()  # extra OCI annotations on the index and its manifests
     # tags that move only for a release: a clean tree, no snapshot (unless forced)
     release_tags: tuple[str, ...] = ("latest",)
+    sbom: bool = True  # attach an SBOM (from each binary's Go build info) to every index
+    sbom_format: str = "spdx"  # spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.5 JSON)
 
     @property
     def static_base(self) -> bool:
         """The runtime base is the one crossbuild assembles offline."""
         return self.base_image == STATIC_BASE
+
+
+@dataclass(frozen=True)
+class SignConfig:
+    """[sign]: who signs each index and how verify checks it (crossbuild.cosign, crossbuild.signatures).
+
+    The password is never held here: only the name of the variable that has it, read when cosign
+    runs, so a printed or pickled Config carries no secret.
+    """
+
+    key: Path | None = None  # cosign private key: sign with it (None: no key signing)
+    public_key: Path | None = None  # what verify checks signatures against (default: key with .pub)
+    password_env: str = "COSIGN_PASSWORD"  # noqa: S105 - the variable's name, not a password
+    keyless: bool = False  # sign with an OIDC identity (GitHub Actions), no key
+    identity: str = ""  # keyless: certificate identity regexp verify requires
+    issuer: str = GITHUB_OIDC_ISSUER  # keyless: OIDC issuer verify requires
+
+    @property
+    def signs(self) -> bool:
+        return self.key is not None or self.keyless
+
+    @property
+    def verifies(self) -> bool:
+        return self.public_key is not None or self.keyless
+
+    @property
+    def signer(self) -> str:
+        """Who signs, for the content key: the public key's path and bytes' digest, or keyless."""
+        if self.keyless:
+            return f"keyless {self.identity} {self.issuer}"
+        if self.key is None or self.public_key is None:
+            return ""
+        from crossbuild import incremental  # noqa: PLC0415 - only the content key asks
+
+        return f"key {incremental.file_digest(self.public_key)}"
 
 
 @dataclass(frozen=True)
@@ -303,6 +345,7 @@ class Config:
     snapshot: bool = False  # no release tags; each platform's image tagged too, for local testing
     # service -> the -X variables its binary carries (crossbuild.stamping.resolve); None: not resolved
     stamped: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+    sign: SignConfig = SignConfig()
 
     @property
     def bin_dir(self) -> Path:
@@ -837,6 +880,50 @@ def _registry(data: Mapping[str, Any], root: Path, output_dir: Path) -> Registry
     )
 
 
+def _sign(data: Mapping[str, Any], root: Path, cfg_path: Path, environ: Mapping[str, str]) -> SignConfig:
+    """[sign], with SIGN= (off, keyless, or a key file) over it: the generated CI workflow signs keyless."""
+    chosen = _env_str(environ, "SIGN")
+    key_text: str = data.get("key", "")
+    keyless = bool(data.get("keyless", False))
+    where = f"{cfg_path}: sign.key"
+    if chosen is not None:
+        where = f"SIGN={chosen}"
+        if chosen.lower() in ("0", "off", "false", "no"):
+            return SignConfig()
+        keyless = chosen.lower() == "keyless"
+        key_text = "" if keyless else chosen
+    if keyless and key_text:
+        raise UserError(f"{cfg_path}: [sign] has both key and keyless = true; keep one")
+    identity = data.get("identity", "")
+    if keyless and not identity and environ.get("GITHUB_REPOSITORY"):
+        server = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
+        identity = f"^{re.escape(server)}/{re.escape(environ['GITHUB_REPOSITORY'])}/"
+    password_env = data.get("password_env", SignConfig.password_env)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+        raise UserError(f"{cfg_path}: sign.password_env = {password_env!r} is not an environment variable name")
+    key = root / key_text if key_text else None
+    if key is not None and not key.is_file():
+        raise UserError(
+            f"{where}: no key file {key}; make one with `cosign generate-key-pair` (its password in "
+            f"${password_env}), or remove [sign] key to publish unsigned"
+        )
+    pub_text = data.get("public_key", "")
+    public = root / pub_text if pub_text else (key.with_suffix(".pub") if key is not None else None)
+    if public is not None and not public.is_file():
+        raise UserError(
+            f"{cfg_path}: sign.public_key: no public key file {public}; `cosign public-key --key {key_text or 'KEY'}` "
+            "writes it"
+        )
+    return SignConfig(
+        key=key,
+        public_key=public,
+        password_env=password_env,
+        keyless=keyless,
+        identity=identity,
+        issuer=data.get("issuer", SignConfig.issuer),
+    )
+
+
 def load(
     path: str | os.PathLike[str] | None = None,
     overrides: Overrides | None = None,
@@ -934,7 +1021,13 @@ def load(
         compression_level=image.get("compression_level", ImageConfig.compression_level),
         cache_ref=pick(None, _env_str(environ, "CACHE_REF"), image.get("cache_ref"), "").rstrip("/"),
         expose=_expose(image.get("expose", []), f"{cfg_path}: image.expose"),
+        sbom=pick(None, _env_bool(environ, "SBOM"), image.get("sbom"), ImageConfig.sbom),
+        sbom_format=image.get("sbom_format", ImageConfig.sbom_format),
     )
+    if image_cfg.sbom_format not in SBOM_FORMATS:
+        raise UserError(
+            f"{cfg_path}: image.sbom_format = {image_cfg.sbom_format!r}: use one of {', '.join(SBOM_FORMATS)}"
+        )
     _check_prefix(image_cfg.registry_prefix, overrides, environ, cfg_path)
     if ":" in image_cfg.cache_ref.rpartition("/")[2] or "@" in image_cfg.cache_ref:
         where = "CACHE_REF" if _env_str(environ, "CACHE_REF") is not None else f"{cfg_path}: image.cache_ref ="
@@ -983,4 +1076,5 @@ def load(
         description=project.get("description", ""),
         force_release_tags=pick(overrides.force_release_tags, _env_bool(environ, "FORCE_RELEASE_TAGS"), None, False),
         snapshot=pick(overrides.snapshot, _env_bool(environ, "SNAPSHOT"), None, False),
+        sign=_sign(data.get("sign", {}), root, cfg_path, environ),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from crossbuild import output
+from crossbuild import cosign, output
 from crossbuild import verify as verify_mod
 from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
@@ -19,12 +19,14 @@ from crossbuild.images import Staged
 from crossbuild.oci import Client as RegistryClient
 from crossbuild.oci import parse_reference
 from crossbuild.platforms import Platform
+from crossbuild.runner import Runner
 
 
 def expectation(
-    cfg: Config, service: Service, ref: str, platforms: Sequence[Platform], stamped: bool = True
+    cfg: Config, service: Service, ref: str, platforms: Sequence[Platform], stamped: bool = True, signed: bool = True
 ) -> verify_mod.Expectation:
-    """What `service`'s image must be; `stamped=False` for images another tool built (no -X values to expect)."""
+    """What `service`'s image must be; `stamped=False` for images another tool built (no -X values to expect);
+    `signed=False` before the sign stage (the publish pipeline checks signatures right after signing)."""
     return verify_mod.Expectation(
         service=service.name,
         ref=ref,
@@ -34,6 +36,9 @@ def expectation(
         smoke_args=service.smoke_args,
         smoke_exit=service.smoke_exit,
         smoke_expect=service.smoke_expect,
+        sbom=cfg.image.sbom_format if cfg.image.sbom else "",
+        public_key=str(cfg.sign.public_key) if signed and cfg.sign.public_key is not None else "",
+        provenance=cfg.image.provenance,
     )
 
 
@@ -56,6 +61,20 @@ def for_refs(cfg: Config, refs: Sequence[str], platforms: Sequence[Platform]) ->
     return result
 
 
+def check_keyless(cfg: Config, run: Runner, reports: Sequence[verify_mod.ImageReport]) -> None:
+    """Keyless signatures need Fulcio's roots and Rekor: `cosign verify` checks each index ([sign] keyless)."""
+    if not cfg.sign.keyless:
+        return
+    for r in reports:
+        ref = parse_reference(r.ref)
+        target = f"{ref.registry}/{ref.repository}@{r.digest}" if r.digest else r.ref
+        problem = cosign.verify_keyless(run, cfg.sign, target, cfg.registry.insecure)
+        if problem:
+            r.problems.append(f"signature: {problem}")
+        else:
+            r.signature = f"keyless, identity {cfg.sign.identity or 'any'}, issuer {cfg.sign.issuer}"
+
+
 def probe_cache(cfg: Config) -> Path:
     return cfg.output_dir / "state" / "smoke.json"
 
@@ -67,6 +86,14 @@ def report(cfg: Config, reports: Sequence[verify_mod.ImageReport], name: str) ->
     for r in reports:
         if r.smoke_plan:
             output.info(f"{r.service}: smoke {r.smoke_plan}")
+        if r.signature:
+            output.info(f"{r.service}: signed ({r.signature})")
+        prov = next((p.provenance for p in r.platforms if p.provenance), None)
+        if prov:
+            output.info(
+                f"{r.service}: provenance {prov['predicate_type']}: builder {prov['builder_id'] or '-'}, "
+                f"build type {prov['build_type'] or '-'}, {prov['materials']} material(s)"
+            )
     path = cfg.output_dir / "reports" / f"{name}.json"
     verify_mod.write_json(reports, path)
     verify_mod.append_step_summary(reports)
@@ -79,7 +106,7 @@ def verify_staged(
 ) -> list[verify_mod.ImageReport]:
     """Verify every pushed index before any tag moves: all together, every failure listed, one error."""
     exps = [
-        expectation(cfg, s.target.service, f"{s.target.repository}@{s.digest}", s.target.platforms, stamped)
+        expectation(cfg, s.target.service, f"{s.target.repository}@{s.digest}", s.target.platforms, stamped, False)
         for s in staged
     ]
     output.step(f"verify {len(exps)} pushed index(es) before moving tags")

@@ -209,6 +209,9 @@ def content_key(cfg: Config, t: ImageTarget, tree: str = "") -> str:
             "provenance": cfg.image.provenance,
             "output": [push_output(cfg, t.repository)],  # compression level
             "inputs": inputs,
+            # the attached SBOM changes the index; a new signer must sign it again
+            "sbom": cfg.image.sbom_format if cfg.image.sbom else "",
+            "signer": cfg.sign.signer,
         }
     )
 

@@ -461,6 +461,7 @@ def bundle(
 
 @cbtask(
     positional=["archive"],
+    iterable=["allow_unsigned"],
     archive="a bundle .tar.gz made by `invoke bundle`",
     registry="push into this registry (HOST:PORT), digests kept; default: load into the local docker daemon",
     insecure="speak HTTPS to --registry without checking its certificate (self-signed); not plain HTTP",
@@ -470,6 +471,8 @@ def bundle(
     config="not used: bundle.load reads no config file, only the archive",
     deploy_dir="where the bundle's deployment files go, pointing at the imported images "
     "(default: ./<bundle name>-deploy)",
+    key="a cosign public key (cosign.pub): every image must be signed with it, checked offline before importing",
+    allow_unsigned="a third-party image of the bundle that need not be signed with --key (repeatable)",
 )
 def bundle_load(
     _ctx: Any,
@@ -480,14 +483,25 @@ def bundle_load(
     max_size: str | None = None,
     deploy_dir: str | None = None,
     config: str | None = None,
+    key: str | None = None,
+    allow_unsigned: list[str] | None = None,
     dry_run: bool = False,
     verbose: bool = False,
 ) -> None:
-    """Verify every size and checksum of a bundle, then push it to --registry or load it into docker. ARCHIVE"""
+    """Verify every size, checksum (and with --key every signature) of a bundle, then push it to --registry or
+    load it into docker. ARCHIVE"""
     _no_config(config, "bundle.load", "it runs where only the archive is; give --registry HOST:PORT to push")
     run = make_runner(dry_run, verbose)
     commands.bundle_load(
-        run, archive, registry, insecure=insecure, plain_http=plain_http, max_size=max_size, deploy_dir=deploy_dir
+        run,
+        archive,
+        registry,
+        insecure=insecure,
+        plain_http=plain_http,
+        max_size=max_size,
+        deploy_dir=deploy_dir,
+        key=key,
+        allow_unsigned=allow_unsigned or [],
     )
 
 

@@ -30,7 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from crossbuild import binaries, builder, output, smoke
+from crossbuild import attestations, binaries, builder, output, sbom, signatures, smoke
 from crossbuild.daemon import Daemon, DaemonError, DaemonUnavailable
 from crossbuild.errors import UserError
 from crossbuild.oci import Client, PlatformEntry, image_entries, is_index, parse_reference
@@ -55,6 +55,8 @@ class PlatformReport:
     smoke_exit: int | None = None
     smoke_seconds: float = 0.0
     note: str = ""  # what a row without problems shows: what passed, or why it was skipped
+    sbom: str = ""  # the attached SBOM: format and module count ("" when not checked)
+    provenance: dict[str, Any] = field(default_factory=dict)  # builder_id, build_type, materials (SLSA)
 
     def fail(self, problem: str) -> None:
         self.problems.append(problem)
@@ -77,6 +79,7 @@ class ImageReport:
     problems: list[str] = field(default_factory=list)
     platforms: list[PlatformReport] = field(default_factory=list)
     smoke_plan: str = ""  # what every platform's smoke run had to do, and where that came from
+    signature: str = ""  # whose signature the index carries ("" when not checked)
 
     @property
     def ok(self) -> bool:
@@ -95,6 +98,9 @@ class Expectation:
     smoke_args: tuple[str, ...] | None = None  # None: probe (crossbuild.smoke.CANDIDATES)
     smoke_exit: int | None = None  # None: 0 with smoke_args, else what the probe saw
     smoke_expect: str = ""  # regular expression the output must match
+    sbom: str = ""  # the SBOM format every platform must carry (crossbuild.sbom.FORMATS); "" = not checked
+    public_key: str = ""  # a cosign public key file the index and every image must be signed with
+    provenance: bool = False  # every platform must carry SLSA provenance
 
 
 def binary_path(config: dict[str, Any], fallback: str) -> str:
@@ -105,19 +111,21 @@ def binary_path(config: dict[str, Any], fallback: str) -> str:
 # --- registry checks --------------------------------------------------------------------------
 
 
-def _read_index(client: Client, exp: Expectation) -> tuple[ImageReport, list[PlatformEntry]]:
-    """The report skeleton with one PlatformReport per image entry, and those entries."""
+def _read_index(client: Client, exp: Expectation) -> tuple[ImageReport, list[PlatformEntry], dict[str, str]]:
+    """The report skeleton with one PlatformReport per image entry, those entries, and the attestation
+    manifest of each image digest (crossbuild.attestations)."""
     report = ImageReport(exp.service, exp.ref)
     try:
         manifest = client.get_manifest(parse_reference(exp.ref))
         report.digest = manifest.digest
         if not is_index(manifest.media_type):
             report.problems.append(f"{exp.ref} is a single-platform manifest, not an index ({manifest.media_type})")
-            return report, []
+            return report, [], {}
         entries = image_entries(manifest.data)
+        attested = {digest: e.digest for digest, e in attestations.by_subject(manifest.data).items()}
     except UserError as exc:
         report.problems.append(str(exc))
-        return report, []
+        return report, [], {}
     found = [str(e.platform) for e in entries]
     expected = [str(p) for p in exp.platforms]
     missing = [p for p in expected if p not in found]
@@ -127,10 +135,12 @@ def _read_index(client: Client, exp: Expectation) -> tuple[ImageReport, list[Pla
     if extra:
         report.problems.append(f"index has unexpected {', '.join(extra)}")
     report.platforms = [PlatformReport(str(e.platform), e.digest) for e in entries]
-    return report, entries
+    return report, entries, attested
 
 
-def _check_platform(client: Client, exp: Expectation, entry: PlatformEntry, pr: PlatformReport) -> None:
+def _check_platform(
+    client: Client, exp: Expectation, entry: PlatformEntry, pr: PlatformReport, attestation: str | None
+) -> None:
     """Config against index entry, then the binary from the layers: header, build info, -X values."""
     assert entry.platform is not None
     ref = parse_reference(exp.ref)
@@ -157,6 +167,71 @@ def _check_platform(client: Client, exp: Expectation, entry: PlatformEntry, pr: 
     values = dict(exp.values)
     for key in binaries.missing_values(data, values):
         pr.fail(f"{path}: -X {key}={values[key]} not in the binary")
+    if exp.sbom or exp.provenance or attestation is not None:
+        try:
+            _check_attestations(client, exp, entry, pr, attestation, data)
+        except (UserError, ValueError) as exc:
+            pr.fail(f"attestations: {exc}")
+
+
+def _check_attestations(
+    client: Client, exp: Expectation, entry: PlatformEntry, pr: PlatformReport, attestation: str | None, data: bytes
+) -> None:
+    """The SBOM attached for this image lists exactly the modules of the binary's build info; the SLSA
+    provenance, if any, is summarised in the report."""
+    if attestation is None:
+        if exp.sbom:
+            pr.fail("no SBOM attached (no attestation manifest for this image in the index)")
+        if exp.provenance:
+            pr.fail("no provenance attached (no attestation manifest for this image in the index)")
+        return
+    statements = attestations.read_statements(client, parse_reference(exp.ref), attestation)
+    boms = [(fmt, st) for st in statements if (fmt := sbom.format_of(st.predicate_type)) is not None]
+    provenance = [st for st in statements if st.predicate_type.startswith(attestations.PROVENANCE_PREFIX)]
+    if provenance:
+        pr.provenance = attestations.provenance_summary(provenance[0])
+    elif exp.provenance:
+        pr.fail("no SLSA provenance in the attestation manifest")
+    if not boms:
+        if exp.sbom:
+            pr.fail("no SBOM in the attestation manifest")
+        return
+    fmt, st = boms[0]
+    if entry.digest not in st.subject_digests():
+        pr.fail(f"the SBOM is about {', '.join(st.subject_digests()) or 'nothing'}, not this image {entry.digest}")
+    if exp.sbom and fmt != exp.sbom:
+        pr.fail(f"the SBOM is {fmt}, expected {exp.sbom}")
+    info = binaries.read_build_info(data)
+    if info is None:
+        pr.fail("the binary carries no Go build info to compare the SBOM with")
+        return
+    problems = sbom.compare(fmt, st.predicate, info)
+    for problem in problems[:5]:
+        pr.fail(problem)
+    if len(problems) > 5:
+        pr.fail(f"and {len(problems) - 5} more SBOM differences")
+    if not problems:
+        pr.sbom = f"{fmt}: {len(sbom.expected_rows(info))} modules, as in the binary"
+
+
+def _check_signature(client: Client, exp: Expectation, report: ImageReport, digests: Sequence[str]) -> None:
+    """The index and every platform image carry a cosign signature by `exp.public_key` (crossbuild.signatures)."""
+    try:
+        key = signatures.read_public_key(Path(exp.public_key))
+        ref = parse_reference(exp.ref)
+        problems = [
+            problem
+            for digest in digests
+            if (
+                problem := signatures.check(key, signatures.fetch(client, ref.registry, ref.repository, digest), digest)
+            )
+        ]
+    except UserError as exc:
+        problems = [str(exc)]
+    if problems:
+        report.problems += [f"signature: {p}" for p in problems]
+    else:
+        report.signature = f"cosign, {key.name} ({key.fingerprint[:19]}): index and {len(digests) - 1} image(s)"
 
 
 def check_static(
@@ -170,14 +245,19 @@ def check_static(
     with ThreadPoolExecutor(parallel, thread_name_prefix="registry") as pool:
         heads = list(pool.map(lambda exp: _read_index(client, exp), expectations))
         checks = [
-            pool.submit(_check_platform, client, exp, entry, pr)
-            for exp, (report, entries) in zip(expectations, heads, strict=True)
+            pool.submit(_check_platform, client, exp, entry, pr, attested.get(entry.digest))
+            for exp, (report, entries, attested) in zip(expectations, heads, strict=True)
             for entry, pr in zip(entries, report.platforms, strict=True)
+        ]
+        checks += [
+            pool.submit(_check_signature, client, exp, report, [report.digest, *(e.digest for e in entries)])
+            for exp, (report, entries, _) in zip(expectations, heads, strict=True)
+            if exp.public_key and report.digest
         ]
         for future in checks:
             future.result()
     result = []
-    for report, entries in heads:
+    for report, entries, _ in heads:
         result.append((report, {str(e.platform): e.platform for e in entries if e.platform is not None}))
     return result
 
@@ -431,6 +511,8 @@ def table_rows(reports: Sequence[ImageReport]) -> list[list[str]]:
             rows.append([r.service, "-", FAILED, _one_line(problem)])
         for p in r.platforms:
             detail = "; ".join(_one_line(problem) for problem in p.problems) or p.note
+            if not p.problems and p.sbom:
+                detail = f"{detail}; SBOM {p.sbom}" if detail else f"SBOM {p.sbom}"
             rows.append([r.service, p.platform, p.result, detail])
     return rows
 

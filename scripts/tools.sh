@@ -4,13 +4,15 @@
 #   dockerd (Debian docker.io), docker-registry, skopeo, qemu-user-static + binfmt,
 #   ca-certificates and tzdata (what crossbuild's static base image is made of),
 #   openssl and iproute2 (client certificates and network namespaces of the tests),
-#   buildx and buildkitd built with `go install` at pinned versions, and a
+#   buildx, buildkitd and cosign built with `go install` at pinned versions, and a
 #   `remote` buildx builder pointing at that buildkitd.
 # What has been verified on this machine type: ../shared/INFRA.md.
 set -euo pipefail
 
 BUILDX_VERSION=${BUILDX_VERSION:-v0.36.1}
 BUILDKIT_VERSION=${BUILDKIT_VERSION:-v0.32.2}
+# cosign signs the images ([sign]); the newest v2 release the Go module proxy serves and that builds here.
+COSIGN_VERSION=${COSIGN_VERSION:-v2.6.5}
 BUILDKIT_SOCK=${CROSSBUILD_BUILDKIT_SOCK:-/run/crossbuild-buildkitd.sock}
 BUILDKIT_ROOT=${CROSSBUILD_BUILDKIT_ROOT:-/var/lib/crossbuild-buildkit}
 BUILDER_NAME=${CROSSBUILD_BUILDER:-crossbuild}
@@ -30,6 +32,7 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   command -v skopeo >/dev/null || missing+=("skopeo: your distribution's skopeo package")
   ls /proc/sys/fs/binfmt_misc/qemu-aarch64 >/dev/null 2>&1 || missing+=("QEMU binfmt: install qemu-user-static and register /usr/lib/binfmt.d/qemu-*.conf")
   command -v go >/dev/null || missing+=("Go >= 1.26.3: https://go.dev/dl/")
+  command -v cosign >/dev/null || missing+=("cosign (image signing): go install github.com/sigstore/cosign/v2/cmd/cosign@${COSIGN_VERSION}")
   { [ -s /etc/ssl/certs/ca-certificates.crt ] && [ -f /usr/share/zoneinfo/Etc/UTC ]; } || missing+=("CA certificates and zoneinfo for the static base image: your distribution's ca-certificates and tzdata packages (or set [image] base_image = \"scratch\")")
   if [ ${#missing[@]} -eq 0 ]; then echo "    nothing missing"; exit 0; fi
   printf '    - %s\n' "${missing[@]}" >&2
@@ -111,6 +114,15 @@ if [ ! -f "$stamp" ] || [ ! -x "$GOBIN_DIR/buildkitd" ]; then
 fi
 install -m 0755 "$GOBIN_DIR/buildkitd" "$GOBIN_DIR/buildctl" /usr/local/bin/
 ok "$(docker buildx version)"
+
+say "cosign ${COSIGN_VERSION}"
+stamp="$STATE_DIR/cosign-${COSIGN_VERSION}"
+if [ ! -f "$stamp" ] || [ ! -x "$GOBIN_DIR/cosign" ]; then
+  GOFLAGS=-mod=mod go install "github.com/sigstore/cosign/v2/cmd/cosign@${COSIGN_VERSION}"
+  touch "$stamp"
+fi
+install -m 0755 "$GOBIN_DIR/cosign" /usr/local/bin/cosign
+ok "$(cosign version 2>/dev/null | sed -n 's/^GitVersion: *//p')"
 
 say "buildkitd on unix://$BUILDKIT_SOCK"
 mkdir -p /etc/crossbuild

@@ -12,11 +12,13 @@ from bench.cases.ko import Ko
 from bench.cases.multistage import Multistage
 from bench.cases.openim import OpenIMLoop
 from bench.cases.prebuilt import Prebuilt, PrebuiltVerified
+from bench.cases.supply import PrebuiltSupply
 
 ALL: tuple[Case, ...] = (
     Floor(),  # f: go build only, the floor
     Prebuilt(),  # a: crossbuild image.multiarch, VERIFY=0
     PrebuiltVerified(),  # av: the same with VERIFY=1 (information)
+    PrebuiltSupply(),  # as: the same with an SBOM per platform and cosign signatures
     Multistage(),  # b: crossbuild MODE=multistage
     Emulated(),  # c: a Dockerfile whose Go stage runs under QEMU
     OpenIMLoop(),  # d: per-binary, per-arch loops

@@ -52,6 +52,45 @@ _UNITS.update({u + "ib": 1024 ** (n + 1) for n, u in enumerate(("k", "m", "g", "
 
 
 @dataclass(frozen=True)
+class Ref:
+    """A manifest of the supply chain (an index, an attestation or signature manifest) stored as a blob."""
+
+    digest: str
+    size: int
+    media_type: str
+    signs: str = ""  # a signature manifest: the digest it signs
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"digest": self.digest, "size": self.size, "mediaType": self.media_type}
+        if self.signs:
+            data["signs"] = self.signs
+        return data
+
+
+@dataclass(frozen=True)
+class Supply:
+    """What proves an image: the multi-arch index it came from, its attestation manifest (SBOM and
+    provenance) and the cosign signature manifests of the index and of the image."""
+
+    index: Ref | None = None
+    attestation: Ref | None = None
+    signatures: tuple[Ref, ...] = ()
+
+    def refs(self) -> list[Ref]:
+        return [r for r in (self.index, self.attestation) if r is not None] + list(self.signatures)
+
+    def signature_of(self, digest: str) -> Ref | None:
+        return next((r for r in self.signatures if r.signs == digest), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index.to_json() if self.index else None,
+            "attestation": self.attestation.to_json() if self.attestation else None,
+            "signatures": [r.to_json() for r in self.signatures],
+        }
+
+
+@dataclass(frozen=True)
 class BundleImage:
     """One image of a bundle, as manifest.json records it."""
 
@@ -65,6 +104,7 @@ class BundleImage:
     total_size: int  # manifest + config + layers, as stored in the bundle
     service: str | None = None  # the crossbuild service, None for a third-party image
     index_digest: str | None = None  # the multi-arch index it was picked from, if any
+    supply: Supply | None = None  # signatures, SBOM and provenance carried with it
 
     @property
     def reference(self) -> Reference:
@@ -88,6 +128,7 @@ class BundleImage:
             "layers": self.layers,
             "totalSize": self.total_size,
             "indexDigest": self.index_digest,
+            **({"supply": self.supply.to_json()} if self.supply is not None else {}),
         }
 
 
@@ -102,6 +143,7 @@ class BundleManifest:
     images: tuple[BundleImage, ...]
     # deploy/<name> files (compose, Kubernetes) with every image pinned to the bundle's, platform set
     deploy: tuple[str, ...] = ()
+    public_key: str | None = None  # fingerprint (sha256 of the DER key) of the key the images were signed with
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -115,7 +157,17 @@ class BundleManifest:
         }
         if self.deploy:  # absent otherwise: a bundle without deploy files is byte for byte what it was
             data["deploy"] = list(self.deploy)
+        if self.public_key is not None:
+            data["publicKey"] = self.public_key
         return data
+
+    def supply_refs(self) -> list[tuple[Ref, str]]:
+        """Every supply manifest once, with the image that carries it first."""
+        seen: dict[str, tuple[Ref, str]] = {}
+        for img in self.images:
+            for ref in img.supply.refs() if img.supply is not None else []:
+                seen.setdefault(ref.digest, (ref, img.ref))
+        return list(seen.values())
 
     def dumps(self) -> bytes:
         return json_bytes(self.to_json())
@@ -142,6 +194,7 @@ class BundleManifest:
             created=_field(data, "created", str, MANIFEST_FILE),
             images=images,
             deploy=_deploy_list(data.get("deploy", [])),
+            public_key=_optional_str(data, "publicKey", MANIFEST_FILE),
         )
 
 
@@ -212,6 +265,34 @@ def _image_from_json(item: object, n: int) -> BundleImage:
         total_size=_field(item, "totalSize", int, where),
         service=_optional_str(item, "service", where),
         index_digest=_optional_str(item, "indexDigest", where),
+        supply=_supply_from_json(item.get("supply"), where) if item.get("supply") is not None else None,
+    )
+
+
+def _ref_from_json(item: object, where: str, signature: bool = False) -> Ref:
+    if not isinstance(item, dict):
+        raise UserError(f"{where} is not an object")
+    signs = check_sha256(_field(item, "signs", str, where), where) if signature else ""
+    return Ref(
+        digest=check_sha256(_field(item, "digest", str, where), where),
+        size=_field(item, "size", int, where),
+        media_type=_field(item, "mediaType", str, where),
+        signs=signs,
+    )
+
+
+def _supply_from_json(item: object, where: str) -> Supply:
+    where = f"{where}.supply"
+    if not isinstance(item, dict):
+        raise UserError(f"{where} is not an object")
+    sigs = item.get("signatures") or []
+    if not isinstance(sigs, list):
+        raise UserError(f"{where}: 'signatures' must be a list")
+    index, attestation = item.get("index"), item.get("attestation")
+    return Supply(
+        index=_ref_from_json(index, f"{where}.index") if index is not None else None,
+        attestation=_ref_from_json(attestation, f"{where}.attestation") if attestation is not None else None,
+        signatures=tuple(_ref_from_json(r, f"{where}.signatures[{n}]", True) for n, r in enumerate(sigs)),
     )
 
 
@@ -269,6 +350,21 @@ def image_parts(manifest: Manifest, where: str) -> tuple[Descriptor, tuple[Descr
         raise UserError(f"{where} has no layers list")
     config = descriptor(manifest.data.get("config"), f"{where}: config")
     return config, tuple(descriptor(item, f"{where}: layer {n}") for n, item in enumerate(layers, 1))
+
+
+def supply_blobs(ref: Ref, raw: bytes, where: str) -> tuple[Descriptor, ...]:
+    """The blobs a supply manifest names: config and layers of an attestation or signature manifest; an
+    index names only manifests (its other platforms are not in the bundle), so none."""
+    if ref.media_type not in IMAGE_MANIFEST_TYPES:
+        return ()
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise UserError(f"{where} is not JSON") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{where} is not a JSON object")
+    config, layers = image_parts(Manifest(ref.media_type, ref.digest, raw, data), where)
+    return (config, *layers)
 
 
 # --- files derived from manifest.json ----------------------------------------------
@@ -380,7 +476,19 @@ Without crossbuild, from the extracted directory:
 
     tar -C images -cf - . | docker load
 
-{_deploy_readme(manifest, name)}## Layout
+{_deploy_readme(manifest, name)}## Signatures, SBOMs and provenance
+Images signed at build time carry, in this bundle, their cosign signatures, the multi-arch index
+that was signed, and the attestation manifest holding the SBOM (and SLSA provenance) of each image.
+`manifest.json` names the key they were signed with (`publicKey`: the sha256 of the DER public key).
+Check every signature here, with Python alone and no network, before anything is imported:
+
+    invoke bundle.load {name}.tar.gz --key cosign.pub [--registry HOST:PORT]
+
+Pushed to a registry, each image keeps its signature (tag `sha256-<digest>.sig`, so `cosign verify
+--key cosign.pub --insecure-ignore-tlog=true HOST:PORT/REPO:TAG` holds there) and its SBOM (the
+attestation manifest, listed under the referrers tag `sha256-<digest>`).
+
+## Layout
 - `SHA256SUMS`: sha256 of every other file (first in the archive, so a reader checks each file as it comes).
 - `manifest.json`: this bundle: project, version, platform and, per image, reference, manifest digest,
   media type and size, config digest (the docker image ID), layer count, total bytes.

@@ -18,21 +18,24 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import io
+import json
 import os
 import shutil
 import signal
 import tarfile
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from crossbuild import hosts, output, resolve
+from crossbuild import attestations, hosts, output, resolve, signatures
 from crossbuild.bundle.format import (
     IMAGES_DIR,
     OCI_LAYOUT,
     BundleImage,
+    Ref,
     blob_path,
     bundle_name,
     docker_archive_manifest,
@@ -41,7 +44,19 @@ from crossbuild.bundle.format import (
 )
 from crossbuild.bundle.reader import Verified, read_archive
 from crossbuild.errors import UserError
-from crossbuild.oci import BlobUploader, Client, RegistryError, SpeaksPlainHTTP, Unreachable, parse_reference, push_all
+from crossbuild.oci import (
+    OCI_INDEX,
+    BlobUploader,
+    Client,
+    NotFound,
+    Reference,
+    RegistryError,
+    SpeaksPlainHTTP,
+    Unreachable,
+    image_entries,
+    parse_reference,
+    push_all,
+)
 from crossbuild.runner import Runner
 
 BLOB_PARALLEL = 4  # blobs pushed at once
@@ -199,14 +214,85 @@ def connect(host: str, *, plain_http: bool = False, insecure: bool = False) -> C
     return lax
 
 
+# --- signatures ------------------------------------------------------------------------
+
+
+def _signatures(root: Path, verified: Verified, ref: Ref) -> list[signatures.Signature]:
+    data = json.loads(verified.supply_raw[ref.digest])
+    return signatures.signatures_of(data, lambda digest: (root / blob_path(digest)).read_bytes())
+
+
+def _image_problem(root: Path, verified: Verified, img: BundleImage, key: signatures.PublicKey) -> str:
+    """What keeps `img` from being proven by `key` ("" when nothing): its own signature, and when it came
+    from a multi-arch index, the index's signature, the index listing it, and its attestation manifest
+    (SBOM, provenance) being the one the signed index names for it."""
+    supply = img.supply
+    sig = supply.signature_of(img.digest) if supply is not None else None
+    if supply is None or sig is None:
+        return "carries no signature"
+    problem = signatures.check(key, _signatures(root, verified, sig), img.digest)
+    if problem or supply.index is None:
+        return problem
+    index_sig = supply.signature_of(supply.index.digest)
+    if index_sig is None:
+        return f"its index {supply.index.digest} carries no signature"
+    problem = signatures.check(key, _signatures(root, verified, index_sig), supply.index.digest)
+    if problem:
+        return f"index: {problem}"
+    index = json.loads(verified.supply_raw[supply.index.digest])
+    if img.digest not in {e.digest for e in image_entries(index)}:
+        return f"the signed index {supply.index.digest} does not list {img.digest}"
+    if supply.attestation is not None:
+        named = attestations.by_subject(index).get(img.digest)
+        if named is None or named.digest != supply.attestation.digest:
+            return f"its SBOM/provenance {supply.attestation.digest} is not the one the signed index names: altered"
+    return ""
+
+
+def check_signatures(
+    root: Path, verified: Verified, key: signatures.PublicKey, allow_unsigned: Sequence[str] = ()
+) -> int:
+    """Every image must be signed with `key` (`allow_unsigned` names third-party references that need not be);
+    a UserError naming the first that is not. Returns how many images were proven."""
+    manifest = verified.manifest
+    if manifest.public_key is not None and manifest.public_key != key.fingerprint:
+        raise UserError(
+            f"the bundle was signed with the key {manifest.public_key[:19]}..., not {key.name} "
+            f"({key.fingerprint[:19]}...); nothing was imported"
+        )
+    allowed = set(allow_unsigned)
+    unknown = allowed - {img.ref for img in manifest.images}
+    if unknown:
+        raise UserError(f"--allow-unsigned {sorted(unknown)[0]}: the bundle has no such image; nothing was imported")
+    proven = 0
+    for img in manifest.images:
+        problem = _image_problem(root, verified, img, key)
+        if problem and img.ref in allowed and img.service is None:
+            output.warn(f"{img.ref}: {problem}; loaded unsigned (--allow-unsigned)")
+            continue
+        if problem:
+            hint = "" if img.service is not None else f" (a third-party image: --allow-unsigned {img.ref} loads it)"
+            raise UserError(f"{img.ref}: {problem}{hint}; nothing was imported")
+        proven += 1
+    return proven
+
+
 def _push(root: Path, verified: Verified, registry: str, client: Client) -> list[tuple[str, str]]:
     """Every blob (BLOB_PARALLEL at once, each stored once and mounted where another repository needs
-    it), then each image's manifest under its tag or digest, in the bundle's order."""
+    it), then each image's manifest under its tag or digest, in the bundle's order; then what proves it:
+    its signature manifest (`sha256-<digest>.sig`, as cosign stores it) and its attestation manifest,
+    attached by the referrers tag schema (the index itself names platforms that are not in the bundle)."""
     images = verified.manifest.images
     wanted = [
         (img.reference.repository, desc.digest, root / blob_path(desc.digest))
         for img in images
         for desc in (verified.parts[img.digest][0], *verified.parts[img.digest][1])
+    ]
+    wanted += [
+        (img.reference.repository, desc.digest, root / blob_path(desc.digest))
+        for img in images
+        for ref in _attached(img)
+        for desc in verified.supply_parts.get(ref.digest, ())
     ]
     sent = push_all(BlobUploader(client, registry), wanted, BLOB_PARALLEL)
     imported = []
@@ -223,9 +309,44 @@ def _push(root: Path, verified: Verified, registry: str, client: Client) -> list
         if stored != img.digest:
             raise UserError(f"{registry}/{src.repository}:{reference} was stored as {stored}, not {img.digest}")
         target = f"{registry}/{src.repository}" + (f":{src.tag}" if src.tag else f"@{img.digest}")
-        output.ok(f"{target} -> {img.digest} ({output.human_size(sent_here)} sent)")
+        attached = _attach(verified, img, registry, client)
+        note = f", {' and '.join(attached)} attached" if attached else ""
+        output.ok(f"{target} -> {img.digest} ({output.human_size(sent_here)} sent{note})")
         imported.append((target, img.digest))
     return imported
+
+
+def _attached(img: BundleImage) -> list[Ref]:
+    """The supply manifests that go to the registry with an image: its own signature and its attestation."""
+    if img.supply is None:
+        return []
+    own = img.supply.signature_of(img.digest)
+    return [r for r in (own, img.supply.attestation) if r is not None]
+
+
+def _attach(verified: Verified, img: BundleImage, registry: str, client: Client) -> list[str]:
+    if img.supply is None:
+        return []
+    repository = img.reference.repository
+    done = []
+    sig = img.supply.signature_of(img.digest)
+    if sig is not None:
+        raw = verified.supply_raw[sig.digest]
+        client.put_manifest(registry, repository, signatures.signature_tag(img.digest), raw, sig.media_type)
+        done.append("signature")
+    att = img.supply.attestation
+    if att is not None:
+        raw = verified.supply_raw[att.digest]
+        client.put_manifest(registry, repository, att.digest, raw, att.media_type)
+        tag = attestations.referrers_tag(img.digest)
+        listed: list[dict[str, Any]] = []
+        with contextlib.suppress(NotFound):  # none yet: this is the first referrer
+            listed = list(client.get_manifest(Reference(registry, repository, tag, None)).data.get("manifests") or [])
+        if att.digest not in {str(d.get("digest")) for d in listed if isinstance(d, dict)}:
+            listed.append(attestations.referrer_descriptor(raw))
+            client.put_manifest(registry, repository, tag, attestations.referrers_index(listed), OCI_INDEX)
+        done.append("SBOM/provenance")
+    return done
 
 
 # --- docker ------------------------------------------------------------------------------
@@ -301,8 +422,11 @@ def load(
     insecure: bool = False,
     max_size: int | None = None,
     deploy_dir: Path | None = None,
+    key: Path | None = None,
+    allow_unsigned: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
-    """Verify the whole bundle, then push it to `registry` (digests kept) or `docker load` it.
+    """Verify the whole bundle (and, given `key`, every signature), then push it to `registry` (digests kept,
+    signatures and SBOMs attached) or `docker load` it.
 
     Returns (imported reference, digest): the manifest digest for a registry, the image ID
     (`docker image inspect .Id`) for the docker daemon. Nothing is imported unless every check passes.
@@ -312,6 +436,7 @@ def load(
     if registry is None and (plain_http or insecure):
         raise UserError(f"{'--plain-http' if plain_http else '--insecure'} applies to --registry HOST:PORT only")
     host = check_registry(registry) if registry is not None else None
+    public_key = signatures.read_public_key(key) if key is not None else None
     client = connect(host, plain_http=plain_http, insecure=insecure) if host is not None else None
     output.step(f"check {path}")
     with scratch_dir() as scratch:
@@ -322,6 +447,14 @@ def load(
             f"{len(verified.files)} files verified: {manifest.project} {manifest.version} {manifest.platform}, "
             f"{len(manifest.images)} image(s)"
         )
+        if public_key is not None:
+            proven = check_signatures(root, verified, public_key, allow_unsigned)
+            output.ok(
+                f"{proven} image(s) signed with {public_key.name} ({public_key.fingerprint[:19]}...): "
+                "signatures, indexes and SBOM/provenance bindings verified offline"
+            )
+        elif any(img.supply is not None for img in manifest.images):
+            output.info("the bundle carries cosign signatures: give --key cosign.pub to check them before importing")
         if host is not None and client is not None:
             output.step(f"push {len(manifest.images)} image(s) to {host}")
             where = ", ".join(

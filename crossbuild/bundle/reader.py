@@ -48,12 +48,14 @@ from crossbuild.bundle.format import (
     SUMS_FILE,
     BundleManifest,
     Descriptor,
+    Ref,
     blob_digest,
     blob_path,
     docker_archive_manifest,
     image_parts,
     oci_index,
     parse_sums,
+    supply_blobs,
 )
 from crossbuild.errors import UserError
 from crossbuild.oci import Manifest
@@ -82,6 +84,8 @@ class Verified:
     raw_manifests: dict[str, bytes]  # manifest digest -> exact bytes
     parts: dict[str, tuple[Descriptor, tuple[Descriptor, ...]]]  # manifest digest -> (config, layers)
     deploy: dict[str, bytes] = field(default_factory=dict)  # deploy/<name> -> its verified bytes
+    supply_raw: dict[str, bytes] = field(default_factory=dict)  # supply manifest digest -> exact bytes
+    supply_parts: dict[str, tuple[Descriptor, ...]] = field(default_factory=dict)  # -> the blobs it names
 
     def layer_map(self) -> dict[str, list[str]]:
         return {digest: [d.digest for d in layers] for digest, (_, layers) in self.parts.items()}
@@ -171,6 +175,8 @@ class _Reader:
     declared_total: int = 0  # metadata read so far plus every declared blob once
     read_total: int = 0
     parts: dict[str, tuple[Descriptor, tuple[Descriptor, ...]]] = field(default_factory=dict)
+    supply_paths: dict[str, tuple[Ref, str]] = field(default_factory=dict)  # blob path -> (supply manifest, owner)
+    supply_parts: dict[str, tuple[Descriptor, ...]] = field(default_factory=dict)
 
     def corrupt(self, problem: str) -> UserError:
         return _corrupt(self.path, problem)
@@ -253,7 +259,7 @@ class _Reader:
             raise self.corrupt(f"{_name(member.name)} cannot be read")
         stream.allow(member.size, header=False)
         deploy = self.manifest is not None and rel in self.manifest.deploy
-        keep = rel in META_FILES or rel in self.manifest_paths or deploy
+        keep = rel in META_FILES or rel in self.manifest_paths or rel in self.supply_paths or deploy
         hexdigest, data = self.copy(src, rel, keep)
         self.read_total += member.size
         if self.sums is not None and self.sums[rel] != hexdigest:
@@ -270,6 +276,8 @@ class _Reader:
             self.read_sums(data)
         elif rel == MANIFEST_FILE:
             self.read_manifest(data)
+        elif digest is not None and rel in self.supply_paths:
+            self.read_supply_manifest(rel, data)
         elif digest is not None and keep:
             self.read_image_manifest(rel, digest, data)
 
@@ -369,6 +377,25 @@ class _Reader:
             if img.size > IMAGE_MANIFEST_MAX:
                 raise self.corrupt(f"the manifest of {img.ref} is {img.size} bytes; registries allow 4 MiB")
             self.declare(blob_path(img.digest), img.size, MANIFEST_FILE)
+        for ref, owner in self.manifest.supply_refs():
+            rel = blob_path(ref.digest)
+            if ref.size > IMAGE_MANIFEST_MAX:
+                raise self.corrupt(f"a supply manifest of {owner} is {ref.size} bytes; registries allow 4 MiB")
+            if rel in self.manifest_paths:
+                raise self.corrupt(f"{ref.digest} is both an image and a supply manifest of {owner}")
+            self.supply_paths[rel] = (ref, owner)
+            self.declare(rel, ref.size, MANIFEST_FILE)
+
+    def read_supply_manifest(self, rel: str, raw: bytes) -> None:
+        """A signature or attestation manifest declares the blobs it names (an index names none here)."""
+        ref, owner = self.supply_paths[rel]
+        try:
+            blobs = supply_blobs(ref, raw, f"a supply manifest of {owner}")
+        except UserError as exc:
+            raise self.corrupt(str(exc)) from None
+        for desc in blobs:
+            self.declare(blob_path(desc.digest), desc.size, f"a supply manifest of {owner}")
+        self.supply_parts[ref.digest] = blobs
 
     def read_image_manifest(self, rel: str, digest: str, raw: bytes) -> None:
         assert self.manifest is not None  # manifest_paths is empty before it
@@ -430,7 +457,16 @@ class _Reader:
         assert self.manifest is not None  # finish() passed
         raw = {digest: self.kept[blob_path(digest)] for digest in self.parts}
         deploy = {rel: self.kept[rel] for rel in self.manifest.deploy}
-        return Verified(self.manifest, dict(self.sizes), raw, dict(self.parts), deploy)
+        supply = {ref.digest: self.kept[rel] for rel, (ref, _) in self.supply_paths.items()}
+        return Verified(
+            self.manifest,
+            dict(self.sizes),
+            raw,
+            dict(self.parts),
+            deploy=deploy,
+            supply_raw=supply,
+            supply_parts=dict(self.supply_parts),
+        )
 
 
 def read_archive(path: Path, dest: Path | None, max_size: int | None = None) -> Verified:

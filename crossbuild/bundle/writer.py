@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from crossbuild import hosts, output, resolve
+from crossbuild import attestations, hosts, output, resolve, signatures
 from crossbuild.bundle.format import (
     DOCKER_MANIFEST_FILE,
     MANIFEST_FILE,
@@ -39,6 +39,8 @@ from crossbuild.bundle.format import (
     BundleImage,
     BundleManifest,
     Descriptor,
+    Ref,
+    Supply,
     blob_path,
     bundle_name,
     deploy_path,
@@ -48,11 +50,21 @@ from crossbuild.bundle.format import (
     oci_index,
     readme,
     sums_text,
+    supply_blobs,
 )
 from crossbuild.compose import compose_variables
 from crossbuild.config import Config
 from crossbuild.errors import UserError
-from crossbuild.oci import Client, CorruptContent, Manifest, Reference, RegistryError, image_entries, parse_reference
+from crossbuild.oci import (
+    Client,
+    CorruptContent,
+    Manifest,
+    NotFound,
+    Reference,
+    RegistryError,
+    image_entries,
+    parse_reference,
+)
 from crossbuild.platforms import Platform, normalise_platform, platform_of_config
 from crossbuild.runner import Runner
 
@@ -75,6 +87,8 @@ class _Resolved:
     index_digest: str | None
     config: Descriptor
     layers: tuple[Descriptor, ...]
+    supply: Supply | None = None
+    supply_raw: tuple[tuple[str, bytes], ...] = ()  # digest -> bytes of each supply manifest
 
     def entry(self) -> BundleImage:
         return BundleImage(
@@ -88,6 +102,7 @@ class _Resolved:
             total_size=len(self.manifest.raw) + self.config.size + sum(d.size for d in self.layers),
             service=self.service,
             index_digest=self.index_digest,
+            supply=self.supply,
         )
 
 
@@ -99,6 +114,39 @@ def _image_parts(manifest: Manifest, ref: Reference, where: str) -> tuple[Descri
         raise CorruptContent(
             str(exc), host=ref.registry, reference=str(ref), reason="not an image manifest"
         ) from None  # its message names `where`, which starts with the reference
+
+
+def _manifest_ref(manifest: Manifest, signs: str = "") -> Ref:
+    return Ref(manifest.digest, len(manifest.raw), manifest.media_type, signs)
+
+
+def _supply(
+    client: Client, ref: Reference, index: Manifest | None, image: str
+) -> tuple[Supply | None, dict[str, bytes]]:
+    """The signatures (of the index and of the image), the index and the image's attestation manifest."""
+    raw: dict[str, bytes] = {}
+    sigs = []
+    for digest in ([index.digest] if index is not None else []) + [image]:
+        try:
+            sig = client.get_manifest(Reference(ref.registry, ref.repository, signatures.signature_tag(digest), None))
+        except NotFound:
+            continue
+        raw[sig.digest] = sig.raw
+        sigs.append(_manifest_ref(sig, digest))
+    attestation = None
+    if index is not None:
+        entry = attestations.by_subject(index.data).get(image)
+        if entry is not None:
+            att = client.get_manifest(ref.at(entry.digest))
+            raw[att.digest] = att.raw
+            attestation = _manifest_ref(att)
+    if not sigs and attestation is None:
+        return None, {}
+    index_ref = None
+    if index is not None:
+        raw[index.digest] = index.raw
+        index_ref = _manifest_ref(index)
+    return Supply(index_ref, attestation, tuple(sigs)), raw
 
 
 def _resolve(client: Client, ref: Reference, service: str | None, platform: Platform) -> _Resolved | str:
@@ -113,12 +161,14 @@ def _resolve(client: Client, ref: Reference, service: str | None, platform: Plat
             return f"lacks {want} (has {offered})"
         manifest = client.get_manifest(ref.at(match.digest))
         config, layers = _image_parts(manifest, ref, f"{ref} ({want})")
-        return _Resolved(ref, service, want, manifest, top.digest, config, layers)
+        supply, raw = _supply(client, ref, top, manifest.digest)
+        return _Resolved(ref, service, want, manifest, top.digest, config, layers, supply, tuple(raw.items()))
     config, layers = _image_parts(top, ref, str(ref))
     actual = platform_of_config(client.get_json_blob(ref.registry, ref.repository, config.digest))
     if actual != want:
         return f"lacks {want} (a single {actual} image)"
-    return _Resolved(ref, service, want, top, None, config, layers)
+    supply, raw = _supply(client, ref, None, top.digest)
+    return _Resolved(ref, service, want, top, None, config, layers, supply, tuple(raw.items()))
 
 
 def _wanted(cfg: Config, extra_images: Sequence[str]) -> list[tuple[Reference, str | None]]:
@@ -266,9 +316,10 @@ def _parts(manifest: BundleManifest, raw_manifests: Mapping[str, bytes]) -> _Par
 
 
 def blob_order(manifest: BundleManifest, raw_manifests: Mapping[str, bytes]) -> list[tuple[BundleImage, Descriptor]]:
-    """Each config and layer once, with the image that names it first, in the order the archive holds them."""
+    """Each config and layer once, with the image that names it first, in the order the archive holds them:
+    the images' blobs, then those of their supply manifests (attestation layers, signature payloads)."""
     parts = _parts(manifest, raw_manifests)
-    seen = {img.digest for img in manifest.images}  # the manifests come before every blob
+    seen = {img.digest for img in manifest.images} | {ref.digest for ref, _ in manifest.supply_refs()}
     order = []
     for img in manifest.images:
         config, layers = parts[img.digest]
@@ -276,6 +327,12 @@ def blob_order(manifest: BundleManifest, raw_manifests: Mapping[str, bytes]) -> 
             if desc.digest not in seen:
                 seen.add(desc.digest)
                 order.append((img, desc))
+    by_ref = {img.ref: img for img in manifest.images}
+    for ref, owner in manifest.supply_refs():
+        for desc in supply_blobs(ref, raw_manifests[ref.digest], f"{owner}: {ref.digest}"):
+            if desc.digest not in seen:
+                seen.add(desc.digest)
+                order.append((by_ref[owner], desc))
     return order
 
 
@@ -304,6 +361,10 @@ def layout_entries(
         if img.digest not in seen:
             seen.add(img.digest)
             entries.append(Entry.of(blob_path(img.digest), raw_manifests[img.digest]))
+    for ref, _ in manifest.supply_refs():  # then the supply manifests, which declare the blobs they name
+        if ref.digest not in seen:
+            seen.add(ref.digest)
+            entries.append(Entry.of(blob_path(ref.digest), raw_manifests[ref.digest]))
     entries += [_blob_entry(img, desc, blob) for img, desc in blob_order(manifest, raw_manifests)]
     return entries
 
@@ -468,6 +529,7 @@ def create(
     platforms = list(dict.fromkeys(normalise_platform(p.os, p.arch, p.variant) for p in platforms))
     output.step(f"bundle {len(wanted)} image(s) x {', '.join(map(str, platforms))} (version {cfg.version.version})")
     resolved = resolve_all(client, wanted, platforms)
+    fingerprint = signatures.read_public_key(cfg.sign.public_key).fingerprint if cfg.sign.public_key else None
     written = []
     for platform in platforms:
         images = resolved[platform]
@@ -481,9 +543,11 @@ def create(
             created=cfg.version.date,
             images=tuple(r.entry() for r in images),
             deploy=tuple(deploy),
+            public_key=fingerprint,
         )
         total = sum(i.total_size for i in manifest.images)
-        raw_manifests = {r.manifest.digest: r.manifest.raw for r in images}
+        raw_manifests = {digest: raw for r in images for digest, raw in r.supply_raw}
+        raw_manifests.update({r.manifest.digest: r.manifest.raw for r in images})
 
         def write(
             path: Path = path,

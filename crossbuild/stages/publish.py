@@ -269,7 +269,7 @@ class Summary(Stage):
         )
 
 
-_IMAGE_STAGES = ("decide", "bake", "check", "verify", "record", "tag")
+_IMAGE_STAGES = ("decide", "bake", "check", "sbom", "verify", "sign", "record", "tag")
 
 
 def verify_result(ctx: Context, p: images.Published) -> str:

@@ -164,8 +164,21 @@ def table(stdout: str) -> dict[str, list[str]]:
         if not line or line.startswith((" ", "[", "{", "=")):
             break
         cells = re.split(r"\s{2,}", line.strip())
-        rows[cells[0]] = cells[1:]
+        rows[cells[0]] = cells[1:4] + cells[5:]  # without the "signature, SBOM" column: see supply_cells
     return rows
+
+
+def supply_cells(stdout: str) -> dict[str, str]:
+    """compose service -> its "signature, SBOM" cell."""
+    lines = plain(stdout).splitlines()
+    header = next(n for n, line in enumerate(lines) if re.match(r"^service\s+image\s+architectures\s+ports", line))
+    found = {}
+    for line in lines[header + 2 :]:
+        if not line or line.startswith((" ", "[", "{", "=")):
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        found[cells[0]] = cells[4]
+    return found
 
 
 def test_compose_audit_reports_every_service(clone: Clone, seeded: str, tmp_path: Path) -> None:
@@ -179,6 +192,9 @@ def test_compose_audit_reports_every_service(clone: Clone, seeded: str, tmp_path
     rows = table(proc.stdout)
     assert list(rows) == [t["service"] for t in TRUTH], describe(proc)
     assert rows["web"] == [MULTI, "linux/amd64, linux/arm64, linux/arm/v7", "8080:80, 8443:443", "ok"]
+    # the seeded images carry neither a cosign signature nor an SBOM; build-only rows are not read
+    assert supply_cells(proc.stdout)["web"] == "unsigned, SBOM none", describe(proc)
+    assert supply_cells(proc.stdout)["built-here"] == "-", describe(proc)
     assert rows["worker"] == [SINGLE, "linux/arm64", "9000:9000/udp", "MISSING linux/amd64"]
     assert rows["legacy"] == [AMD64_ONLY, "linux/amd64", "5353:53/udp", "MISSING linux/arm64"]
     assert rows["ghost"][:3] == [NO_SUCH, "-", "-"]
@@ -191,6 +207,8 @@ def test_compose_audit_reports_every_service(clone: Clone, seeded: str, tmp_path
     assert (clone.build_dir / "reports" / "audit.json").read_text() == json.dumps(data, indent=2) + "\n"
     errors = {row["service"]: row.pop("error") for row in data}
     suggestions = {row["service"]: row.pop("suggestion") for row in data}
+    supply = {row["service"]: (row.pop("signed"), row.pop("sbom")) for row in data}
+    assert supply["web"] == (False, "") and supply["built-here"] == (None, ""), supply
     assert data == TRUTH, describe(proc)
     assert {s: e for s, e in errors.items() if e} == {s: errors[s] for s in ERRORS}, errors
     for service, words in ERRORS.items():

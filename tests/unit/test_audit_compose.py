@@ -262,6 +262,6 @@ def test_build_only_services_become_built_here_rows_without_a_registry(tmp_path:
         ("bad", "", "required variable X is missing a value: need X", False),
     ]
     assert audit.table_rows(rows) == [
-        ["app", "-", "-", "80:80", "built here (build: .)"],
-        ["bad", "${X:?need X}", "-", "-", "error: required variable X is missing a value: need X"],
+        ["app", "-", "-", "80:80", "-", "built here (build: .)"],
+        ["bad", "${X:?need X}", "-", "-", "-", "error: required variable X is missing a value: need X"],
     ]

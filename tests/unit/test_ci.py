@@ -232,6 +232,11 @@ def test_matrix_workflow(imdemo: Path) -> None:
     last = data["jobs"]["manifest"]["steps"][-1]
     assert last["run"].startswith("make manifest"), last
     assert "verify each, then move the tags" in last["name"], last
+    # the manifest job signs every index keyless: SIGN=keyless, cosign installed, an OIDC token allowed
+    assert last["env"] == {"SIGN": "keyless"}, last
+    assert data["jobs"]["manifest"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert step_using(data["jobs"]["manifest"], "sigstore/cosign-installer")
+    assert "permissions" not in data["jobs"]["build"]  # the legs push by digest and sign nothing
     build = data["jobs"]["build"]
     assert build["runs-on"] == "${{ matrix.runner }}"
     include = build["strategy"]["matrix"]["include"]

@@ -379,7 +379,7 @@ def test_unknown_key_without_near_match_lists_valid_keys(imdemo: Path) -> None:
 def test_unknown_table_without_near_match_lists_tables(imdemo: Path) -> None:
     path = write_config(imdemo, "[qqqq]\n")
     assert user_error(path).endswith(
-        "unknown table 'qqqq'; valid tables: project, services, go, platforms, image, registry, builder, bundle"
+        "unknown table 'qqqq'; valid tables: project, services, go, platforms, image, registry, builder, bundle, sign"
     )
 
 

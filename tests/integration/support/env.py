@@ -18,6 +18,16 @@ LEAKY_ENV = frozenset(
         # crossbuild's own (README, "Variables") and the Makefile's
         *("PLATFORMS", "BINS", "IMAGES", "REGISTRY_PREFIX", "VERSION", "BASE_IMAGE", "GO_IMAGE", "CACHE_REF"),
         *("MODE", "VERIFY", "V", "CONFIG", "CROSSBUILD", "CROSSBUILD_CONFIG", "SOURCE_DATE_EPOCH"),
+        *(
+            "SBOM",
+            "SIGN",
+            "COSIGN_PASSWORD",
+            "SNAPSHOT",
+            "FORCE_RELEASE_TAGS",
+            "BUNDLE_MAX_SIZE",
+            "CROSSBUILD_PROGRESS",
+        ),
+        "GITHUB_ACTIONS",  # failures would also print ::error annotations
         "CROSSBUILD_NO_WAIT",  # a second run on one build/ would fail instead of waiting for the lock
         "GITHUB_STEP_SUMMARY",  # verify appends its table there
         # go: the target and how packages resolve (GOCACHE stays: a shared cache only saves time, and
