@@ -40,7 +40,9 @@ def supply() -> Supply:
 
 
 def test_round_trip_with_supply_and_public_key() -> None:
-    manifest = BundleManifest("p", "v1", Platform("linux", "arm64"), "2024-01-01T00:00:00Z", (image(supply()),), D[7])
+    manifest = BundleManifest(
+        "p", "v1", Platform("linux", "arm64"), "2024-01-01T00:00:00Z", (image(supply()),), public_key=D[7]
+    )
     parsed = BundleManifest.from_json(json.loads(manifest.dumps()))
     assert parsed == manifest
     assert parsed.images[0].supply is not None
