@@ -1,8 +1,9 @@
 """What users see and what they deploy (issue 16), against the real go, buildx, BuildKit and registry.
 
-Every command runs in a throwaway clone (committed files only, tagged v2.3.4). Output is read as it
-arrives (each line's arrival time recorded here, not taken from crossbuild's timestamps) or through a
-pseudo-terminal; results are checked with skopeo, the registry's HTTP API and tarfile.
+Every command runs in the session's throwaway clone (committed files only, tagged support.example.TAG).
+Output is read as it arrives (each line's arrival time recorded here, not taken from crossbuild's
+timestamps) or through a pseudo-terminal; results are checked with skopeo, the registry's HTTP API
+and tarfile.
 """
 
 from __future__ import annotations
@@ -11,30 +12,18 @@ import datetime as dt
 import itertools
 import json
 import re
-import shutil
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from images_fixtures import (
-    TAG,
-    Clone,
-    base_env,
-    describe,
-    index_platforms,
-    make_clone,
-    registry_healthy,
-    remove_docker_images,
-    run,
-    sha256_digest,
-    skopeo_raw,
-    tags,
-    unique_prefix,
-)
+from support.clone import PROJECT_ROOT, Clone, unique_prefix
+from support.commands import describe, require_tools, run
+from support.env import clean_env
+from support.example import TAG
+from support.witness import index_platforms, sha256_digest, skopeo_raw, tags
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -45,33 +34,10 @@ ANNOTATION = "org.opencontainers.image."
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
-    for tool in ("docker", "skopeo", "go", "git", "make", "script"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} not found: run `make tools` first")
-    repo = make_clone(tmp_path_factory.mktemp("output-clone") / "repo")
-    started = False
-    if not registry_healthy():
-        proc = repo.invoke("registry.up")
-        assert proc.returncode == 0, describe(proc)
-        started = True
-    yield repo
-    if started:
-        repo.invoke("registry.down")
-
-
-@pytest.fixture
-def fresh(clone: Clone) -> Clone:
-    clone.reset_build()
-    return clone
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    value = unique_prefix()
-    yield value
-    remove_docker_images(value)
+@pytest.fixture(scope="module", autouse=True)
+def _tools_and_registry(local_registry: str) -> None:
+    """The tools these tests drive or read with, and the registry on 127.0.0.1:5000."""
+    require_tools("docker", "skopeo", "go", "git", "make", "script")
 
 
 @dataclass
@@ -95,7 +61,7 @@ def timed(clone: Clone, *args: str, env: dict[str, str]) -> Timed:
     proc = subprocess.Popen(
         [str(clone.root / ".venv" / "bin" / "invoke"), *args],
         cwd=clone.root,
-        env=base_env(env),
+        env=clean_env({**clone.env, **env}),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -115,7 +81,7 @@ def under_pty(clone: Clone, command: str, env: dict[str, str]) -> tuple[int, str
     proc = subprocess.run(
         ["script", "-qfec", command, "/dev/null"],
         cwd=clone.root,
-        env=base_env({"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40", **env}),
+        env=clean_env({**clone.env, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40", **env}),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=600,
@@ -270,8 +236,6 @@ def test_check_reproducible_moves_no_tag(fresh: Clone, prefix: str) -> None:
 
 
 def test_make_help_on_a_fresh_clone_is_instant_and_says_what_comes(tmp_path: Path) -> None:
-    from images_fixtures import PROJECT_ROOT
-
     dest = tmp_path / "fresh"
     assert run(["git", "clone", "--quiet", PROJECT_ROOT, dest]).returncode == 0
     started = time.monotonic()
