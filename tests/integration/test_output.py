@@ -90,6 +90,43 @@ def under_pty(clone: Clone, command: str, env: dict[str, str]) -> tuple[int, str
     return proc.returncode, proc.stdout.decode(errors="replace")
 
 
+_TERMINAL = re.compile(r"\x1b\[(\??)(\d*)([A-Za-z])|(\r)|(\n)|([^\x1b\r\n]+)")
+
+
+def replay(received: str, columns: int) -> tuple[list[str], bool]:
+    """The rows a terminal `columns` wide shows once it has received `received`, and whether the
+    cursor is visible. It knows what the live region uses (CR, LF, cursor up, erase below, colours,
+    cursor visibility) and wraps long lines as xterm does, so a region line that wrapped leaves a
+    piece behind when the region is erased; it fails on text written over text and on any other
+    sequence."""
+    lines, row, col, visible = [""], 0, 0, True
+    for token in _TERMINAL.finditer(received):
+        private, number, final, cr, lf, text = token.groups()
+        if text:
+            for char in text:
+                if col == columns:  # the deferred wrap of a full row
+                    row, col = row + 1, 0
+                    lines += [""] * (row + 1 - len(lines))
+                assert len(lines[row]) == col, f"text written over {lines[row]!r}"
+                lines[row] += char
+                col += 1
+        elif cr:
+            col = 0
+        elif lf:
+            row += 1
+            lines += [""] * (row + 1 - len(lines))
+        elif (private, final) == ("", "A"):
+            row = max(row - int(number or 1), 0)
+        elif (private, number, final) == ("", "", "J"):
+            lines[row] = lines[row][:col]
+            del lines[row + 1 :]
+        elif (private, number, final) in (("?", "25", "l"), ("?", "25", "h")):
+            visible = final == "h"
+        else:
+            assert (private, final) == ("", "m"), f"unexpected sequence {token.group(0)!r}"
+    return lines, visible
+
+
 def index_digest(ref: str) -> str:
     return sha256_digest(skopeo_raw(ref)[0])
 
@@ -144,6 +181,14 @@ def test_terminal_form_draws_rows_in_place(fresh: Clone, prefix: str) -> None:
     code, screen = under_pty(fresh, ".venv/bin/invoke image.multiarch", env)
     assert code == 0, screen
     assert "\x1b[2K" in screen or "\x1b[1A" in screen, "nothing was redrawn in place"
+    # once it is over, the rows are gone and the cursor is back: the step lines and tables stay, in order
+    shown, cursor_visible = replay(screen, columns=120)
+    assert cursor_visible, "the cursor was left hidden"
+    left = [line for line in shown if re.search("[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓✗·]", line)]
+    assert not left, f"live rows left on the screen: {left}"
+    steps = [line.removeprefix("==> ").split()[0] for line in ANSI.sub("", "\n".join(shown)).splitlines()]
+    assert [s for s in steps if s in ("images", "go", "bake", "verify")] == ["images", "go", "bake", "verify"]
+    assert shown[-1] == "" and ANSI.sub("", shown[-2]).startswith("  ok done in"), shown[-3:]
     screen = ANSI.sub("", screen)
     assert re.search(r"api linux/arm64 +[\d.]+s +\S", screen), "no bake row for api linux/arm64"
     assert re.search(r"linux/arm64 +[\d.]+s +compiling", screen), "no go build row for linux/arm64"
