@@ -28,7 +28,7 @@ help: ## Show this help (instant: installs nothing)
 	  /^[a-zA-Z0-9_.%-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@if [ ! -f $(STAMP) ]; then \
 	  printf '\nNote: $(VENV) is not set up yet. The first target other than help, tools and clean (or `make venv`)\n'; \
-	  printf 'creates it and pip-installs crossbuild with invoke, docker, colorama, PyYAML, rich, pytest, ruff, mypy\n'; \
+	  printf 'creates it and pip-installs crossbuild with invoke, docker, colorama, PyYAML, pytest, ruff, mypy\n'; \
 	  printf 'and matplotlib (a minute or two). Then `$(VENV)/bin/invoke --list` lists every task.\n'; \
 	else \
 	  printf '\nEvery task and its flags: $(VENV)/bin/invoke --list, $(VENV)/bin/invoke --help TASK\n'; \

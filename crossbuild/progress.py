@@ -5,11 +5,11 @@ platform) and reports to it from any thread: `start`, `update`, `finish`. How th
 decided once per process (`style`):
 
 * live: stdout is a terminal and this is not CI. The rows are redrawn in place at the bottom of
-  the terminal by rich's `Live` (a spinner, the status, the seconds spent); whatever else is
-  printed meanwhile goes above them, and the rows vanish when the step ends, leaving the same
-  lines a plain run prints. rich rather than hand-written ANSI: it keeps a multi-line region in
-  place while other threads print (it proxies stdout and stderr), cuts rows to the terminal's
-  width and restores the cursor on Ctrl-C; colorama still colours crossbuild's own lines.
+  the terminal (crossbuild.live: a spinner, the status, the seconds spent); whatever else is
+  printed meanwhile, from any thread, goes above them, and the rows vanish when the step ends,
+  leaving the same lines a plain run prints. Hand-written ANSI rather than a terminal UI library:
+  the region is a handful of lines and the project keeps its runtime dependencies to invoke, the
+  docker SDK, colorama and PyYAML; colorama colours the rows as it colours crossbuild's own lines.
 * plain: `CI` is set, `TERM=dumb`, or stdout is a file or a pipe. One timestamped line per event
   (`12:04:05 go build linux/arm64: compiling`), no control characters, and a heartbeat line when
   nothing was printed for HEARTBEAT seconds, naming what is still running and for how long, so
@@ -30,6 +30,10 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import colorama
+
+from crossbuild import live
 
 HEARTBEAT = 4.0  # seconds without a line before plain output says what is still running (< 5)
 LIVE, PLAIN = "live", "plain"
@@ -218,72 +222,77 @@ class _Plain:
 
 
 class _Live:
-    """rich's Live region drawing the innermost board, refreshed several times a second."""
+    """The innermost board drawn in a crossbuild.live Region, refreshed several times a second."""
 
     SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
     def __init__(self, stack: list[Board]) -> None:
-        from rich.console import Console  # noqa: PLC0415 - only a terminal run needs rich
-        from rich.live import Live  # noqa: PLC0415
-
         self.stack = stack
-        self.console = Console(file=sys.stdout, highlight=False, soft_wrap=True)  # the terminal wraps, not rich
-        self.live = Live(
-            self,
-            console=self.console,
-            transient=True,
-            refresh_per_second=8,
-            redirect_stdout=True,
-            redirect_stderr=_isatty(sys.stderr),
-        )
+        # stderr goes above the rows too when it is the terminal; a redirected stderr stays untouched
+        err = sys.stderr if live.isatty(sys.stderr) else None
+        self.region = live.Region(self.render, _print_lock, sys.stdout, err)
 
-    def __rich__(self) -> Any:
-        from rich.console import Group  # noqa: PLC0415
-        from rich.table import Table  # noqa: PLC0415
-        from rich.text import Text  # noqa: PLC0415
-
-        if not self.stack:
-            return Text("")
-        board = self.stack[-1]
-        now = time.monotonic()
-        spin = self.SPINNER[int(now * 8) % len(self.SPINNER)]
-        title = Text.assemble((spin, "cyan"), " ", (board.title, "bold"), " ", (seconds(now - board.started), "dim"))
-        rows = board.snapshot()
-        if not rows:
-            return title
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True, justify="right")
-        grid.add_column(no_wrap=True, overflow="ellipsis")
-        for r in rows:
-            if r.failed:
-                mark = Text("✗", style="red")
-            elif r.finished is not None:
-                mark = Text("✓", style="green")
-            elif r.started is None:
-                mark = Text("·", style="dim")
-            else:
-                mark = Text(spin, style="cyan")
-            took = seconds(r.elapsed(now)) if r.started is not None else ""
-            status = Text(r.status, style="dim" if r.started is None else "")
-            if r.detail:
-                status.append(f"  {r.detail}", style="dim")
-            grid.add_row(Text("  ") + mark, r.key, Text(took, style="dim"), status)
-        return Group(title, grid)
+    def render(self, size: os.terminal_size) -> list[str]:
+        """The title line (spinner, title, seconds), then one line per row: mark, key, seconds,
+        status and detail, in aligned columns; rows that do not fit the screen are counted."""
+        try:
+            board = self.stack[-1]
+        except IndexError:  # between two activities
+            return []
+        return frame(board, time.monotonic(), max_lines=size.lines - 1, columns=size.columns)
 
     def start(self) -> None:
-        self.live.start()
+        colorama.just_fix_windows_console()  # ANSI on a Windows console; nothing elsewhere
+        self.region.start()
 
     def close(self) -> None:
-        self.live.stop()
+        self.region.close()
 
 
-def _isatty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
+def _paint(text: str, style: str) -> str:
+    return f"{style}{text}{colorama.Style.RESET_ALL}" if style and text else text
+
+
+def frame(board: Board, now: float, max_lines: int = 1000, columns: int = 1000) -> list[str]:
+    """What the live region shows for `board` at `now`: at most `max_lines` lines, the key column
+    at most half of `columns` wide so a long key leaves room for the status (Region cuts the rest)."""
+    spin = _Live.SPINNER[int(now * 8) % len(_Live.SPINNER)]
+    title = " ".join(
+        (
+            _paint(spin, colorama.Fore.CYAN),
+            _paint(live.clean(board.title), colorama.Style.BRIGHT),
+            _paint(seconds(now - board.started), colorama.Style.DIM),
+        )
+    )
+    rows = board.snapshot()
+    if len(rows) + 1 > max_lines:
+        shown = max(max_lines - 2, 0)
+        rows, hidden = rows[:shown], len(rows) - shown
+    else:
+        hidden = 0
+    most = max(columns // 2, 12)
+    keys = [live.fit(live.clean(r.key), most) for r in rows]
+    took = [seconds(r.elapsed(now)) if r.started is not None else "" for r in rows]
+    key_width = max((live.text_width(k) for k in keys), default=0)  # at most `most`
+    took_width = max((len(t) for t in took), default=0)
+    lines = [title]
+    for row, key, spent in zip(rows, keys, took, strict=True):
+        if row.failed:
+            mark = _paint("✗", colorama.Fore.RED)
+        elif row.finished is not None:
+            mark = _paint("✓", colorama.Fore.GREEN)
+        elif row.started is None:
+            mark = _paint("·", colorama.Style.DIM)
+        else:
+            mark = _paint(spin, colorama.Fore.CYAN)
+        status = _paint(live.clean(row.status), colorama.Style.DIM if row.started is None else "")
+        if row.detail:
+            status += _paint(f"  {live.clean(row.detail)}", colorama.Style.DIM)
+        pad = " " * (key_width - live.text_width(key))
+        lines.append(f"  {mark} {key}{pad} {_paint(spent.rjust(took_width), colorama.Style.DIM)} {status}".rstrip())
+    if hidden:
+        lines.append(_paint(f"  … and {hidden} more", colorama.Style.DIM))
+    return lines[: max(max_lines, 0)]
 
 
 _stack: list[Board] = []

@@ -35,7 +35,7 @@ def main(venv: Path, spec: str) -> int:
     fresh = not (venv / "bin" / "python").exists()
     what = "creating .venv and installing" if fresh else "updating .venv: installing"
     print(f"==> {what} crossbuild {spec} with pip (a minute or two the first time):", flush=True)
-    print("     invoke, docker, colorama, PyYAML, rich; pytest, ruff, mypy; matplotlib for `make bench`", flush=True)
+    print("     invoke, docker, colorama, PyYAML; pytest, ruff, mypy; matplotlib for `make bench`", flush=True)
     if fresh:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     lines: list[str] = []

@@ -1,8 +1,9 @@
 """What users see and what they deploy (issue 16), against the real go, buildx, BuildKit and registry.
 
-Every command runs in a throwaway clone (committed files only, tagged v2.3.4). Output is read as it
-arrives (each line's arrival time recorded here, not taken from crossbuild's timestamps) or through a
-pseudo-terminal; results are checked with skopeo, the registry's HTTP API and tarfile.
+Every command runs in the session's throwaway clone (committed files only, tagged support.example.TAG).
+Output is read as it arrives (each line's arrival time recorded here, not taken from crossbuild's
+timestamps) or through a pseudo-terminal; results are checked with skopeo, the registry's HTTP API
+and tarfile.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from support.env import clean_env
 from support.example import TAG
 from support.witness import index_platforms, sha256_digest, skopeo_raw, tags
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtures("local_registry")]
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
 TWO = "linux/amd64,linux/arm64"
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # anything but \t and \n
@@ -34,7 +35,8 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _tools() -> None:
+def _tools_and_registry(local_registry: str) -> None:
+    """The tools these tests drive or read with, and the registry on 127.0.0.1:5000."""
     require_tools("docker", "skopeo", "go", "git", "make", "script")
 
 
@@ -57,7 +59,7 @@ class Timed:
 def timed(clone: Clone, *args: str, env: dict[str, str]) -> Timed:
     """Run invoke with stdout and stderr on one pipe, recording when each line arrives."""
     proc = subprocess.Popen(
-        [str(clone.invoke_bin), *args],
+        [str(clone.root / ".venv" / "bin" / "invoke"), *args],
         cwd=clone.root,
         env=clean_env({**clone.env, **env}),
         stdout=subprocess.PIPE,
@@ -86,6 +88,43 @@ def under_pty(clone: Clone, command: str, env: dict[str, str]) -> tuple[int, str
         check=False,
     )
     return proc.returncode, proc.stdout.decode(errors="replace")
+
+
+_TERMINAL = re.compile(r"\x1b\[(\??)(\d*)([A-Za-z])|(\r)|(\n)|([^\x1b\r\n]+)")
+
+
+def replay(received: str, columns: int) -> tuple[list[str], bool]:
+    """The rows a terminal `columns` wide shows once it has received `received`, and whether the
+    cursor is visible. It knows what the live region uses (CR, LF, cursor up, erase below, colours,
+    cursor visibility) and wraps long lines as xterm does, so a region line that wrapped leaves a
+    piece behind when the region is erased; it fails on text written over text and on any other
+    sequence."""
+    lines, row, col, visible = [""], 0, 0, True
+    for token in _TERMINAL.finditer(received):
+        private, number, final, cr, lf, text = token.groups()
+        if text:
+            for char in text:
+                if col == columns:  # the deferred wrap of a full row
+                    row, col = row + 1, 0
+                    lines += [""] * (row + 1 - len(lines))
+                assert len(lines[row]) == col, f"text written over {lines[row]!r}"
+                lines[row] += char
+                col += 1
+        elif cr:
+            col = 0
+        elif lf:
+            row += 1
+            lines += [""] * (row + 1 - len(lines))
+        elif (private, final) == ("", "A"):
+            row = max(row - int(number or 1), 0)
+        elif (private, number, final) == ("", "", "J"):
+            lines[row] = lines[row][:col]
+            del lines[row + 1 :]
+        elif (private, number, final) in (("?", "25", "l"), ("?", "25", "h")):
+            visible = final == "h"
+        else:
+            assert (private, final) == ("", "m"), f"unexpected sequence {token.group(0)!r}"
+    return lines, visible
 
 
 def index_digest(ref: str) -> str:
@@ -142,6 +181,14 @@ def test_terminal_form_draws_rows_in_place(fresh: Clone, prefix: str) -> None:
     code, screen = under_pty(fresh, ".venv/bin/invoke image.multiarch", env)
     assert code == 0, screen
     assert "\x1b[2K" in screen or "\x1b[1A" in screen, "nothing was redrawn in place"
+    # once it is over, the rows are gone and the cursor is back: the step lines and tables stay, in order
+    shown, cursor_visible = replay(screen, columns=120)
+    assert cursor_visible, "the cursor was left hidden"
+    left = [line for line in shown if re.search("[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✓✗·]", line)]
+    assert not left, f"live rows left on the screen: {left}"
+    steps = [line.removeprefix("==> ").split()[0] for line in ANSI.sub("", "\n".join(shown)).splitlines()]
+    assert [s for s in steps if s in ("images", "go", "bake", "verify")] == ["images", "go", "bake", "verify"]
+    assert shown[-1] == "" and ANSI.sub("", shown[-2]).startswith("  ok done in"), shown[-3:]
     screen = ANSI.sub("", screen)
     assert re.search(r"api linux/arm64 +[\d.]+s +\S", screen), "no bake row for api linux/arm64"
     assert re.search(r"linux/arm64 +[\d.]+s +compiling", screen), "no go build row for linux/arm64"
