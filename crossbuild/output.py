@@ -9,6 +9,7 @@ job's step summary (`$GITHUB_STEP_SUMMARY`).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -59,6 +60,9 @@ def warn(message: str) -> None:
     _say(_paint("warn ", colorama.Fore.YELLOW) + message, err=True)
 
 
+_SGR = re.compile(r"\x1b\[[0-9;]*m")  # colour codes (colorama's Fore/Style)
+
+
 def fail(message: str) -> None:
     _say(_paint("error: ", colorama.Fore.RED + colorama.Style.BRIGHT) + message, err=True)
 
@@ -78,13 +82,18 @@ def status_word(word: str) -> str:
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Plain aligned table; colour is applied per cell by callers if at all."""
     cells = [list(headers), *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    widths = [max(_visible(r[i]) for r in cells) for i in range(len(headers))]
     out = []
     for n, row in enumerate(cells):
-        out.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        out.append("  ".join(c + " " * (w - _visible(c)) for c, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+def _visible(cell: str) -> int:
+    """The columns a cell takes on screen: its colour codes take none."""
+    return len(_SGR.sub("", cell))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -6,6 +6,7 @@ for an external tool, so nothing needs go, git or docker.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from collections.abc import Iterator
@@ -47,6 +48,14 @@ def test_format_table_aligns_columns() -> None:
 def test_format_table_header_wider_than_cells() -> None:
     got = output.format_table(["PLATFORM", "OK"], [["x", "y"]])
     assert got.splitlines() == ["PLATFORM  OK", "--------  --", "x         y"]
+
+
+def test_format_table_colour_codes_take_no_columns() -> None:
+    green = "\x1b[32mok\x1b[39m"
+    got = output.format_table(["RESULT", "DETAIL"], [[green, "binary checked"], ["failed", "no SBOM"]])
+    plain = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in got.splitlines()]
+    assert plain == ["RESULT  DETAIL", "------  --------------", "ok      binary checked", "failed  no SBOM"]
+    assert green in got
 
 
 def test_format_table_no_rows() -> None:
