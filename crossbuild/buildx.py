@@ -413,11 +413,13 @@ def imagetools_create(
     sources: Sequence[str],
     dry_run: bool = False,
     metadata_file: Path | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> str:
     """`buildx imagetools create`; with dry_run (its --dry-run) it pushes nothing and
-    returns the index it would push, as JSON text."""
+    returns the index it would push, as JSON text. `annotations` go on the index."""
     argv = ["docker", "buildx", "imagetools", "create", "--builder", builder]
     runner.add_opt(argv, "--tag", list(tags))
+    runner.add_opt(argv, "--annotation", [f"index:{k}={v}" for k, v in sorted((annotations or {}).items())])
     runner.add_flag(argv, "--dry-run", dry_run)
     runner.add_opt(argv, "--metadata-file", metadata_file)
     argv += list(sources)

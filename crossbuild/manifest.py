@@ -24,7 +24,7 @@ from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
 from crossbuild.oci import OCI_INDEX, parse_reference
 from crossbuild.oci import Client as RegistryClient
-from crossbuild.plan import ImageTarget, bake_name, leg_config
+from crossbuild.plan import ImageTarget, bake_name, leg_config, oci_annotations
 from crossbuild.runner import Runner
 
 # The tag a legacy merge stages its index under (buildx copies the per-arch images across
@@ -133,6 +133,8 @@ def describe_stage(cfg: Config, plan: MergePlan) -> str:
     argv = ["docker", "buildx", "imagetools", "create", "--builder", cfg.builder.name]
     for tag in tags:
         argv += ["--tag", tag]
+    for key, value in sorted(oci_annotations(cfg, t.service).items()):
+        argv += ["--annotation", f"index:{key}={value}"]
     if not plan.legacy:
         argv.append("--dry-run")
     return runner.display([*argv, *plan.sources])
@@ -151,6 +153,7 @@ def stage_index(run: Runner, cfg: Config, plan: MergePlan, client: RegistryClien
             tags=[f"{t.repository}:{STAGING_TAG}"],
             sources=plan.sources,
             metadata_file=meta,
+            annotations=oci_annotations(cfg, t.service),
         )
         data = json.loads(meta.read_text())
         # imagetools create writes the pushed descriptor; a build writes containerimage.digest
@@ -160,7 +163,12 @@ def stage_index(run: Runner, cfg: Config, plan: MergePlan, client: RegistryClien
         return str(digest)
     # The legs are in this repository already: compute the index, then PUT it by digest.
     text = buildx.imagetools_create(
-        run, builder=cfg.builder.name, tags=t.refs()[:1], sources=plan.sources, dry_run=True
+        run,
+        builder=cfg.builder.name,
+        tags=t.refs()[:1],
+        sources=plan.sources,
+        dry_run=True,
+        annotations=oci_annotations(cfg, t.service),
     )
     raw = text.strip().encode()
     try:

@@ -181,7 +181,10 @@ def _check_attestations(
     provenance, if any, is summarised in the report."""
     if attestation is None:
         if exp.sbom:
-            pr.fail("no SBOM attached (no attestation manifest for this image in the index)")
+            pr.fail(
+                "no SBOM attached (no attestation manifest for this image in the index): "
+                "publish it again with this crossbuild, or check without one: SBOM=0"
+            )
         if exp.provenance:
             pr.fail("no provenance attached (no attestation manifest for this image in the index)")
         return

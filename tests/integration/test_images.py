@@ -261,6 +261,9 @@ def test_push_by_digest_twice_then_manifest_merges_and_is_idempotent(fresh: Clon
     assert proc.returncode == 0, describe(proc)
     digest, platforms = assert_index(f"{prefix}/api:{TAG}", TWO_PLATFORMS)
     assert platforms == pushed, "the index does not point at the pushed per-platform images"
+    annotations = skopeo_raw(f"{prefix}/api:{TAG}")[1].get("annotations") or {}
+    assert annotations.get(LABEL + "version") == TAG, f"the merged index's annotations: {annotations}"
+    assert annotations.get(LABEL + "revision") == fresh.git("rev-parse", "HEAD"), annotations
     assert tags(f"{namespace(prefix)}/api") == sorted([TAG, "latest"])
     assert assert_index(f"{prefix}/api:latest", TWO_PLATFORMS)[0] == digest
 

@@ -708,21 +708,31 @@ def test_push_all_sends_each_blob_once_in_parallel(registry: Seeded, client: Cli
         assert blob_via_http(registry.host, repository, digest) == (path.stat().st_size, digest)
 
 
+# The peak is this process's own mm's high-water mark (VmHWM), not getrusage's ru_maxrss: Linux carries
+# ru_maxrss across execve from the forking process, so under a pytest that has grown past the blob's size
+# the child's "before" already exceeds what the blob adds and nothing is seen.
 _RSS_PROBE = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
+
+def peak_kib():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise SystemExit("no VmHWM in /proc/self/status")
+
 from crossbuild.oci import BlobUploader, Client
 host, repository, src, dest, digest, mode = sys.argv[1:]
 client = Client(timeout=120)
 client.probe(host)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kib()
 if mode == "stream":
     BlobUploader(client, host).push(repository, digest, Path(src))
     client.download_blob(host, repository, digest, Path(dest))
 else:  # the control: the same blob read into memory, which the instrument must see
     held = client.get_blob(host, repository, digest)  # kept alive until measured: a freed mapping's
     assert len(held) > 0  # pages may leave before the kernel folds them into the high-water mark
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_kib()
 print(json.dumps({"before_kib": before, "after_kib": after}))
 """
 
@@ -737,7 +747,7 @@ def _peak_rss_delta(host: str, repository: str, src: Path, dest: Path, digest: s
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return (int(result["after_kib"]) - int(result["before_kib"])) * 1024  # ru_maxrss is KiB on Linux
+    return (int(result["after_kib"]) - int(result["before_kib"])) * 1024  # VmHWM is in kB
 
 
 def test_a_256_mib_blob_round_trips_in_bounded_memory(registry: Seeded, tmp_path: Path) -> None:

@@ -121,6 +121,11 @@ def image_context(directory: Path, files: Mapping[str, Path]) -> Path:
     return directory
 
 
+# buildx_push attaches no SBOM, and the example's config asks for one ([image] sbom, on by default): the
+# hand-built images below are checked for everything else (test_supply_chain covers the SBOM check itself)
+HAND_BUILT = {"SBOM": "0"}
+
+
 def run_verify(
     clone: Clone, prefix: str, *args: str, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -187,7 +192,10 @@ def test_images_built_by_crossbuild_pass(clone: Clone, prefix: str, tmp_path: Pa
     assert results(proc) == dict.fromkeys(PLATFORMS, "ok"), describe(proc)
     # the detail says what passed, never a second `ok`
     for platform, (_, detail) in rows(proc).items():
-        assert detail == "`--version` exited 0 as on native", (platform, describe(proc))
+        assert re.fullmatch(r"`--version` exited 0 as on native; SBOM spdx: \d+ modules, as in the binary", detail), (
+            platform,
+            describe(proc),
+        )
     assert local_images(prefix) == [], "verify left the images it pulled in the docker daemon"
 
     (entry,) = report(clone)
@@ -213,10 +221,18 @@ def test_images_built_by_crossbuild_pass(clone: Clone, prefix: str, tmp_path: Pa
 def test_hand_built_image_with_this_builds_values_passes(
     clone: Clone, prefix: str, binaries: Binaries, tmp_path: Path
 ) -> None:
-    """The control for the broken images below: the same recipe with nothing broken passes."""
+    """The control for the broken images below: the same recipe with nothing broken passes once the SBOM
+    the config asks for is not required; with it required, every platform fails for that alone."""
     ref = f"{prefix}/api:good"
     buildx_push(image_context(tmp_path, binaries.good), ref, PLATFORMS)
-    proc = run_verify(clone, prefix, "--image", ref)
+    proc = run_verify(clone, prefix, "--image", ref, "--no-smoke")
+    assert proc.returncode == 1, describe(proc)
+    for platform, (result, detail) in rows(proc).items():
+        assert (result, detail.startswith("no SBOM attached")) == ("failed", True), (platform, describe(proc))
+        assert "SBOM=0" in detail, describe(proc)
+    assert set(rows(proc)) == set(PLATFORMS), describe(proc)
+
+    proc = run_verify(clone, prefix, "--image", ref, env=HAND_BUILT)
     assert proc.returncode == 0, describe(proc)
     assert results(proc) == dict.fromkeys(PLATFORMS, "ok"), describe(proc)
     (entry,) = report(clone)
@@ -231,7 +247,7 @@ def test_arm64_entry_holding_an_amd64_binary_fails(
     buildx_push(image_context(tmp_path, files), ref, PLATFORMS)
     assert set(index_platforms(skopeo_raw(ref)[1])) == set(PLATFORMS)
 
-    proc = run_verify(clone, prefix, "--image", ref)
+    proc = run_verify(clone, prefix, "--image", ref, env=HAND_BUILT)
     assert_failed_cleanly(proc)
     table = rows(proc)
     assert table["linux/amd64"][0] == "ok", describe(proc)
@@ -255,7 +271,7 @@ def test_missing_platform_fails(clone: Clone, prefix: str, binaries: Binaries, t
     buildx_push(image_context(tmp_path, {p: binaries.good[p] for p in two}), ref, two)
     assert set(index_platforms(skopeo_raw(ref)[1])) == set(two)
 
-    proc = run_verify(clone, prefix, "--image", ref)
+    proc = run_verify(clone, prefix, "--image", ref, env=HAND_BUILT)
     assert_failed_cleanly(proc)
     assert "lacks linux/arm/v7" in plain(proc.stdout), describe(proc)
     table = rows(proc)
@@ -312,7 +328,7 @@ def test_config_disagreeing_with_its_index_entry_fails(
     crafted_config = skopeo_config(f"{repository_ref}@{image_digest}")
     assert crafted_config["architecture"] == "amd64"
 
-    proc = run_verify(clone, prefix, "--image", ref)
+    proc = run_verify(clone, prefix, "--image", ref, env=HAND_BUILT)
     assert_failed_cleanly(proc)
     table = rows(proc)
     assert table["linux/amd64"][0] == "ok", describe(proc)
@@ -330,7 +346,7 @@ def test_binary_without_the_version_x_value_fails(
     ref = f"{prefix}/api:no-version"
     buildx_push(image_context(tmp_path, binaries.no_version), ref, PLATFORMS)
 
-    proc = run_verify(clone, prefix, "--image", ref)
+    proc = run_verify(clone, prefix, "--image", ref, env=HAND_BUILT)
     assert_failed_cleanly(proc)
     table = rows(proc)
     assert set(table) == set(PLATFORMS), describe(proc)
@@ -360,7 +376,7 @@ def test_smoke_run_that_never_exits_with_configured_args_is_killed(
         "verify-api-version.toml", 'package = "./cmd/api"\n', 'package = "./cmd/api"\nsmoke_args = ["--version"]\n'
     )
     timeout = 5
-    proc = run_verify(clone, prefix, "--image", ref, "--timeout", str(timeout), "--config", str(config))
+    proc = run_verify(clone, prefix, "--image", ref, "--timeout", str(timeout), "--config", str(config), env=HAND_BUILT)
     leftover = {c: i for c, i in container_image_ids().items() if i in image_ids}
 
     assert_failed_cleanly(proc)
@@ -786,14 +802,14 @@ def test_smoke_expect_from_config_is_checked_on_every_platform(
         'package = "./cmd/api"\n',
         "package = \"./cmd/api\"\nsmoke_expect = 'version:\\s+v3\\.1\\.0'\n",
     )
-    proc = run_verify(clone, prefix, "--image", ref, "--config", str(good))
+    proc = run_verify(clone, prefix, "--image", ref, "--config", str(good), env=HAND_BUILT)
     assert proc.returncode == 0, describe(proc)
     assert results(proc) == dict.fromkeys(PLATFORMS, "ok"), describe(proc)
 
     bad = clone.config_copy(
         "verify-expect-bad.toml", 'package = "./cmd/api"\n', "package = \"./cmd/api\"\nsmoke_expect = 'v0\\.0\\.0'\n"
     )
-    proc = run_verify(clone, prefix, "--image", ref, "--config", str(bad))
+    proc = run_verify(clone, prefix, "--image", ref, "--config", str(bad), env=HAND_BUILT)
     assert_failed_cleanly(proc)
     for platform, (result, detail) in rows(proc).items():
         assert result == "failed", (platform, describe(proc))
