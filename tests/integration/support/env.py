@@ -27,6 +27,7 @@ LEAKY_ENV = frozenset(
             "BUNDLE_MAX_SIZE",
             "CROSSBUILD_PROGRESS",
         ),
+        "CI",  # CI=true picks the plain progress form even on a terminal (the pty test wants the live one)
         "GITHUB_ACTIONS",  # failures would also print ::error annotations
         "CROSSBUILD_NO_WAIT",  # a second run on one build/ would fail instead of waiting for the lock
         "GITHUB_STEP_SUMMARY",  # verify appends its table there
