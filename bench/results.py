@@ -106,6 +106,7 @@ class CaseResult:
             "load_before": self.load_before,
             "setup_s": self.setup_s,
             "cpu": self.cpu,
+            "bytes_by_repo": {n: p.pushed_by_repo for n, p in self.phases.items()},  # phase -> repository -> bytes
         }
         others = {n: p for n, p in self.phases.items() if n not in STANDARD_PHASES}
         if others:
