@@ -19,8 +19,10 @@ each in bench/cases/):
   e   ko: `ko build --platform=... --base-import-paths` on a FROM-scratch base index
 
 Each case runs COLD (fresh GOCACHE, `docker buildx prune --builder crossbuild -af`,
-crossbuild's build/ removed) and then WARM with nothing changed. Bytes pushed are
-read from the registry's storage (see bench/README.md, "Bytes pushed").
+crossbuild's build/ removed) and then WARM with nothing changed; f, a, d and e then
+time two one-line edits, (h) edit-main: one service's main.go, and (i) edit-shared:
+a package every service imports (bench/cases/edits.py). Bytes pushed are read from
+the registry's storage (see bench/README.md, "Bytes pushed").
 
 Writes <out>/results.md, <out>/results.json, <out>/results.png (with the `bench`
 extra's matplotlib) and prints the table and the pass/fail lines of the targets.
