@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, CaseResult] = {}
     for key in args.case_keys:
         results[key] = run_case(ctx, cases.BY_KEY[key])
+    ctx.workspace.restore()  # <out>/work/repo as committed, not the last case's edits hidden by skip-worktree
     targets = [t for case in cases.ALL for t in case.targets(results)]
     (ctx.out / "results.md").write_text(report.markdown(ctx, results, targets))
     drawn = report.chart(ctx, results, ctx.out / "results.png")
