@@ -125,7 +125,7 @@ fuzz: $(STAMP) ## Fuzz the input parsers for minutes (FUZZ_EXAMPLES=20000 per ta
 	@HYPOTHESIS_PROFILE=long $(VENV)/bin/python -m pytest tests/fuzz -q $(PYTEST_ARGS)
 
 .PHONY: bench bench.tiny
-bench: $(STAMP) ## Benchmark against the emulated path, an OpenIM-style loop, ko and the go build floor (SIZE=full, BENCH_ARGS=...)
+bench: $(STAMP) ## Benchmark against the emulated path, an OpenIM-style loop, ko and the go build floor, cold, warm and after one-line edits (SIZE=full, BENCH_ARGS=...)
 	@$(VENV)/bin/python bench/run.py --size $(or $(SIZE),full) --out build/bench --profile $(BENCH_ARGS)
 
 bench.tiny: $(STAMP) ## The benchmark on a tiny monorepo (what CI runs through the tests)

@@ -103,7 +103,9 @@ class Context:
         )
 
     def cold_reset(self, slug: str, log: str) -> None:
-        """Empty caches for a cold run: BuildKit prune, a fresh GOCACHE, no crossbuild build/, no case dir."""
+        """Empty caches for a cold run: BuildKit prune, a fresh GOCACHE, no crossbuild build/, no case dir,
+        and the monorepo as committed (an earlier case's edit phases undone, even if it failed in one)."""
+        self.workspace.restore()
         self.shell.run(["docker", "buildx", "prune", "--builder", BUILDER, "-af"], env=self.env(), log=log)
         shutil.rmtree(self.workspace.repo / "build", ignore_errors=True)
         for d in (self.gocache(slug), self.case_dir(slug)):

@@ -120,7 +120,22 @@ def wait_idle(max_wait: float, threshold: float = 0.25, window: float = 2.0) -> 
 class Snapshot:
     registry: str  # which registry answered: "pid <n> <storage>" or "api"
     blobs: dict[str, int] | None  # every blob in the registry's storage (None: storage not readable)
-    linked: dict[str, int]  # blobs and manifests linked into the case's repositories
+    repos: dict[str, dict[str, int]]  # repository under the prefix -> blobs and manifests linked into it
+
+    @property
+    def linked(self) -> dict[str, int]:
+        """The distinct digests linked anywhere under the prefix."""
+        return {d: size for linked in self.repos.values() for d, size in linked.items()}
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """What one phase pushed, read at the registry between two snapshots."""
+
+    total: int | None  # distinct digests newly linked under the prefix
+    by_repo: dict[str, int]  # repository -> bytes newly linked into it (a digest counts in each repository)
+    growth: int | None  # new blobs registry-wide
+    note: str = ""
 
 
 class Meter:
@@ -166,18 +181,31 @@ class Meter:
         return Snapshot(self.identity, regstats.stored_blobs(self.v2), regstats.linked_in_storage(self.v2, prefix_path))
 
     @staticmethod
-    def diff(before: Snapshot, after: Snapshot) -> tuple[int | None, int | None, str]:
-        """(bytes pushed, registry-wide growth, note) between two snapshots."""
+    def diff(before: Snapshot, after: Snapshot) -> Pushed:
+        """What was pushed between two snapshots, in all and per repository, and the registry-wide growth."""
         if before.registry != after.registry:
             note = f"registry replaced during the run ({before.registry} -> {after.registry})"
             if before.linked:
-                return None, None, note + ": bytes n/a"
-            return sum(after.linked.values()), None, note + ": bytes read from the new storage (prefix was empty)"
-        pushed = sum(size for d, size in after.linked.items() if d not in before.linked)
-        if before.blobs is None or after.blobs is None:
-            return pushed, None, ""
-        grown = sum(size for d, size in after.blobs.items() if d not in before.blobs)
-        return pushed, grown, ""
+                return Pushed(None, {}, None, note + ": bytes n/a")
+            note += ": bytes read from the new storage (prefix was empty)"
+            return Pushed(sum(after.linked.values()), new_per_repo(Snapshot("", None, {}), after), None, note)
+        old = before.linked
+        pushed = sum(size for d, size in after.linked.items() if d not in old)
+        grown = None
+        if before.blobs is not None and after.blobs is not None:
+            grown = sum(size for d, size in after.blobs.items() if d not in before.blobs)
+        return Pushed(pushed, new_per_repo(before, after), grown)
+
+
+def new_per_repo(before: Snapshot, after: Snapshot) -> dict[str, int]:
+    """Bytes newly linked into each repository (only those that got any), sorted by repository."""
+    out = {}
+    for repo, linked in sorted(after.repos.items()):
+        had = before.repos.get(repo, {})
+        size = sum(n for d, n in linked.items() if d not in had)
+        if size:
+            out[repo] = size
+    return out
 
 
 # --- one phase ------------------------------------------------------------------------
@@ -192,6 +220,7 @@ class Phase:
     registry_growth: int | None
     cpu: dict[str, float] = field(default_factory=dict)  # CpuWatch numbers + waited_for_idle_s
     note: str = ""  # why a figure is missing or suspect
+    pushed_by_repo: dict[str, int] = field(default_factory=dict)  # repository under the prefix -> bytes
 
     def busy_note(self) -> str:
         """Say so when other processes took a noticeable share of the CPU while the phase ran."""
@@ -228,6 +257,6 @@ class PhaseMeter:
         elapsed = time.monotonic() - t0
         cpu = {**watch.stop(), "waited_for_idle_s": round(waited, 1)}
         snap = self.meter.snapshot(self.prefix_path)
-        pushed, grown, note = Meter.diff(self.before, snap)
+        pushed = Meter.diff(self.before, snap)
         self.before = snap
-        return Phase(elapsed, pushed, grown, cpu, note)
+        return Phase(elapsed, pushed.total, pushed.growth, cpu, pushed.note, pushed.by_repo)

@@ -78,29 +78,30 @@ def image_exists(ref: str) -> bool:
     return registry_get(f"/v2/{repo}/manifests/{tag}", MANIFEST_ACCEPT) is not None
 
 
-def linked_via_api(prefix_path: str) -> dict[str, int]:
-    """{digest hex: size} of every manifest, config and layer tagged under the prefix, through the API."""
+def linked_via_api(prefix_path: str) -> dict[str, dict[str, int]]:
+    """{repository under the prefix: {digest hex: size}} of every manifest, config and layer tagged there (API)."""
     repos = [r for r in catalog() if r.startswith(prefix_path + "/")]
-    out: dict[str, int] = {}
+    out: dict[str, dict[str, int]] = {}
 
-    def walk(repo: str, ref: str) -> None:
+    def walk(into: dict[str, int], repo: str, ref: str) -> None:
         res = registry_get(f"/v2/{repo}/manifests/{ref}", MANIFEST_ACCEPT)
         if res is None:
             return
         body, headers = res
         digest = headers.get("Docker-Content-Digest", "")
-        out[digest.removeprefix("sha256:")] = len(body)
+        into[digest.removeprefix("sha256:")] = len(body)
         data = json.loads(body)
         for m in data.get("manifests", []):
-            walk(repo, m["digest"])
+            walk(into, repo, m["digest"])
         for desc in [data.get("config") or {}, *data.get("layers", [])]:
             if desc.get("digest"):
-                out[desc["digest"].removeprefix("sha256:")] = int(desc.get("size", 0))
+                into[desc["digest"].removeprefix("sha256:")] = int(desc.get("size", 0))
 
     for repo in repos:
+        into = out.setdefault(repo.removeprefix(prefix_path + "/"), {})
         tags = registry_get(f"/v2/{repo}/tags/list")
         for tag in (json.loads(tags[0]).get("tags") or []) if tags else []:
-            walk(repo, tag)
+            walk(into, repo, tag)
     return out
 
 
@@ -156,25 +157,23 @@ def stored_blobs(v2: Path) -> dict[str, int]:
     return found
 
 
-def linked_in_storage(v2: Path, prefix_path: str) -> dict[str, int]:
-    """{digest hex: size} of the layers, configs and manifests linked into the repositories under the prefix.
+def linked_in_storage(v2: Path, prefix_path: str) -> dict[str, dict[str, int]]:
+    """{repository under the prefix: {digest hex: size}} of the layers, configs and manifests linked into it.
 
     A client's every push leaves a link file under repositories/<repo>/_layers or
     _manifests/revisions; the blob itself is stored once under blobs/.
     """
     base = v2 / "repositories" / prefix_path
-    out: dict[str, int] = {}
+    out: dict[str, dict[str, int]] = {}
     if not base.is_dir():
         return out
     for dirpath, dirnames, _files in os.walk(base):
         here = Path(dirpath)
-        if here.name == "_layers":
-            for d in (here / "sha256").glob("*/link"):
-                out[d.parent.name] = blob_size(v2, d.parent.name)
-            dirnames[:] = []
-        elif here.name == "_manifests":
-            for d in (here / "revisions" / "sha256").glob("*/link"):
-                out[d.parent.name] = blob_size(v2, d.parent.name)
+        links = {"_layers": here / "sha256", "_manifests": here / "revisions" / "sha256"}.get(here.name)
+        if links is not None:
+            into = out.setdefault(here.parent.relative_to(base).as_posix(), {})
+            for d in links.glob("*/link"):
+                into[d.parent.name] = blob_size(v2, d.parent.name)
             dirnames[:] = []
         elif here.name == "_uploads":
             dirnames[:] = []

@@ -15,20 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import Context
-from bench.results import STANDARD_PHASES, CaseResult, Target, human, secs
+from bench.results import STANDARD_PHASES, CaseResult, Target, by_repo, human, secs
 
 CHART_NEEDS = "results.png not drawn: the chart needs matplotlib, the bench extra (pip install -e '.[bench]')"
 
 
 def table(results: Mapping[str, CaseResult]) -> str:
-    """The main table: one row per cold/warm case, with its ratio to the floor (f)."""
+    """The main table: one row per case that has a cold phase, with its ratio to the floor (f)."""
     floor = results.get("f")
     fcold = floor.cold_s if floor and floor.ok else None
     head = ("| case | cold s | warm s | bytes pushed cold | bytes pushed warm | cold ratio to floor "
             "| cold s per service x arch | cold s extrapolated to all services (not measured) | notes |")  # fmt: skip
     rows = [head, "|" + "---|" * 9]
     for key, r in results.items():
-        if _other_phases(r):
+        if r.phases and "cold" not in r.phases:
             continue
         name = f"({key}) {r.label}"
         if not r.ok:
@@ -55,20 +55,24 @@ def _other_phases(r: CaseResult) -> list[str]:
 
 
 def phase_tables(results: Mapping[str, CaseResult]) -> list[str]:
-    """One table per distinct list of phases among the cases that have their own phases."""
+    """One table per distinct list of phases other than cold and warm (the edits, a sweep's points),
+    side by side for the cases that time them; cold and warm stay in the main table."""
     groups: dict[tuple[str, ...], list[CaseResult]] = {}
     for r in results.values():
-        if _other_phases(r):
-            groups.setdefault(tuple(r.phases), []).append(r)
+        if others := _other_phases(r):
+            groups.setdefault(tuple(others), []).append(r)
     out = []
     for phases, rs in groups.items():
-        head = ["case", *[f"{p} s" for p in phases], *[f"bytes pushed {p}" for p in phases], "notes"]
+        head = ["case", *[f"{p} s" for p in phases], *[f"bytes pushed {p}" for p in phases],
+                *[f"pushed into ({p})" for p in phases], "notes"]  # fmt: skip
         rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rs:
             times = [secs(p.wall_s) if (p := r.phases.get(n)) else "n/a" for n in phases]
             sizes = [human(p.bytes_pushed) if (p := r.phases.get(n)) else "n/a" for n in phases]
-            notes = "; ".join([r.status if r.status != "ok" else "", *r.notes]).strip("; ")
-            rows.append("| " + " | ".join([f"({r.key}) {r.label}", *times, *sizes, notes]) + " |")
+            where = [by_repo(p.pushed_by_repo) if (p := r.phases.get(n)) else "n/a" for n in phases]
+            shown = "cold" in r.phases  # its notes are in the main table already
+            notes = "; ".join([r.status if r.status != "ok" else "", *([] if shown else r.notes)]).strip("; ")
+            rows.append("| " + " | ".join([f"({r.key}) {r.label}", *times, *sizes, *where, notes]) + " |")
         out.append("\n".join(rows))
     return out
 

@@ -7,6 +7,7 @@ shape they had before cases could have phases of their own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,11 @@ def human(n: int | None) -> str:
             return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{n} B"
+
+
+def by_repo(pushed: Mapping[str, int]) -> str:
+    """Where a phase pushed: `api 1.2 MiB, rpc-user 3 KiB`, or `-` for nowhere."""
+    return ", ".join(f"{repo} {human(n)}" for repo, n in pushed.items()) or "-"
 
 
 def secs(x: float | None) -> str:
@@ -106,6 +112,7 @@ class CaseResult:
             "load_before": self.load_before,
             "setup_s": self.setup_s,
             "cpu": self.cpu,
+            "bytes_by_repo": {n: p.pushed_by_repo for n, p in self.phases.items()},  # phase -> repository -> bytes
         }
         others = {n: p for n, p in self.phases.items() if n not in STANDARD_PHASES}
         if others:

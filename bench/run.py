@@ -19,8 +19,10 @@ each in bench/cases/):
   e   ko: `ko build --platform=... --base-import-paths` on a FROM-scratch base index
 
 Each case runs COLD (fresh GOCACHE, `docker buildx prune --builder crossbuild -af`,
-crossbuild's build/ removed) and then WARM with nothing changed. Bytes pushed are
-read from the registry's storage (see bench/README.md, "Bytes pushed").
+crossbuild's build/ removed) and then WARM with nothing changed; f, a, d and e then
+time two one-line edits, (h) edit-main: one service's main.go, and (i) edit-shared:
+a package every service imports (bench/cases/edits.py). Bytes pushed are read from
+the registry's storage (see bench/README.md, "Bytes pushed").
 
 Writes <out>/results.md, <out>/results.json, <out>/results.png (with the `bench`
 extra's matplotlib) and prints the table and the pass/fail lines of the targets.
@@ -92,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, CaseResult] = {}
     for key in args.case_keys:
         results[key] = run_case(ctx, cases.BY_KEY[key])
+    ctx.workspace.restore()  # <out>/work/repo as committed, not the last case's edits hidden by skip-worktree
     targets = [t for case in cases.ALL for t in case.targets(results)]
     (ctx.out / "results.md").write_text(report.markdown(ctx, results, targets))
     drawn = report.chart(ctx, results, ctx.out / "results.png")

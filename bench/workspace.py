@@ -28,6 +28,7 @@ class Workspace:
     platforms: tuple[str, ...]
     mono: monorepo.Monorepo
     version: dict[str, str] = field(default_factory=dict)  # version, commit, date, tree_state
+    edited: list[str] = field(default_factory=list)  # files an edit phase changed, relative to repo
 
     @property
     def services(self) -> list[str]:
@@ -39,6 +40,42 @@ class Workspace:
         for var, key in VERSION_VARS:
             parts.append(f"-X={monorepo.MODULE}/pkg/version.{var}={self.version[key]}")
         return " ".join(parts)
+
+    def edit_line(self, rel: str, old: str, new: str) -> None:
+        """Change one line of a committed file, as a developer does, while keeping the version stamp.
+
+        The file is marked skip-worktree, so `git status` and `git describe --dirty`
+        (crossbuild's tree_state and version) still see the tagged commit: crossbuild
+        stamps the same -X values as ko, the loops and the floor (self.version, read at
+        generation), and the edit is the only difference between the builds. Without it
+        tree_state would flip to dirty and every binary of crossbuild's would change.
+        """
+        path = self.repo / rel
+        path.write_text(replace_line(path.read_text(), old, new))
+        _git(self.repo, "update-index", "--skip-worktree", "--", rel)
+        self.edited.append(rel)
+
+    def restore(self) -> None:
+        """Undo every edit_line: the committed files back, so the next case builds the tagged commit."""
+        for rel in dict.fromkeys(self.edited):
+            _git(self.repo, "update-index", "--no-skip-worktree", "--", rel)
+            _git(self.repo, "checkout", "--", rel)
+        self.edited.clear()
+
+
+def replace_line(text: str, old: str, new: str) -> str:
+    """`text` with its one line that reads `old` (indentation aside) reading `new`, indentation kept."""
+    lines = text.split("\n")
+    hits = [i for i, line in enumerate(lines) if line.strip() == old]
+    if len(hits) != 1:
+        raise ValueError(f"expected exactly one line {old!r}, found {len(hits)}")
+    line = lines[hits[0]]
+    lines[hits[0]] = line[: len(line) - len(line.lstrip())] + new
+    return "\n".join(lines)
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True)
 
 
 def registry_data_dir(storage: Path | None) -> Path:

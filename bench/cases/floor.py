@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.cases.base import Case
+from bench.cases.edits import EditPhases
 from bench.context import Context
 from bench.results import CaseResult
 from bench.shell import go_env_for
 
 
-class Floor(Case):
+class Floor(EditPhases):
     key = "f"
     slug = "f-floor"
     title = "floor: go build only"

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from bench.cases.base import Case
+from bench.cases.edits import EditPhases
 from bench.context import PLATFORMS, Context, say
 from bench.regstats import REGISTRY, image_exists
 from bench.results import CaseResult, Target, why_missing
@@ -24,7 +24,7 @@ KO_MODULE = "github.com/google/ko"
 BASE_SCRATCH = f"{REGISTRY}/bench/base:scratch"
 
 
-class Ko(Case):
+class Ko(EditPhases):
     key = "e"
     slug = "e-ko"
     title = "ko"

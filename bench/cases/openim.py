@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from bench.cases.base import Case
+from bench.cases.edits import EditPhases
 from bench.context import Context
 from bench.results import CaseResult, Target, why_missing
 from bench.shell import go_env_for
@@ -26,7 +26,7 @@ def arch_slug(platform: str) -> str:
     return arch + (rest[0] if rest else "")
 
 
-class OpenIMLoop(Case):
+class OpenIMLoop(EditPhases):
     key = "d"
     slug = "d-openim"
     title = "OpenIM-style loop"

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from bench import warmprofile
+from bench.cases import edits
 from bench.cases.base import Case
 from bench.context import Context
 from bench.results import CaseResult, Target, human
@@ -28,7 +29,7 @@ class ImageMultiarch(Case):
                       cwd=ctx.workspace.repo, log=f"{self.key}-{phase}")  # fmt: skip
 
 
-class Prebuilt(ImageMultiarch):
+class Prebuilt(edits.EditPhases, ImageMultiarch):
     key = "a"
     slug = "a-prebuilt"
     title = "crossbuild prebuilt"
@@ -53,7 +54,7 @@ class Prebuilt(ImageMultiarch):
             out.append(Target(name, a.warm_s <= 2 and a.bytes_warm == 0, detail))
         else:
             out.append(Target(name, None, "needs case a"))
-        return out
+        return out + edits.targets(results)
 
 
 class PrebuiltVerified(ImageMultiarch):
