@@ -49,6 +49,15 @@ def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
     # (d) reports where its cold time went, phase by phase
     assert [n for n in data["cases"]["d"]["notes"] if n.startswith("cold: ") and "go builds" in n]
     assert {t["target"] for t in data["targets"]}, "no target lines evaluated"
+    # the edit phases: one service's main.go changed pushes into that service's repository only; a shared
+    # package changed pushes into every repository the cold run pushed; the floor pushes nothing
+    for key in ("a", "d", "f"):
+        assert set(data["cases"][key]["phases"]) >= {"edit-main", "edit-shared"}, key
+    pushed = data["cases"]["a"]["bytes_by_repo"]
+    assert len(pushed["edit-main"]) == 1 and set(pushed["edit-main"]) < set(pushed["cold"]), pushed
+    assert set(pushed["edit-shared"]) == set(pushed["cold"]), pushed
+    assert data["cases"]["f"]["phases"]["edit-main"]["bytes_pushed"] == 0
+    assert any(t["target"].startswith("(h) ") for t in data["targets"]), data["targets"]
 
     png = out / "results.png"
     assert png.is_file()
