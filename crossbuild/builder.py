@@ -306,7 +306,9 @@ def _pins_text(node: BuilderNode) -> str:
     return ", ".join(map(str, node.platforms)) or "no pinned platforms"
 
 
-def ensure_builder(run: Runner, cfg: Config, platforms: Sequence[Platform], prune: bool = False) -> buildx.BuilderInfo:
+def ensure_builder(
+    run: Runner, cfg: Config, platforms: Sequence[Platform], prune: bool = False, runs_target_code: bool = True
+) -> buildx.BuilderInfo:
     """Create or update the configured builder until `buildx inspect` matches config.toml, bootstrap
     it, and check every platform has a node that answers."""
     b = cfg.builder
@@ -351,7 +353,7 @@ def ensure_builder(run: Runner, cfg: Config, platforms: Sequence[Platform], prun
     if info is None:
         raise UserError(f"builder '{b.name}' vanished during setup; run `make setup`")
     routing = route(cfg, info, platforms)
-    for what, fix in routing.problems():
+    for what, fix in routing.problems(runs_target_code):
         raise UserError(f"{what}; fix: {fix}")
     for warning in routing.warnings():
         output.warn(warning)

@@ -220,12 +220,13 @@ def setup(session: Session, platforms: Sequence[Platform] | None = None, prune: 
     output.ok(f"docker client {builder.check_docker_version()}")
     output.ok(buildx.version())
     plan = plan_mod.plan(cfg, plats, cfg.selected_images())
-    if any(t.runs_target_code() for t in plan.targets):
+    target_code = any(t.runs_target_code() for t in plan.targets)
+    if target_code:
         registered = builder.register_binfmt(session.runner, plats)
         output.ok("QEMU binfmt: " + (", ".join(registered) if registered else "already registered"))
     else:
         output.ok("QEMU binfmt: not needed (no RUN step executes target-arch code)")
-    info = builder.ensure_builder(session.runner, cfg, plats, prune=prune)
+    info = builder.ensure_builder(session.runner, cfg, plats, prune=prune, runs_target_code=target_code)
     output.ok(f"builder '{info.name}' ({info.driver}, {info.status}): {', '.join(info.platforms)}")
 
 

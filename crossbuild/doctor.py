@@ -89,13 +89,16 @@ def make_cmd(cfg: Config, target: str) -> str:
 ROUTE_HEADERS = ("platform", "node", "endpoint", "runs", "status")
 
 
-def builder_state(cfg: Config, platforms: Sequence[Platform]) -> Check:
-    return _builder(cfg, platforms)[0]
+def builder_state(cfg: Config, platforms: Sequence[Platform], runs_target_code: bool = True) -> Check:
+    return _builder(cfg, platforms, runs_target_code)[0]
 
 
-def _builder(cfg: Config, platforms: Sequence[Platform]) -> tuple[Check, routing.Routing | None]:
-    """The builder answers and every platform has a node that will build it (crossbuild.routing);
-    the check carries the routing table."""
+def _builder(
+    cfg: Config, platforms: Sequence[Platform], runs_target_code: bool = True
+) -> tuple[Check, routing.Routing | None]:
+    """The builder answers and every platform has a node that will build it (crossbuild.routing:
+    with no RUN step on the target platform, any node builds any platform); the check carries the
+    routing table."""
     name = cfg.builder.name
     setup = make_cmd(cfg, "setup")
     try:
@@ -116,7 +119,7 @@ def _builder(cfg: Config, platforms: Sequence[Platform]) -> tuple[Check, routing
             ), None
     route = builder.route(cfg, info, platforms)
     rows = tuple(tuple(r) for r in route.rows())
-    problems = route.problems()
+    problems = route.problems(runs_target_code)
     if problems:
         what, fix = problems[0]
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
@@ -269,7 +272,7 @@ def run_all(cfg: Config, platforms: Sequence[Platform], client: Client, needs_em
     checks.append(bx)
     route = None
     if bx.ok:
-        state, route = _builder(cfg, platforms)
+        state, route = _builder(cfg, platforms, needs_emulation)
         checks += [state, *routing_warnings(route)]
         route = route if state.ok else None
     checks += binfmt(platforms, needs_emulation)
@@ -283,8 +286,8 @@ def run_all(cfg: Config, platforms: Sequence[Platform], client: Client, needs_em
     return checks
 
 
-def preflight(cfg: Config, platforms: Sequence[Platform]) -> None:
+def preflight(cfg: Config, platforms: Sequence[Platform], runs_target_code: bool = True) -> None:
     """The subset an image build needs; raise the first blocking problem with its fix."""
-    for check in (buildx_version(), builder_state(cfg, platforms)):
+    for check in (buildx_version(), builder_state(cfg, platforms, runs_target_code)):
         if not check.ok and check.blocking:
             raise UserError(f"{check.name}: {check.detail}; fix: {check.fix}")

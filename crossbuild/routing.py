@@ -40,7 +40,8 @@ class Node:
 @dataclass(frozen=True)
 class Route:
     platform: Platform
-    node: Node | None  # None: no node offers it
+    node: Node | None  # None: the builder has no node at all
+    fallback: bool = False  # no node offers it: buildx sends it to the first node (COPY-only images build)
 
     @property
     def native(self) -> bool | None:
@@ -52,6 +53,8 @@ class Route:
     def how(self) -> str:
         if self.node is None:
             return "-"
+        if self.fallback:
+            return "not offered"
         if self.native is None:
             return "pinned" if self.platform in self.node.pinned else "unknown"
         return "native" if self.native else "emulated"
@@ -117,15 +120,20 @@ class Routing:
             if r.node is None:
                 rows.append([str(r.platform), "-", "-", "-", "no node offers it"])
                 continue
+            if r.fallback:
+                why = "no node offers it: buildx's first node (COPY-only images build; RUN steps need QEMU)"
+                rows.append([str(r.platform), r.node.name, r.node.endpoint or "-", r.how(), f"{r.node.status}, {why}"])
+                continue
             why = "pinned" if r.platform in r.node.pinned else "first node offering it"
             rows.append([str(r.platform), r.node.name, r.node.endpoint or "-", r.how(), f"{r.node.status}, {why}"])
         return rows
 
-    def problems(self) -> list[tuple[str, str]]:
-        """(what, fix) of each thing that makes the build fail: a platform no node offers, a node
+    def problems(self, runs_target_code: bool = True) -> list[tuple[str, str]]:
+        """(what, fix) of each thing that makes the build fail: a platform no node offers when a
+        Dockerfile runs target code (images that only COPY build on buildx's fallback node), a node
         that must answer but is down."""
         found = []
-        missing = [str(r.platform) for r in self.routes if r.node is None]
+        missing = [str(r.platform) for r in self.routes if r.node is None or (r.fallback and runs_target_code)]
         if missing:
             found.append(
                 (
@@ -183,5 +191,9 @@ def resolve(builder: str, nodes: Sequence[Node], platforms: Sequence[Platform]) 
     strict = [_match(nodes, p, strict=True) for p in platforms]
     if all(n is not None for n in strict):
         return Routing(builder, tuple(nodes), tuple(map(Route, platforms, strict)), pinned_only=True)
-    loose = [_match(nodes, p, strict=False) for p in platforms]
-    return Routing(builder, tuple(nodes), tuple(map(Route, platforms, loose)), pinned_only=False)
+    # a platform no node offers goes to the first node (buildx's resolver: `idx = 0`, not perfect)
+    routes = []
+    for p in platforms:
+        n = _match(nodes, p, strict=False)
+        routes.append(Route(p, n) if n is not None or not nodes else Route(p, nodes[0], fallback=True))
+    return Routing(builder, tuple(nodes), tuple(routes), pinned_only=False)

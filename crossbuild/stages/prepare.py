@@ -39,7 +39,9 @@ class Preflight(Stage):
     name = "preflight"
 
     def run(self, ctx: Context) -> None:
-        doctor.preflight(ctx.cfg, ctx.platforms)
+        # a platform no node offers still builds where no RUN step executes target code
+        targets = plan_mod.plan(ctx.cfg, ctx.platforms, ctx.services).targets
+        doctor.preflight(ctx.cfg, ctx.platforms, any(t.runs_target_code() for t in targets))
 
 
 class Registry(Stage):

@@ -357,6 +357,24 @@ def test_image_load_one_foreign_platform(fresh: Clone, prefix: str) -> None:
     assert_nothing_pushed(prefix)
 
 
+def test_a_platform_no_node_offers_builds_when_nothing_runs_on_it(fresh: Clone, prefix: str) -> None:
+    """buildx sends a platform that no node offers to the first node; an image that only copies its
+    binary in builds there (a RUN step would need QEMU), so crossbuild builds it instead of refusing."""
+    builder = run(["docker", "buildx", "inspect", "crossbuild"])
+    assert builder.returncode == 0, describe(builder)
+    if "linux/loong64" in builder.stdout:
+        pytest.skip("this builder offers linux/loong64 (QEMU for it is registered): no fallback to show")
+    env = {"IMAGES": "api", "REGISTRY_PREFIX": prefix, "PLATFORMS": "linux/amd64,linux/loong64"}
+    proc = fresh.invoke("image.multiarch", env=env)
+    assert proc.returncode == 0, describe(proc)
+    _, found = assert_index(f"{prefix}/api:{TAG}", ["linux/amd64", "linux/loong64"])
+    config = skopeo_config(f"{prefix}/api@{found['linux/loong64']}")
+    assert (config.get("os"), config.get("architecture")) == ("linux", "loong64"), config
+    # the doctor's routing table says where it went and why
+    doctor = fresh.invoke("doctor", env=env)
+    assert re.search(r"linux/loong64 +crossbuild\S* .*not offered .*no node offers it", doctor.stdout), describe(doctor)
+
+
 def test_image_load_two_platforms_is_refused_in_one_line(fresh: Clone, prefix: str) -> None:
     proc = fresh.invoke(
         "image",

@@ -95,11 +95,22 @@ def test_the_first_exact_offer_wins_a_tie() -> None:
 
 
 def test_no_node_offers_it() -> None:
-    routing = resolve("farm", [node("x86", (AMD64,), (AMD64,))], (AMD64, S390X))
-    assert picked(routing) == {"linux/amd64": "x86", "linux/s390x": "-"}
+    """buildx sends it to the first node: fine for an image that only copies files in, a problem
+    when a RUN step must execute target code there."""
+    routing = resolve("farm", [node("x86", (AMD64,), (AMD64,)), node("arm", (ARM64,), (ARM64,))], (AMD64, S390X))
+    assert picked(routing) == {"linux/amd64": "x86", "linux/s390x": "x86"}
     (what, fix), *_ = routing.problems()
     assert what == "no node of builder 'farm' offers linux/s390x"
     assert "make setup" in fix
+    assert routing.problems(runs_target_code=False) == []
+    row = next(r for r in routing.rows() if r[0] == "linux/s390x")
+    assert (row[1], row[3]) == ("x86", "not offered") and "no node offers it" in row[4], row
+
+
+def test_a_builder_without_nodes_builds_nothing() -> None:
+    routing = resolve("farm", [], (AMD64,))
+    assert picked(routing) == {"linux/amd64": "-"}
+    assert routing.problems(runs_target_code=False)[0][0] == "no node of builder 'farm' offers linux/amd64"
 
 
 def test_a_down_node_names_the_platforms_it_serves() -> None:
