@@ -74,8 +74,8 @@ def _templated(cfg: Config, service: Service, table: tuple[tuple[str, str], ...]
     return {key: fill_template(value, values, f"{where}.{key}") for key, value in table}
 
 
-def labels(cfg: Config, service: Service) -> dict[str, str]:
-    """OCI annotation keys as labels (image-spec annotations.md); [image] labels filled like tags."""
+def _standard_keys(cfg: Config, service: Service) -> dict[str, str]:
+    """The image-spec keys (annotations.md) every image carries, as labels and as annotations."""
     values = {
         "org.opencontainers.image.title": service.name,
         "org.opencontainers.image.version": cfg.version.version,
@@ -84,6 +84,12 @@ def labels(cfg: Config, service: Service) -> dict[str, str]:
     }
     if cfg.source:
         values["org.opencontainers.image.source"] = cfg.source
+    return values
+
+
+def labels(cfg: Config, service: Service) -> dict[str, str]:
+    """OCI annotation keys as labels (image-spec annotations.md); [image] labels filled like tags."""
+    values = _standard_keys(cfg, service)
     values.update(_templated(cfg, service, cfg.image.labels, "image.labels"))
     return values
 
@@ -92,14 +98,7 @@ def oci_annotations(cfg: Config, service: Service) -> dict[str, str]:
     """The OCI annotations of the index and of each platform's manifest (image-spec annotations.md):
     registries that show a description for a multi-arch image read the index's, not the config's labels.
     [image] annotations adds or overrides, filled like tags."""
-    values = {
-        "org.opencontainers.image.title": service.name,
-        "org.opencontainers.image.version": cfg.version.version,
-        "org.opencontainers.image.revision": cfg.version.commit,
-        "org.opencontainers.image.created": cfg.version.date,
-    }
-    if cfg.source:
-        values["org.opencontainers.image.source"] = cfg.source
+    values = _standard_keys(cfg, service)
     if cfg.description:
         values["org.opencontainers.image.description"] = cfg.description
     values.update(_templated(cfg, service, cfg.image.annotations, "image.annotations"))
