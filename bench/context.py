@@ -19,6 +19,7 @@ from typing import Any
 
 from bench import regstats, workspace
 from bench.measure import Meter
+from bench.monorepo import Size
 from bench.regstats import REGISTRY, REGISTRY_ADDR
 from bench.shell import Shell, clean_env
 from bench.workspace import BUILDER, PROJECT, Workspace
@@ -87,17 +88,17 @@ class Context:
         """argv of one crossbuild task run in the monorepo."""
         return [*self.invoke, "--search-root", self.workspace.repo, task]
 
-    def generate(self) -> None:
-        """(Re)generate the monorepo all cases build."""
+    def generate(self, size: str | Size | None = None, platforms: tuple[str, ...] | None = None) -> None:
+        """(Re)generate the monorepo all cases build: --size and --platforms, or a sweep point's."""
         repo = self.work / "repo"
         if repo.exists():
             shutil.rmtree(repo)
         self.work.mkdir(parents=True, exist_ok=True)
         self.ws = workspace.create(
             repo,
-            self.args.size,
+            size or self.args.size,
             seed=self.args.seed,
-            platforms=tuple(self.args.platforms.split(",")),
+            platforms=platforms or tuple(self.args.platforms.split(",")),
             run_id=self.run_id,
             storage=self.meter.v2,
         )

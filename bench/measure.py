@@ -6,15 +6,16 @@ and buildkitd used and how much other processes took meanwhile. Bytes pushed
 are read at the registry (bench/regstats.py), never from the tool's output.
 
 Every figure a phase reports is taken here, so a case only says what to run;
-a new figure (say, the peak RSS of crossbuild's own process) is one more field
-of Phase filled in by PhaseMeter.measure, for every case at once.
+a new figure is one more field of Phase filled in by PhaseMeter.measure, for
+every case at once (the peak RSS of the commands the bench starts was the last).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,96 @@ def wait_idle(max_wait: float, threshold: float = 0.25, window: float = 2.0) -> 
         waited = time.monotonic() - started
         if busy < threshold or waited >= max_wait:
             return waited
+
+
+# --- peak RSS of the commands the bench starts ------------------------------------------
+
+
+def direct_children() -> set[int]:
+    """The pids of this process's children (every thread's), not their descendants."""
+    tasks = Path("/proc/self/task")
+    found: set[int] = set()
+    try:
+        for task in tasks.iterdir():
+            found.update(int(p) for p in (task / "children").read_text().split())
+        return found
+    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: the slow way, every ppid
+        pass
+    except OSError:
+        return found
+    me = os.getpid()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                stat = (proc / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == me:
+                found.add(int(proc.name))
+    return found
+
+
+def status_hwm(pid: int) -> tuple[str, int, str] | None:
+    """(name, VmHWM in KiB, start time) of a live process; None when it is gone or has no memory yet.
+
+    The start time (field 22 of /proc/<pid>/stat) tells a reused pid from the process that had it.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    hwm = fields.get("VmHWM", "").split()
+    if not hwm:  # a zombie: its memory is gone already
+        return None
+    return fields.get("Name", "?").strip(), int(hwm[0]), stat[stat.rindex(")") + 2 :].split()[19]
+
+
+class RssWatch:
+    """Peak RSS of each process the bench starts itself (crossbuild's invoke, go, docker, ko), not of
+    the processes those start: `go build`'s compilers, buildx's plugins and buildkitd are not counted.
+
+    A thread reads /proc/<pid>/status's VmHWM (the kernel's high-water mark of that
+    process's resident set) of every direct child every `interval` s and keeps the last
+    reading of each: VmHWM never decreases within one program, so the last reading is its
+    peak up to at most `interval` before it exited. The last and not the largest, because
+    VmHWM starts again at exec: read between fork and exec it is the bench's own. Not
+    getrusage's ru_maxrss, which Linux carries over an execve and takes the maximum over
+    every descendant (RUSAGE_CHILDREN). A command shorter than `interval` may be missed.
+    """
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.last: dict[tuple[int, str], tuple[str, int]] = {}  # (pid, start time) -> (name, VmHWM KiB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="rss-watch", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while True:
+            self.sample()
+            if self._stop.wait(self.interval):
+                return
+
+    def sample(self) -> None:
+        for pid in direct_children():
+            seen = status_hwm(pid)
+            if seen is not None:
+                name, kib, start = seen
+                self.last[(pid, start)] = (name, kib)
+
+    def stop(self) -> tuple[int | None, str]:
+        """(peak VmHWM in KiB, that process's name) over the phase's commands; (None, "") when none was seen."""
+        self._stop.set()
+        self._thread.join()
+        return peak(self.last.values())
+
+
+def peak(readings: Iterable[tuple[str, int]]) -> tuple[int | None, str]:
+    """The largest (name, KiB) reading, as (KiB, name)."""
+    best = max(readings, key=lambda r: r[1], default=None)
+    return (best[1], best[0]) if best else (None, "")
 
 
 # --- bytes pushed ---------------------------------------------------------------------
@@ -221,6 +312,8 @@ class Phase:
     cpu: dict[str, float] = field(default_factory=dict)  # CpuWatch numbers + waited_for_idle_s
     note: str = ""  # why a figure is missing or suspect
     pushed_by_repo: dict[str, int] = field(default_factory=dict)  # repository under the prefix -> bytes
+    peak_rss_kib: int | None = None  # largest VmHWM of the commands the bench started (RssWatch), not their children
+    peak_rss_of: str = ""  # that command's process name: "invoke" for crossbuild, "go" for the floor
 
     def busy_note(self) -> str:
         """Say so when other processes took a noticeable share of the CPU while the phase ran."""
@@ -252,11 +345,15 @@ class PhaseMeter:
     def measure(self, body: Callable[[], None]) -> Phase:
         waited = wait_idle(self.wait_idle_s) if self.wait_idle_s > 0 else 0.0
         watch = CpuWatch()
+        rss = RssWatch()
         t0 = time.monotonic()
-        body()
-        elapsed = time.monotonic() - t0
+        try:
+            body()
+        finally:
+            elapsed = time.monotonic() - t0
+            rss_kib, rss_of = rss.stop()
         cpu = {**watch.stop(), "waited_for_idle_s": round(waited, 1)}
         snap = self.meter.snapshot(self.prefix_path)
         pushed = Meter.diff(self.before, snap)
         self.before = snap
-        return Phase(elapsed, pushed.total, pushed.growth, cpu, pushed.note, pushed.by_repo)
+        return Phase(elapsed, pushed.total, pushed.growth, cpu, pushed.note, pushed.by_repo, rss_kib, rss_of)

@@ -40,6 +40,11 @@ SERVICE_NAMES = (
 )  # fmt: skip
 
 
+def service_names(n: int) -> tuple[str, ...]:
+    """The first n service names: OpenIM's twelve, then svc13, svc14, ... (the growth sweep goes to 48)."""
+    return (SERVICE_NAMES + tuple(f"svc{i}" for i in range(len(SERVICE_NAMES) + 1, n + 1)))[:n]
+
+
 @dataclass(frozen=True)
 class Size:
     name: str
@@ -129,7 +134,7 @@ def _plan(size: Size, seed: int) -> tuple[list[Package], dict[str, list[int]]]:
                     orphans.remove(d)
         orphans.append(i)
         packages.append(pkg)
-    names = SERVICE_NAMES[: size.services]
+    names = service_names(size.services)
     services: dict[str, list[int]] = {n: [] for n in names}
     for k, orphan in enumerate(orphans):
         services[names[k % len(names)]].append(orphan)
@@ -402,9 +407,14 @@ def _git(root: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(root), *args], env=env, check=True, capture_output=True, text=True)
 
 
-def generate(root: Path, size_name: str, seed: int = 1, extra_files: dict[str, str] | None = None) -> Monorepo:
+def size_of(size: str | Size) -> Size:
+    """A named size (tiny, small, full) or one made up by the caller (a growth sweep's point)."""
+    return size if isinstance(size, Size) else SIZES[size]
+
+
+def generate(root: Path, size: str | Size, seed: int = 1, extra_files: dict[str, str] | None = None) -> Monorepo:
     """Write the monorepo into `root` (created; must not exist), commit and tag it."""
-    size = SIZES[size_name]
+    size = size_of(size)
     packages, services = _plan(size, seed)
     root.mkdir(parents=True)
     files: dict[str, str] = {

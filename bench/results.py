@@ -113,6 +113,8 @@ class CaseResult:
             "setup_s": self.setup_s,
             "cpu": self.cpu,
             "bytes_by_repo": {n: p.pushed_by_repo for n, p in self.phases.items()},  # phase -> repository -> bytes
+            # phase -> the largest VmHWM of a command the bench started (not of that command's children)
+            "peak_rss": {n: {"kib": p.peak_rss_kib, "process": p.peak_rss_of} for n, p in self.phases.items()},
         }
         others = {n: p for n, p in self.phases.items() if n not in STANDARD_PHASES}
         if others:

@@ -74,7 +74,7 @@ EDITS: dict[str, Callable[[Monorepo], Edit]] = {MAIN: main_edit, SHARED: shared_
 class EditPhases(Case):
     """A case that, after cold and warm, times the edit phases; mixed into (a), (d), (e) and (f)."""
 
-    phases = ("cold", "warm", *PHASES)
+    phases: tuple[str, ...] = ("cold", "warm", *PHASES)
 
     def before(self, ctx: Context, res: CaseResult, phase: str) -> None:
         if phase in EDITS:
