@@ -124,9 +124,12 @@ bundle.load: $(STAMP) ## Verify and import a bundle: ARCHIVE=file.tar.gz [REGIST
 fuzz: $(STAMP) ## Fuzz the input parsers for minutes (FUZZ_EXAMPLES=20000 per target; CI runs a short pass)
 	@HYPOTHESIS_PROFILE=long $(VENV)/bin/python -m pytest tests/fuzz -q $(PYTEST_ARGS)
 
-.PHONY: bench bench.tiny
+.PHONY: bench bench.tiny bench.sweep
 bench: $(STAMP) ## Benchmark against the emulated path, an OpenIM-style loop, ko and the go build floor, cold, warm and after one-line edits (SIZE=full, BENCH_ARGS=...)
 	@$(VENV)/bin/python bench/run.py --size $(or $(SIZE),full) --out build/bench --profile $(BENCH_ARGS)
 
 bench.tiny: $(STAMP) ## The benchmark on a tiny monorepo (what CI runs through the tests)
 	@$(VENV)/bin/python bench/run.py --size tiny --cases a,d,f --out build/bench $(BENCH_ARGS)
+
+bench.sweep: $(STAMP) ## Growth sweep: crossbuild vs the go build floor, cold, over services {3,12,48} x platforms {1,3,5} (~20 min; SIZE=tiny, BENCH_ARGS=...)
+	@$(VENV)/bin/python bench/sweep.py --size $(or $(SIZE),full) --out build/bench-sweep $(BENCH_ARGS)

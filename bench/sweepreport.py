@@ -130,8 +130,15 @@ def json_data(
     }
 
 
+def _by_services(results: Sequence[PointResult]) -> list[list[PointResult]]:
+    """The points in runs of the same service count, fewest platforms first: one line each in the chart."""
+    counts = sorted({r.point.services for r in results})
+    return [sorted((r for r in results if r.point.services == n), key=lambda r: r.point.work) for n in counts]
+
+
 def chart(grid: Grid, results: Sequence[PointResult], path: Path) -> bool:
-    """Time, ratio and crossbuild's RSS against services x platforms; False when matplotlib is not installed."""
+    """Time, ratio and crossbuild's RSS against services x platforms, one line per service count (its platforms
+    1, 3, 5 along it); False when matplotlib is not installed."""
     try:
         import matplotlib  # noqa: PLC0415 - optional: the bench extra
     except ImportError:
@@ -140,41 +147,48 @@ def chart(grid: Grid, results: Sequence[PointResult], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    rows = sorted(results, key=lambda r: r.point.work)
     fig, (top, mid, low) = plt.subplots(3, 1, figsize=(9, 11), sharex=True, height_ratios=(3, 2, 2))
-    series = (("floor: go build", "#999999", [(r.point.work, r.floor) for r in rows]),
-              ("crossbuild prebuilt", "#4477aa", [(r.point.work, r.crossbuild) for r in rows]))  # fmt: skip
-    for label, color, cases in series:
-        pts = [(work, c.cold_s, cpu_s(c)) for work, c in cases if c.ok and c.cold_s]
-        top.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=color, label=f"{label}, wall")
-        top.plot([p[0] for p in pts], [p[2] for p in pts], "x--", color=color, alpha=0.6, label=f"{label}, CPU")
-    for r in rows:
-        if r.crossbuild.cold_s:
-            top.annotate(r.point.label, (r.point.work, r.crossbuild.cold_s), textcoords="offset points",
-                         xytext=(4, 4), fontsize=8)  # fmt: skip
+    markers = "os^Dv<>p"
+    got = ratios(results)
+    if got:  # the band a flat ratio stays in
+        lowest = min(r for _, r in got)
+        mid.axhspan(lowest, lowest * (1 + FLAT_WITHIN), color="#bbddbb", alpha=0.5,
+                    label=f"flat: within {FLAT_WITHIN:.0%} of the lowest ratio")  # fmt: skip
+    low.axhline(RSS_LIMIT_MIB, color="#cc3311", linestyle=":", label=f"limit {RSS_LIMIT_MIB} MiB")
+    for n, line in enumerate(_by_services(results)):
+        mark, svc = markers[n % len(markers)], f"{line[0].point.services} svc"
+        tools = (("floor", "#999999", [(r.point.work, r.floor) for r in line]),
+                 ("crossbuild", "#4477aa", [(r.point.work, r.crossbuild) for r in line]))  # fmt: skip
+        for name, color, cases in tools:
+            pts = [(work, c.cold_s, cpu_s(c)) for work, c in cases if c.ok and c.cold_s]
+            top.plot([p[0] for p in pts], [p[1] for p in pts], f"{mark}-", color=color, label=f"{name}, {svc}: wall")
+            top.plot([p[0] for p in pts], [p[2] for p in pts], f"{mark}:", color=color, alpha=0.5, markersize=4,
+                     label=f"{name}, {svc}: CPU")  # fmt: skip
+        for r in line:
+            if r.crossbuild.cold_s:
+                top.annotate(r.point.label, (r.point.work, r.crossbuild.cold_s), textcoords="offset points",
+                             xytext=(4, 4), fontsize=8)  # fmt: skip
+        rs = [(r.point.work, r.ratio, r.cpu_ratio) for r in line if r.ratio is not None]
+        mid.plot([g[0] for g in rs], [g[1] for g in rs], f"{mark}-", color="#4477aa", label=f"{svc}: wall")
+        mid.plot([g[0] for g in rs], [g[2] for g in rs], f"{mark}:", color="#4477aa", alpha=0.5, markersize=4,
+                 label=f"{svc}: CPU")  # fmt: skip
+        rss = [(r.point.work, mib) for r in line if (mib := r.rss_mib) is not None]
+        low.plot([p[0] for p in rss], [p[1] for p in rss], f"{mark}-", color="#ee7733", label=svc)
     top.set_xscale("log")
     top.set_yscale("log")
     top.set_ylabel("seconds, cold (log)")
-    top.legend(fontsize=8)
+    top.legend(fontsize=7, ncol=2)
     top.set_title(f"crossbuild growth sweep ({grid.name}, {grid.packages} packages, {os.cpu_count()} cores)")
-    got = [(r.point.work, r.ratio, r.cpu_ratio) for r in rows if r.ratio is not None]
-    mid.plot([g[0] for g in got], [g[1] for g in got], "o-", color="#4477aa", label="wall ratio")
-    mid.plot([g[0] for g in got], [g[2] for g in got], "x--", color="#4477aa", alpha=0.6, label="CPU ratio")
-    if got:
-        lowest = min(g[1] for g in got if g[1] is not None)
-        mid.axhspan(lowest, lowest * (1 + FLAT_WITHIN), color="#bbddbb", alpha=0.5,
-                    label=f"flat: within {FLAT_WITHIN:.0%} of the lowest ratio")  # fmt: skip
     mid.set_ylabel("crossbuild / floor")
-    mid.legend(fontsize=8)
-    rss = [(r.point.work, mib) for r in rows if (mib := r.rss_mib) is not None]
-    low.plot([p[0] for p in rss], [p[1] for p in rss], "o-", color="#ee7733", label="crossbuild's own peak RSS")
-    low.axhline(RSS_LIMIT_MIB, color="#cc3311", linestyle=":", label=f"limit {RSS_LIMIT_MIB} MiB")
+    mid.legend(fontsize=7, ncol=2)
     low.set_ylim(0, RSS_LIMIT_MIB * 1.2)
-    low.set_ylabel("MiB")
+    low.set_ylabel("crossbuild's own peak RSS, MiB")
     low.set_xlabel("services x platforms (images shipped), log")
-    low.legend(fontsize=8)
-    ticks = [r.point.work for r in rows]
-    low.set_xticks(ticks, [f"{r.point.work}\n{r.point.label}" for r in rows], fontsize=7)
+    low.legend(fontsize=7)
+    ticks: dict[int, list[str]] = {}
+    for r in sorted(results, key=lambda r: r.point.work):
+        ticks.setdefault(r.point.work, []).append(r.point.label)
+    low.set_xticks(list(ticks), [f"{work}\n{', '.join(labels)}" for work, labels in ticks.items()], fontsize=7)
     low.minorticks_off()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -1,8 +1,9 @@
-"""bench/run.py works end to end on the tiny monorepo (not a timed assertion).
+"""bench/run.py and bench/sweep.py work end to end at their tiny sizes (not timed assertions).
 
 Runs the crossbuild prebuilt case (a), the OpenIM-style loop (d) and the
 `go build` floor (f) against the real go, BuildKit builder and local registry,
-then checks results.json and the PNG chart. About 2 minutes on 2 cores.
+then checks results.json and the PNG chart (about 2 minutes on 2 cores); then the
+growth sweep's four tiny points, (a) and (f) at each, and its sweep.json and chart.
 """
 
 from __future__ import annotations
@@ -64,3 +65,43 @@ def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == PNG_SIGNATURE
     assert "| case | cold s | warm s |" in (out / "results.md").read_text()
     assert "(a) crossbuild prebuilt" in proc.stdout
+
+
+def test_bench_sweep_tiny_runs_and_reports(tmp_path: Path) -> None:
+    """`bench/sweep.py --size tiny` at two of its points, 1 x 1 and 1 x 2, the floor and crossbuild at each.
+
+    Two points, not the grid's four: every point and tool compiles the standard library
+    cold (~17 CPU-s a platform), so the whole tiny grid takes about 3 minutes, these two 1.5.
+    """
+    out = tmp_path / "sweep"
+    proc = run(
+        [
+            sys.executable,
+            PROJECT / "bench" / "sweep.py",
+            *("--size", "tiny", "--services", "1", "--platforms", "1,2"),
+            *("--out", out, "--wait-idle", "0", "--retry-busy", "0"),
+        ],
+        cwd=PROJECT,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+
+    data = json.loads((out / "sweep.json").read_text())
+    assert [p["point"] for p in data["points"]] == ["1x1", "1x2"]
+    for point in data["points"]:
+        for key in ("floor", "crossbuild"):
+            case = point[key]
+            assert case["status"] == "ok", f"{point['point']} {key}: {case['status']}"
+            assert case["cold_s"] > 0 and case["cpu"]["cold"]["bench_cpu_s"] > 0, (point["point"], key)
+        assert point["floor"]["bytes_cold"] == 0
+        assert point["crossbuild"]["bytes_cold"] > 0
+        # one repository per service, under the point's own prefix
+        assert len(point["crossbuild"]["bytes_by_repo"]["cold"]) == point["services"]
+        assert point["ratio"] > 0
+        # the invoke process itself: a Python interpreter with crossbuild loaded, not go or buildx
+        assert point["crossbuild"]["peak_rss"]["cold"]["process"] == "invoke"
+        assert 10 < point["crossbuild_peak_rss_mib"] < 1000
+    assert [t["pass"] is not None for t in data["targets"]] == [True, True], data["targets"]
+    assert (out / "sweep.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert "| 1x2 | 2 |" in (out / "sweep.md").read_text()
+    assert "crossbuild's own peak RSS < 150 MiB at 1x2" in proc.stdout
