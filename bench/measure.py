@@ -12,6 +12,7 @@ every case at once (the peak RSS of the commands the bench starts was the last).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -119,25 +120,19 @@ def wait_idle(max_wait: float, threshold: float = 0.25, window: float = 2.0) -> 
 
 def direct_children() -> set[int]:
     """The pids of this process's children (every thread's), not their descendants."""
-    tasks = Path("/proc/self/task")
     found: set[int] = set()
-    try:
-        for task in tasks.iterdir():
-            found.update(int(p) for p in (task / "children").read_text().split())
+    if Path(f"/proc/self/task/{os.getpid()}/children").exists():
+        for task in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):  # a thread that ended meanwhile
+                found.update(int(p) for p in (task / "children").read_text().split())
         return found
-    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: the slow way, every ppid
-        pass
-    except OSError:
-        return found
-    me = os.getpid()
+    me = str(os.getpid())  # a kernel without CONFIG_PROC_CHILDREN: the slow way, every process's parent
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
-            try:
+            with contextlib.suppress(OSError, ValueError, IndexError):
                 stat = (proc / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == me:
-                found.add(int(proc.name))
+                if stat[stat.rindex(")") + 2 :].split()[1] == me:
+                    found.add(int(proc.name))
     return found
 
 

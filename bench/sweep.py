@@ -51,17 +51,18 @@ class FloorAt(Floor):
     phases = ("cold",)
 
     def __init__(self, point: Point) -> None:
+        self.key = f"{point.slug}-f"  # logs/s48-p5-f-cold.log
         self.slug = f"sweep-{point.slug}-f"
 
 
 class CrossbuildAt(ImageMultiarch):
     """(a) at one point: `invoke image.multiarch` with VERIFY=0 SBOM=0 SIGN=off, cold only."""
 
-    key = "a"
     title = "crossbuild prebuilt"
     phases = ("cold",)
 
     def __init__(self, point: Point) -> None:
+        self.key = f"{point.slug}-a"
         self.slug = f"sweep-{point.slug}-a"
 
 
@@ -103,15 +104,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run_point(ctx: Context, point: Point, grid: sweepplan.Grid) -> PointResult:
     """Generate the point's monorepo, then run the floor and crossbuild on it, each cold."""
     ctx.generate(point.size(grid), point.platforms)
-    summary = ctx.workspace.mono.summary()
+    mono = ctx.workspace.mono
+    packages = len(mono.packages) + 1  # + pkg/version
     say(f"point {point.label}: {point.services} services x {', '.join(point.platforms)}, "
-        f"{summary['packages']} packages, {summary['go_lines']} lines of Go")  # fmt: skip
+        f"{packages} packages, {mono.lines} lines of Go")  # fmt: skip
     floor, crossbuild = FloorAt(point), CrossbuildAt(point)
     results = [run_case(ctx, case) for case in (floor, crossbuild)]
     for case in (floor, crossbuild):  # its GOCACHE and binaries: not needed again, and 48x5's are large
         for scratch in (ctx.gocache(case.slug), ctx.case_dir(case.slug)):
             shutil.rmtree(scratch, ignore_errors=True)
-    return PointResult(point, int(str(summary["packages"])), int(str(summary["go_lines"])), *results)
+    return PointResult(point, packages, mono.lines, *results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

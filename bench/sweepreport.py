@@ -36,9 +36,10 @@ def table(results: Sequence[PointResult]) -> str:
         a, f = r.crossbuild, r.floor
         rel = r.ratio / lowest if r.ratio is not None and lowest else None
         rss = r.rss_mib
+        tools = (("floor", f), ("crossbuild", a))
         notes = "; ".join(
-            [f"({c.key}) {c.status}" for c in (f, a) if c.status != "ok"]
-            + [f"({c.key}) {n}" for c in (f, a) for n in c.notes if "in parallel" not in n]
+            [f"{name}: {c.status}" for name, c in tools if c.status != "ok"]
+            + [f"{name} {n}" for name, c in tools for n in c.notes if "in parallel" not in n]
         )
         rows.append(
             f"| {r.point.label} | {r.point.work} | {secs(f.cold_s)} | {secs(a.cold_s)} | {_x(r.ratio)} "
@@ -79,7 +80,7 @@ def markdown(ctx: Context, grid: Grid, results: Sequence[PointResult], targets: 
         "",
         "| point | case | wall s | waited for idle s | machine busy CPU-s | bench CPU-s | other CPU-s |",
         "|---|---|---|---|---|---|---|",
-        *[f"| {r.point.label} | ({c.key}) | {cpu.get('wall_s')} | {cpu.get('waited_for_idle_s')} | "
+        *[f"| {r.point.label} | {c.label} | {cpu.get('wall_s')} | {cpu.get('waited_for_idle_s')} | "
           f"{cpu.get('machine_busy_cpu_s')} | {cpu.get('bench_cpu_s')} | {cpu.get('other_cpu_s')} |"
           for r in results for c in (r.floor, r.crossbuild) for cpu in c.cpu.values()],
         "",
@@ -88,7 +89,7 @@ def markdown(ctx: Context, grid: Grid, results: Sequence[PointResult], targets: 
     ]  # fmt: skip
     for r in results:
         for c in (r.floor, r.crossbuild):
-            lines += [f"### {r.point.label} ({c.key}) {c.label}", "", "```sh", *dict.fromkeys(c.commands), "```", ""]
+            lines += [f"### {r.point.label} {c.label}", "", "```sh", *dict.fromkeys(c.commands), "```", ""]
     return "\n".join(lines)
 
 
