@@ -7,7 +7,7 @@ are read at the registry (bench/regstats.py), never from the tool's output.
 
 Every figure a phase reports is taken here, so a case only says what to run;
 a new figure is one more field of Phase filled in by PhaseMeter.measure, for
-every case at once (the peak RSS of the commands the bench starts was the last).
+every case at once: the peak RSS of each command the bench starts (RssWatch) is one.
 """
 
 from __future__ import annotations
