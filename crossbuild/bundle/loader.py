@@ -294,7 +294,8 @@ def _push(root: Path, verified: Verified, registry: str, client: Client) -> list
         for ref in _attached(img)
         for desc in verified.supply_parts.get(ref.digest, ())
     ]
-    sent = push_all(BlobUploader(client, registry), wanted, BLOB_PARALLEL)
+    # read_archive hashed every file under `root` (private to this run) a moment ago: not again on the way out
+    sent = push_all(BlobUploader(client, registry, rehash=False), wanted, BLOB_PARALLEL)
     imported = []
     counted: set[tuple[str, str]] = set()  # bytes sent are shown with the first image that needed them
     for img in images:

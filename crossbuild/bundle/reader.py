@@ -22,7 +22,6 @@ Nothing here needs a Config: it runs on the air-gapped host with only the archiv
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import math
@@ -57,13 +56,15 @@ from crossbuild.bundle.format import (
     parse_sums,
     supply_blobs,
 )
+from crossbuild.bundle.gzipstream import GunzipReader
 from crossbuild.errors import UserError
 from crossbuild.oci import Manifest
 
 HEADER_MAX = 1 << 20  # one tar header with its pax records or GNU long name
 _TAR_OVERHEAD = 64 << 20  # headers and padding on top of the declared bytes
-_READ_AHEAD = 64 << 10  # tarfile reads its stream in 10 KiB records
 _CHUNK = 1 << 20
+_TAR_BUFFER = 256 << 10  # tarfile's reads of the stream (its default, 10 KiB records, costs calls)
+_READ_AHEAD = _TAR_BUFFER + (64 << 10)  # tarfile reads up to one buffer past what it was asked for
 _LIST_MAX = 5  # names shown in one error line
 # Layers are compressed already, so gzip barely shrinks a bundle: a real one declares about its own size.
 DEFAULT_RATIO = 2
@@ -98,7 +99,7 @@ class _Overflow(Exception):
 class _Metered:
     """The decompressed archive as tarfile reads it, stopped at a ceiling that moves per member."""
 
-    def __init__(self, raw: gzip.GzipFile, total: int) -> None:
+    def __init__(self, raw: GunzipReader, total: int) -> None:
         self.raw = raw
         self.total = total
         self.position = 0
@@ -207,29 +208,34 @@ class _Reader:
         try:
             with raw:
                 self.stream(raw)
-        except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:  # BadGzipFile is an OSError
+        except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise self.corrupt(f"the archive is truncated or damaged ({reason})") from None
         self.finish()
 
     def stream(self, raw: IO[bytes]) -> None:
-        with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-            stream = _Metered(gz, self.limit + _TAR_OVERHEAD)
-            stream.allow(HEADER_MAX, header=True)  # tarfile.open reads the first header
-            try:
-                with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
-                    while True:
-                        stream.allow(HEADER_MAX, header=True)
-                        member = tar.next()
-                        if member is None:
-                            break
-                        self.member(tar, member, stream)
-            except _Overflow:
-                if stream.position >= stream.total:
-                    raise self.too_large(stream.position) from None
-                if stream.header:
-                    raise self.corrupt("a tar header is larger than 1 MiB (pax records or a long name)") from None
-                raise self.corrupt("a member holds more than its tar header says") from None
+        stream = _Metered(GunzipReader(raw, _CHUNK), self.limit + _TAR_OVERHEAD)
+        stream.allow(HEADER_MAX, header=True)  # tarfile.open reads the first header
+        try:
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=_TAR_BUFFER) as tar:  # type: ignore[call-overload]
+                while True:
+                    stream.allow(HEADER_MAX, header=True)
+                    member = tar.next()
+                    if member is None:
+                        break
+                    self.member(tar, member, stream)
+            # Past the tar's end blocks only padding is left; reading it to the end checks the gzip trailer
+            # (CRC-32 and length), which is how an archive cut short in its padding is told apart.
+            stream.allow(HEADER_MAX, header=True)
+            while rest := stream.read(_CHUNK):
+                if rest.strip(b"\0"):
+                    raise self.corrupt("it holds data after the end of the tar archive")
+        except _Overflow:
+            if stream.position >= stream.total:
+                raise self.too_large(stream.position) from None
+            if stream.header:
+                raise self.corrupt("a tar header is larger than 1 MiB (pax records or a long name)") from None
+            raise self.corrupt("a member holds more than its tar header says") from None
 
     def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo, stream: _Metered) -> None:
         parts = _member_parts(self.path, member.name)
