@@ -6,8 +6,9 @@ and buildkitd used and how much other processes took meanwhile. Bytes pushed
 are read at the registry (bench/regstats.py), never from the tool's output.
 
 Every figure a phase reports is taken here, so a case only says what to run;
-a new figure (say, the peak RSS of crossbuild's own process) is one more field
-of Phase filled in by PhaseMeter.measure, for every case at once.
+a new figure is one more field of Phase filled in by PhaseMeter.measure, for
+every case at once (the peak RSS of each program the phase ran, from the
+VmHWM samples bench/shell.py takes of every command's own process, is one).
 """
 
 from __future__ import annotations
@@ -221,6 +222,7 @@ class Phase:
     cpu: dict[str, float] = field(default_factory=dict)  # CpuWatch numbers + waited_for_idle_s
     note: str = ""  # why a figure is missing or suspect
     pushed_by_repo: dict[str, int] = field(default_factory=dict)  # repository under the prefix -> bytes
+    peak_rss: dict[str, int] = field(default_factory=dict)  # program -> the largest peak RSS of its runs, bytes
 
     def busy_note(self) -> str:
         """Say so when other processes took a noticeable share of the CPU while the phase ran."""
@@ -243,8 +245,11 @@ class PhaseMeter:
     it pushed on top of the cold run.
     """
 
-    def __init__(self, meter: Meter, prefix: str, wait_idle_s: float) -> None:
+    def __init__(
+        self, meter: Meter, prefix: str, wait_idle_s: float, peaks: list[tuple[str, int]] | None = None
+    ) -> None:
         self.meter = meter
+        self.peaks = peaks if peaks is not None else []  # Shell.peaks: (program, peak RSS) of every command run
         self.prefix_path = prefix.removeprefix(regstats.REGISTRY + "/")
         self.wait_idle_s = wait_idle_s
         self.before = meter.snapshot(self.prefix_path)
@@ -252,6 +257,7 @@ class PhaseMeter:
     def measure(self, body: Callable[[], None]) -> Phase:
         waited = wait_idle(self.wait_idle_s) if self.wait_idle_s > 0 else 0.0
         watch = CpuWatch()
+        ran = len(self.peaks)
         t0 = time.monotonic()
         body()
         elapsed = time.monotonic() - t0
@@ -259,4 +265,7 @@ class PhaseMeter:
         snap = self.meter.snapshot(self.prefix_path)
         pushed = Meter.diff(self.before, snap)
         self.before = snap
-        return Phase(elapsed, pushed.total, pushed.growth, cpu, pushed.note, pushed.by_repo)
+        peaks: dict[str, int] = {}
+        for program, peak in self.peaks[ran:]:
+            peaks[program] = max(peaks.get(program, 0), peak)
+        return Phase(elapsed, pushed.total, pushed.growth, cpu, pushed.note, pushed.by_repo, peaks)
