@@ -115,24 +115,29 @@ class GunzipReader:
     def __init__(self, raw: IO[bytes], chunk: int = 1 << 20) -> None:
         self.raw, self.chunk = raw, chunk
         self._inflate: zlib._Decompress | None = zlib.decompressobj(_GZIP_WBITS)
-        self._pending = b""  # compressed input not yet given to zlib
+        self._pending = b""  # compressed input read from `raw`, given to zlib from _offset on
+        self._offset = 0
         self._started = False  # some input of the current member was read
 
     def read(self, size: int = -1) -> bytes:
         size = self.chunk if size < 0 else size
         while size > 0 and self._inflate is not None:
-            source = self._inflate.unconsumed_tail
+            source: bytes | memoryview = self._inflate.unconsumed_tail  # input zlib had no room for last time
             if not source:
-                source, self._pending = self._pending or self.raw.read(self.chunk), b""
-                if not source:
-                    if self._started:
-                        raise EOFError("compressed file ended before the end-of-stream marker was reached")
-                    self._inflate = None  # the end, between members
-                    return b""
+                if self._offset >= len(self._pending):
+                    self._pending, self._offset = self.raw.read(self.chunk), 0
+                    if not self._pending:
+                        if self._started:
+                            raise EOFError("compressed file ended before the end-of-stream marker was reached")
+                        self._inflate = None  # the end, between members
+                        return b""
+                # no more input than output asked for: stored blocks then leave no unconsumed tail to copy
+                source = memoryview(self._pending)[self._offset : self._offset + size]
+                self._offset += len(source)
             self._started = True
             data = self._inflate.decompress(source, size)
             if self._inflate.eof:
-                self._next_member(self._inflate.unused_data)
+                self._next_member(self._inflate.unused_data + self._pending[self._offset :])
             if data:
                 return data
         return b""
@@ -147,4 +152,4 @@ class GunzipReader:
                 return
             rest = more.lstrip(b"\0")
         self._inflate = zlib.decompressobj(_GZIP_WBITS)
-        self._pending, self._started = rest, False
+        self._pending, self._offset, self._started = rest, 0, False

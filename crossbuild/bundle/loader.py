@@ -30,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from crossbuild import attestations, hosts, output, resolve, signatures
+from crossbuild import attestations, heap, hosts, output, resolve, signatures
 from crossbuild.bundle.format import (
     IMAGES_DIR,
     OCI_LAYOUT,
@@ -438,6 +438,7 @@ def load(
         raise UserError(f"{'--plain-http' if plain_http else '--insecure'} applies to --registry HOST:PORT only")
     host = check_registry(registry) if registry is not None else None
     public_key = signatures.read_public_key(key) if key is not None else None
+    heap.keep_freed_buffers()  # gigabytes stream through MiB buffers: reuse them, do not fault them in again
     client = connect(host, plain_http=plain_http, insecure=insecure) if host is not None else None
     output.step(f"check {path}")
     with scratch_dir() as scratch:

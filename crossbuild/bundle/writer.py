@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from crossbuild import attestations, hosts, output, resolve, signatures
+from crossbuild import attestations, heap, hosts, output, resolve, signatures
 from crossbuild.bundle.format import (
     DOCKER_MANIFEST_FILE,
     MANIFEST_FILE,
@@ -545,6 +545,7 @@ def create(
         raise UserError("nothing to bundle: no service selected and no extra image given")
     platforms = list(dict.fromkeys(normalise_platform(p.os, p.arch, p.variant) for p in platforms))
     output.step(f"bundle {len(wanted)} image(s) x {', '.join(map(str, platforms))} (version {cfg.version.version})")
+    heap.keep_freed_buffers()  # gigabytes stream through MiB buffers: reuse them, do not fault them in again
     resolved = resolve_all(client, wanted, platforms)
     fingerprint = signatures.read_public_key(cfg.sign.public_key).fingerprint if cfg.sign.public_key else None
     written = []

@@ -7,13 +7,16 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import platform
 import shutil
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
 import pytest
 
+from crossbuild import heap
 from crossbuild.bundle.gzipstream import COMPRESSED, STORED, GunzipReader, GzipWriter
 from crossbuild.oci import is_compressed
 
@@ -124,3 +127,9 @@ def test_damage_is_an_error(damage: object, error: type[Exception]) -> None:
 )
 def test_which_blobs_are_compressed_already(media_type: str, compressed: bool) -> None:
     assert is_compressed(media_type) is compressed
+
+
+def test_malloc_is_told_to_keep_freed_buffers_where_it_can() -> None:
+    """glibc takes the setting; elsewhere (musl, macOS) nothing is changed and nothing fails."""
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert heap.keep_freed_buffers() is glibc
