@@ -25,8 +25,10 @@ import contextlib
 import hashlib
 import json
 import math
+import queue
 import shutil
 import tarfile
+import threading
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -63,6 +65,7 @@ from crossbuild.oci import Manifest
 HEADER_MAX = 1 << 20  # one tar header with its pax records or GNU long name
 _TAR_OVERHEAD = 64 << 20  # headers and padding on top of the declared bytes
 _CHUNK = 1 << 20
+_WRITE_AHEAD = 4  # chunks handed to the extracting thread, not yet written
 _TAR_BUFFER = 256 << 10  # tarfile's reads of the stream (its default, 10 KiB records, costs calls)
 _READ_AHEAD = _TAR_BUFFER + (64 << 10)  # tarfile reads up to one buffer past what it was asked for
 _LIST_MAX = 5  # names shown in one error line
@@ -116,6 +119,51 @@ class _Metered:
         if self.position > self.ceiling:
             raise _Overflow
         return data
+
+
+class _WriteBehind:
+    """A file written by a thread of its own, WRITE_AHEAD chunks behind the reader at most.
+
+    write() hands a chunk over (bytes: immutable, safe to share); finish() waits for the last one;
+    the first OSError the thread meets is raised (as `failed`) by the next write or finish. Leaving
+    the `with` block always stops the thread and closes the file.
+    """
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_WRITE_AHEAD)
+        self.failed: OSError | None = None
+        self.thread = threading.Thread(target=self._run, name="bundle-extract", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self.queue.get()) is not None:
+            if self.failed is None:
+                try:
+                    self.handle.write(chunk)
+                except OSError as exc:
+                    self.failed = exc
+
+    def write(self, chunk: bytes) -> None:
+        if self.failed is not None:
+            raise self.failed
+        self.queue.put(chunk)
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.failed is not None:
+            raise self.failed
+
+    def __enter__(self) -> _WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self.thread.is_alive():  # a full queue drains while the thread lives; a dead one takes nothing
+            with contextlib.suppress(queue.Full):
+                self.queue.put(None, timeout=0.1)
+                self.thread.join()
+        self.handle.close()
 
 
 def _corrupt(path: Path, problem: str) -> UserError:
@@ -309,29 +357,36 @@ class _Reader:
             raise self.too_large(self.read_total + size)
 
     def copy(self, src: IO[bytes], rel: str, keep: bool) -> tuple[str, bytes]:
-        """Hash a member while writing it under dest; its bytes too when `keep` (it is small: checked)."""
+        """Hash a member while writing it under dest; its bytes too when `keep` (it is small: checked).
+
+        The file is written by a thread of its own (_WriteBehind) while this one inflates and hashes the
+        next chunk: writing a GiB into the page cache costs as much system time as the rest of the pass."""
         digest = hashlib.sha256()
         kept = bytearray()
         with contextlib.ExitStack() as stack:
-            target: IO[bytes] | None = None
+            target: _WriteBehind | None = None
             if self.dest is not None:
                 out = self.dest / rel
                 try:
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    target = stack.enter_context(out.open("xb"))
+                    target = stack.enter_context(_WriteBehind(out.open("xb")))
                 except OSError as exc:
                     raise UserError(f"cannot write {out}: {exc.strerror}; set TMPDIR to a disk with room") from exc
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                if keep:
-                    kept += chunk
-                if target is not None:
-                    try:
+            try:
+                while chunk := src.read(_CHUNK):
+                    if target is not None:
                         target.write(chunk)
-                    except OSError as exc:
-                        raise UserError(
-                            f"cannot write under {self.dest}: {exc.strerror}; set TMPDIR to a disk with room"
-                        ) from exc
+                    digest.update(chunk)
+                    if keep:
+                        kept += chunk
+                if target is not None:
+                    target.finish()
+            except OSError as exc:
+                if target is None or exc is not target.failed:
+                    raise
+                raise UserError(
+                    f"cannot write under {self.dest}: {exc.strerror}; set TMPDIR to a disk with room"
+                ) from exc
         return digest.hexdigest(), bytes(kept)
 
     # -- what each metadata file declares --

@@ -1,9 +1,12 @@
 """The bundle's gzip streams: GzipWriter switches between deflate and stored blocks inside ONE member that
 every gzip reader reads (Python's gzip module and the gzip program are the witnesses), and GunzipReader
-returns what they would, refusing damaged or cut input."""
+returns what they would, refusing damaged or cut input. Also the reader's extracting thread: a full disk
+is reported, and the thread stops on every way out."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import gzip
 import io
 import os
@@ -18,6 +21,7 @@ import pytest
 
 from crossbuild import heap
 from crossbuild.bundle.gzipstream import COMPRESSED, STORED, GunzipReader, GzipWriter
+from crossbuild.bundle.reader import _WriteBehind
 from crossbuild.oci import is_compressed
 
 TEXT = b'{"schemaVersion": 2, "layers": []}\n' * 2000
@@ -133,3 +137,43 @@ def test_malloc_is_told_to_keep_freed_buffers_where_it_can() -> None:
     """glibc takes the setting; elsewhere (musl, macOS) nothing is changed and nothing fails."""
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert heap.keep_freed_buffers() is glibc
+
+
+class _DiskFull(io.RawIOBase):
+    def __init__(self, room: int) -> None:
+        self.room = room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= 1
+        return len(data)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("room", [0, 3, 50], ids=["at-once", "after-three", "never"])
+def test_the_extracting_thread_reports_a_full_disk_and_always_stops(room: int) -> None:
+    handle = _DiskFull(room)
+    if room >= 20:
+        with _WriteBehind(handle) as writer:  # type: ignore[arg-type]
+            for _ in range(20):
+                writer.write(b"x")
+            writer.finish()
+        assert handle.closed and handle.room == room - 20
+        return
+    with pytest.raises(OSError, match="No space left") as exc, _WriteBehind(handle) as writer:  # type: ignore[arg-type]
+        for _ in range(20):
+            writer.write(b"x")
+        writer.finish()
+    assert exc.value is writer.failed
+    assert not writer.thread.is_alive() and handle.closed
+
+
+def test_leaving_early_stops_the_extracting_thread() -> None:
+    handle = io.BytesIO()
+    with contextlib.suppress(KeyError), _WriteBehind(handle) as writer:
+        writer.write(b"abc")
+        raise KeyError("a corrupt member")
+    assert not writer.thread.is_alive() and handle.closed
