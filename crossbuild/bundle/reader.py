@@ -122,15 +122,16 @@ class _Metered:
 
 
 class _WriteBehind:
-    """A file written by a thread of its own, WRITE_AHEAD chunks behind the reader at most.
+    """A file written, and its bytes hashed into `hasher`, by a thread of its own, WRITE_AHEAD chunks
+    behind the reader at most (hashlib and file writes let go of the GIL: both cores work).
 
     write() hands a chunk over (bytes: immutable, safe to share); finish() waits for the last one;
     the first OSError the thread meets is raised (as `failed`) by the next write or finish. Leaving
     the `with` block always stops the thread and closes the file.
     """
 
-    def __init__(self, handle: IO[bytes]) -> None:
-        self.handle = handle
+    def __init__(self, handle: IO[bytes], hasher: hashlib._Hash) -> None:
+        self.handle, self.hasher = handle, hasher
         self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_WRITE_AHEAD)
         self.failed: OSError | None = None
         self.thread = threading.Thread(target=self._run, name="bundle-extract", daemon=True)
@@ -138,6 +139,7 @@ class _WriteBehind:
 
     def _run(self) -> None:
         while (chunk := self.queue.get()) is not None:
+            self.hasher.update(chunk)
             if self.failed is None:
                 try:
                     self.handle.write(chunk)
@@ -359,8 +361,9 @@ class _Reader:
     def copy(self, src: IO[bytes], rel: str, keep: bool) -> tuple[str, bytes]:
         """Hash a member while writing it under dest; its bytes too when `keep` (it is small: checked).
 
-        The file is written by a thread of its own (_WriteBehind) while this one inflates and hashes the
-        next chunk: writing a GiB into the page cache costs as much system time as the rest of the pass."""
+        The file is hashed and written by a thread of its own (_WriteBehind) while this one inflates the
+        next chunk: writing a GiB into the page cache costs as much system time as the rest of the pass.
+        The digest is read only after finish() has joined that thread."""
         digest = hashlib.sha256()
         kept = bytearray()
         with contextlib.ExitStack() as stack:
@@ -369,14 +372,15 @@ class _Reader:
                 out = self.dest / rel
                 try:
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    target = stack.enter_context(_WriteBehind(out.open("xb")))
+                    target = stack.enter_context(_WriteBehind(out.open("xb"), digest))
                 except OSError as exc:
                     raise UserError(f"cannot write {out}: {exc.strerror}; set TMPDIR to a disk with room") from exc
             try:
                 while chunk := src.read(_CHUNK):
                     if target is not None:
-                        target.write(chunk)
-                    digest.update(chunk)
+                        target.write(chunk)  # hashed there
+                    else:
+                        digest.update(chunk)
                     if keep:
                         kept += chunk
                 if target is not None:

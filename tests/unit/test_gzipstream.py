@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import hashlib
 import io
 import os
 import platform
@@ -157,13 +158,13 @@ class _DiskFull(io.RawIOBase):
 def test_the_extracting_thread_reports_a_full_disk_and_always_stops(room: int) -> None:
     handle = _DiskFull(room)
     if room >= 20:
-        with _WriteBehind(handle) as writer:  # type: ignore[arg-type]
+        with _WriteBehind(handle, hashlib.sha256()) as writer:  # type: ignore[arg-type]
             for _ in range(20):
                 writer.write(b"x")
             writer.finish()
         assert handle.closed and handle.room == room - 20
         return
-    with pytest.raises(OSError, match="No space left") as exc, _WriteBehind(handle) as writer:  # type: ignore[arg-type]
+    with pytest.raises(OSError, match="No space left") as exc, _WriteBehind(handle, hashlib.sha256()) as writer:  # type: ignore[arg-type]
         for _ in range(20):
             writer.write(b"x")
         writer.finish()
@@ -173,7 +174,7 @@ def test_the_extracting_thread_reports_a_full_disk_and_always_stops(room: int) -
 
 def test_leaving_early_stops_the_extracting_thread() -> None:
     handle = io.BytesIO()
-    with contextlib.suppress(KeyError), _WriteBehind(handle) as writer:
+    with contextlib.suppress(KeyError), _WriteBehind(handle, hashlib.sha256()) as writer:
         writer.write(b"abc")
         raise KeyError("a corrupt member")
     assert not writer.thread.is_alive() and handle.closed
