@@ -124,9 +124,12 @@ bundle.load: $(STAMP) ## Verify and import a bundle: ARCHIVE=file.tar.gz [REGIST
 fuzz: $(STAMP) ## Fuzz the input parsers for minutes (FUZZ_EXAMPLES=20000 per target; CI runs a short pass)
 	@HYPOTHESIS_PROFILE=long $(VENV)/bin/python -m pytest tests/fuzz -q $(PYTEST_ARGS)
 
-.PHONY: bench bench.tiny bench.sweep
+.PHONY: bench bench.tiny bench.sweep bench.transfer
 bench: $(STAMP) ## Benchmark against the emulated path, an OpenIM-style loop, ko and the go build floor, cold, warm and after one-line edits (SIZE=full, BENCH_ARGS=...)
 	@$(VENV)/bin/python bench/run.py --size $(or $(SIZE),full) --out build/bench --profile $(BENCH_ARGS)
+
+bench.transfer: $(STAMP) ## Offline bundle create and bundle.load of 1 GiB of random layers against skopeo copy: peak RSS and throughput (SIZE=1GiB)
+	@$(VENV)/bin/python bench/run.py --cases t --transfer-size $(or $(SIZE),1GiB) --out build/bench-transfer $(BENCH_ARGS)
 
 bench.tiny: $(STAMP) ## The benchmark on a tiny monorepo (what CI runs through the tests)
 	@$(VENV)/bin/python bench/run.py --size tiny --cases a,d,f --out build/bench $(BENCH_ARGS)

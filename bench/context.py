@@ -103,11 +103,13 @@ class Context:
             storage=self.meter.v2,
         )
 
-    def cold_reset(self, slug: str, log: str) -> None:
-        """Empty caches for a cold run: BuildKit prune, a fresh GOCACHE, no crossbuild build/, no case dir,
-        and the monorepo as committed (an earlier case's edit phases undone, even if it failed in one)."""
+    def cold_reset(self, slug: str, log: str, builds: bool = True) -> None:
+        """Empty caches for a cold run: BuildKit prune (for a case that `builds`), a fresh GOCACHE, no
+        crossbuild build/, no case dir, and the monorepo as committed (an earlier case's edit phases
+        undone, even if it failed in one)."""
         self.workspace.restore()
-        self.shell.run(["docker", "buildx", "prune", "--builder", BUILDER, "-af"], env=self.env(), log=log)
+        if builds:
+            self.shell.run(["docker", "buildx", "prune", "--builder", BUILDER, "-af"], env=self.env(), log=log)
         shutil.rmtree(self.workspace.repo / "build", ignore_errors=True)
         for d in (self.gocache(slug), self.case_dir(slug)):
             shutil.rmtree(d, ignore_errors=True)
@@ -124,8 +126,9 @@ def start_registry_if_down(shell: Shell, invoke: list[str]) -> None:
         shell.run([*invoke, "--search-root", PROJECT, "registry.up"], env=clean_env(), cwd=PROJECT, log="setup")
 
 
-def open_run(args: argparse.Namespace) -> Context:
-    """Check the infrastructure the cases need and set up the run; exits with the fix when it is missing."""
+def open_run(args: argparse.Namespace, builds: bool = True) -> Context:
+    """Check the infrastructure the cases need (the BuildKit builder only when one `builds`) and set up
+    the run; exits with the fix when it is missing."""
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "logs", ignore_errors=True)
@@ -134,8 +137,12 @@ def open_run(args: argparse.Namespace) -> Context:
     start_registry_if_down(shell, invoke)
     if not regstats.registry_up():
         raise SystemExit(f"no registry answers on {REGISTRY_ADDR}; run `make tools` or `make registry.up`")
-    proc = shell.run(["docker", "buildx", "inspect", BUILDER], env=clean_env(), log="setup", check=False)
-    if proc.returncode != 0:
+    proc = (
+        shell.run(["docker", "buildx", "inspect", BUILDER], env=clean_env(), log="setup", check=False)
+        if builds
+        else None
+    )
+    if proc is not None and proc.returncode != 0:
         raise SystemExit(f"buildx builder '{BUILDER}' not found; run `make tools` (or `make setup`)")
     meter = Meter()
     say(f"bytes pushed: {meter.method}")

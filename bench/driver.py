@@ -68,7 +68,7 @@ def _run_once(ctx: Context, case: Case, attempt: int) -> CaseResult:
             t0 = time.monotonic()
             case.prepare(ctx, res)
             res.setup_s = round(time.monotonic() - t0, 2)
-            ctx.cold_reset(case.slug, log=f"{case.key}-setup")
+            ctx.cold_reset(case.slug, log=f"{case.key}-setup", builds=case.builds)
             case.setup(ctx, res)
             _measure_phases(ctx, case, res)
             case.finish(ctx, res)
@@ -86,7 +86,7 @@ def _run_once(ctx: Context, case: Case, attempt: int) -> CaseResult:
 
 
 def _measure_phases(ctx: Context, case: Case, res: CaseResult) -> None:
-    meter = PhaseMeter(ctx.meter, res.prefix, ctx.args.wait_idle)
+    meter = PhaseMeter(ctx.meter, res.prefix, ctx.args.wait_idle, ctx.shell.peaks)
     res.load_before = load_average()
     for name in case.phases:
         case.before(ctx, res, name)

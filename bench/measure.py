@@ -7,7 +7,9 @@ are read at the registry (bench/regstats.py), never from the tool's output.
 
 Every figure a phase reports is taken here, so a case only says what to run;
 a new figure is one more field of Phase filled in by PhaseMeter.measure, for
-every case at once: the peak RSS of each command the bench starts (RssWatch) is one.
+every case at once: the peak RSS of each command the bench starts (RssWatch) is one,
+the peak RSS per program (from the VmHWM samples bench/shell.py takes of every
+command's own process) another.
 """
 
 from __future__ import annotations
@@ -309,6 +311,7 @@ class Phase:
     pushed_by_repo: dict[str, int] = field(default_factory=dict)  # repository under the prefix -> bytes
     peak_rss_kib: int | None = None  # largest VmHWM of the commands the bench started (RssWatch), not their children
     peak_rss_of: str = ""  # that command's process name: "invoke" for crossbuild, "go" for the floor
+    peak_rss: dict[str, int] = field(default_factory=dict)  # program -> the largest peak RSS of its runs, bytes
 
     def busy_note(self) -> str:
         """Say so when other processes took a noticeable share of the CPU while the phase ran."""
@@ -331,8 +334,11 @@ class PhaseMeter:
     it pushed on top of the cold run.
     """
 
-    def __init__(self, meter: Meter, prefix: str, wait_idle_s: float) -> None:
+    def __init__(
+        self, meter: Meter, prefix: str, wait_idle_s: float, peaks: list[tuple[str, int]] | None = None
+    ) -> None:
         self.meter = meter
+        self.peaks = peaks if peaks is not None else []  # Shell.peaks: (program, peak RSS) of every command run
         self.prefix_path = prefix.removeprefix(regstats.REGISTRY + "/")
         self.wait_idle_s = wait_idle_s
         self.before = meter.snapshot(self.prefix_path)
@@ -341,6 +347,7 @@ class PhaseMeter:
         waited = wait_idle(self.wait_idle_s) if self.wait_idle_s > 0 else 0.0
         watch = CpuWatch()
         rss = RssWatch()
+        ran = len(self.peaks)
         t0 = time.monotonic()
         try:
             body()
@@ -351,4 +358,17 @@ class PhaseMeter:
         snap = self.meter.snapshot(self.prefix_path)
         pushed = Meter.diff(self.before, snap)
         self.before = snap
-        return Phase(elapsed, pushed.total, pushed.growth, cpu, pushed.note, pushed.by_repo, rss_kib, rss_of)
+        peaks: dict[str, int] = {}
+        for program, peak in self.peaks[ran:]:
+            peaks[program] = max(peaks.get(program, 0), peak)
+        return Phase(
+            elapsed,
+            pushed.total,
+            pushed.growth,
+            cpu,
+            pushed.note,
+            pushed.by_repo,
+            peak_rss_kib=rss_kib,
+            peak_rss_of=rss_of,
+            peak_rss=peaks,
+        )

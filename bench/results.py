@@ -48,6 +48,7 @@ class CaseResult:
     total_services: int = 0
     extrapolated_cold_s: float | None = None  # only when fewer services were measured than exist
     notes: list[str] = field(default_factory=list)
+    figures: dict[str, float] = field(default_factory=dict)  # what a case derives: bytes moved, MiB/s per phase
     commands: list[str] = field(default_factory=list)
     load_before: float = 0.0
     setup_s: float = 0.0
@@ -108,6 +109,7 @@ class CaseResult:
             "total_services": self.total_services,
             "extrapolated_cold_s": self.extrapolated_cold_s,
             "notes": self.notes,
+            "figures": self.figures,
             "commands": self.commands,
             "load_before": self.load_before,
             "setup_s": self.setup_s,
@@ -115,6 +117,7 @@ class CaseResult:
             "bytes_by_repo": {n: p.pushed_by_repo for n, p in self.phases.items()},  # phase -> repository -> bytes
             # phase -> the largest VmHWM of a command the bench started (not of that command's children)
             "peak_rss": {n: {"kib": p.peak_rss_kib, "process": p.peak_rss_of} for n, p in self.phases.items()},
+            "peak_rss_by_program": {n: p.peak_rss for n, p in self.phases.items()},  # phase -> program -> bytes
         }
         others = {n: p for n, p in self.phases.items() if n not in STANDARD_PHASES}
         if others:

@@ -42,7 +42,7 @@ from pathlib import Path
 if not __package__:  # run as a script (bench/run.py): import the bench package from the project root
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import cases, monorepo, report
+from bench import cases, images, monorepo, report
 from bench.context import PLATFORMS, open_run, say
 from bench.driver import run_case
 from bench.results import CaseResult
@@ -53,7 +53,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--size", choices=sorted(monorepo.SIZES), default="tiny")
     ap.add_argument("--out", default="build/bench", help="output directory (default build/bench)")
     keys = [c.key for c in cases.ALL]
-    ap.add_argument("--cases", default=",".join(keys), help=f"comma list of {', '.join(keys)}")
+    default = [c.key for c in cases.ALL if c.in_default]
+    ap.add_argument(
+        "--cases", default=",".join(default), help=f"comma list of {', '.join(keys)} (default {','.join(default)})"
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--run-id", default="", help="registry prefix component (default: a timestamp)")
     ap.add_argument("--platforms", default=",".join(PLATFORMS))
@@ -62,6 +65,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--ko-version", default="", help="ko version (default: newest served that installs)")
     ap.add_argument("--invoke", default="", help="invoke command line (default: <project>/.venv/bin/invoke)")
+    ap.add_argument(
+        "--transfer-size",
+        type=images.parse_size,
+        default=images.parse_size("1GiB"),
+        help="layers' bytes of the images case t moves, e.g. 1GiB or 64MiB (default 1GiB)",
+    )
     ap.add_argument("--profile", action="store_true", help="profile crossbuild's warm rerun after case a")
     ap.add_argument("--rebuild-images", action="store_true", help="rebuild the emulated Go image and the ko base")
     ap.add_argument(
@@ -88,7 +97,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
-    ctx = open_run(args)
+    ctx = open_run(args, builds=any(cases.BY_KEY[k].builds for k in args.case_keys))
     ctx.generate()
     say(f"generated {ctx.workspace.repo}: {json.dumps(ctx.workspace.mono.summary())}")
     results: dict[str, CaseResult] = {}

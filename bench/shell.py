@@ -13,6 +13,7 @@ import contextlib
 import os
 import shlex
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -56,14 +57,58 @@ def go_env_for(platform: str) -> dict[str, str]:
     return env
 
 
+def peak_rss(pid: int) -> int | None:
+    """A live process's own peak resident set (VmHWM of /proc/<pid>/status) in bytes; None once it has exited.
+
+    Not getrusage's ru_maxrss: Linux carries that across execve from the forking process, so a small
+    child of a large parent would report the parent's peak.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    return None  # a zombie has no memory left to report
+
+
+class PeakWatch:
+    """Samples a child's VmHWM every `interval` s until it exits: the last sample is its peak, give or
+    take what it added in its last `interval` (VmHWM only grows, so nothing earlier is missed)."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            value = peak_rss(self.pid)
+            if value is not None:
+                self.peak = max(self.peak, value)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 class Shell:
     """Runs argument lists, appends each command and its output to logs/<log>.log and
-    records the command line in the list the current case reports (or the setup list)."""
+    records the command line in the list the current case reports (or the setup list).
+
+    Each command's peak RSS (its own process, not its children's) goes to `peaks` as
+    (program name, bytes), for measure.PhaseMeter to attribute to the phase that ran it.
+    """
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
         self.setup_log: list[str] = []
         self._record = self.setup_log
+        self.peaks: list[tuple[str, int]] = []
 
     @contextlib.contextmanager
     def recording(self, commands: list[str]) -> Iterator[None]:
@@ -102,11 +147,19 @@ class Shell:
         self.logs.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
-            proc = subprocess.run(args, env=full, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+            child = subprocess.Popen(args, env=full, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         except FileNotFoundError as exc:
             raise Unavailable(f"{args[0]} not found") from exc
+        watch = PeakWatch(child.pid)
+        try:
+            stdout, stderr = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
+            child.kill()
+            child.communicate()
             raise CaseFailed(f"timed out after {timeout:g}s: {line}") from exc
+        finally:
+            self.peaks.append((Path(args[0]).name, watch.stop()))
+        proc = subprocess.CompletedProcess(args, child.returncode, stdout, stderr)
         with (self.logs / f"{log}.log").open("a") as fh:
             fh.write(f"$ {line}\n# exit {proc.returncode} in {time.monotonic() - started:.2f}s\n")
             fh.write(proc.stdout)

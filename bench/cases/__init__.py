@@ -13,6 +13,7 @@ from bench.cases.multistage import Multistage
 from bench.cases.openim import OpenIMLoop
 from bench.cases.prebuilt import Prebuilt, PrebuiltVerified
 from bench.cases.supply import PrebuiltSupply
+from bench.cases.transfer import Transfer
 
 ALL: tuple[Case, ...] = (
     Floor(),  # f: go build only, the floor
@@ -23,6 +24,7 @@ ALL: tuple[Case, ...] = (
     Emulated(),  # c: a Dockerfile whose Go stage runs under QEMU
     OpenIMLoop(),  # d: per-binary, per-arch loops
     Ko(),  # e: ko build
+    Transfer(),  # t: offline bundle create and load of 1 GiB of random layers vs skopeo (only when named)
 )
 
 BY_KEY: dict[str, Case] = {case.key: case for case in ALL}

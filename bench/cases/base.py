@@ -23,6 +23,8 @@ class Case(ABC):
     title: str  # "crossbuild prebuilt": the table's label
     phases: tuple[str, ...] = ("cold", "warm")  # timed in this order, each after an idle wait
     repeatable: bool = True  # may run again, under a fresh prefix, when other processes disturbed its first phase
+    in_default: bool = True  # run when --cases is not given (False: only when named)
+    builds: bool = True  # uses the BuildKit builder: checked at the start, pruned by the cold reset
 
     def prepare(self, ctx: Context, res: CaseResult) -> None:  # noqa: B027 - optional hook, nothing by default
         """Untimed setup that a real pipeline has already done (install a tool, push a base image).

@@ -20,7 +20,8 @@ a registry or runs `docker load` on an archive regenerated from the verified con
 
 The package splits along who runs it: format.py (the format, pure), writer.py (the build machine,
 with a Config and a registry), reader.py and loader.py (the air-gapped host: no Config, only the
-archive and flags).
+archive and flags); gzipstream.py frames the archive both ways (layers that are compressed already
+go in stored blocks, not deflated again: one gzip member that any gzip reader reads).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from crossbuild import attestations, hosts, output, resolve, signatures
+from crossbuild import attestations, heap, hosts, output, resolve, signatures
 from crossbuild.bundle.format import (
     IMAGES_DIR,
     OCI_LAYOUT,
@@ -294,7 +294,8 @@ def _push(root: Path, verified: Verified, registry: str, client: Client) -> list
         for ref in _attached(img)
         for desc in verified.supply_parts.get(ref.digest, ())
     ]
-    sent = push_all(BlobUploader(client, registry), wanted, BLOB_PARALLEL)
+    # read_archive hashed every file under `root` (private to this run) a moment ago: not again on the way out
+    sent = push_all(BlobUploader(client, registry, rehash=False), wanted, BLOB_PARALLEL)
     imported = []
     counted: set[tuple[str, str]] = set()  # bytes sent are shown with the first image that needed them
     for img in images:
@@ -437,6 +438,7 @@ def load(
         raise UserError(f"{'--plain-http' if plain_http else '--insecure'} applies to --registry HOST:PORT only")
     host = check_registry(registry) if registry is not None else None
     public_key = signatures.read_public_key(key) if key is not None else None
+    heap.keep_freed_buffers()  # gigabytes stream through MiB buffers: reuse them, do not fault them in again
     client = connect(host, plain_http=plain_http, insecure=insecure) if host is not None else None
     output.step(f"check {path}")
     with scratch_dir() as scratch:

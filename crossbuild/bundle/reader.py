@@ -22,12 +22,13 @@ Nothing here needs a Config: it runs on the air-gapped host with only the archiv
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import math
+import queue
 import shutil
 import tarfile
+import threading
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -57,13 +58,16 @@ from crossbuild.bundle.format import (
     parse_sums,
     supply_blobs,
 )
+from crossbuild.bundle.gzipstream import GunzipReader
 from crossbuild.errors import UserError
 from crossbuild.oci import Manifest
 
 HEADER_MAX = 1 << 20  # one tar header with its pax records or GNU long name
 _TAR_OVERHEAD = 64 << 20  # headers and padding on top of the declared bytes
-_READ_AHEAD = 64 << 10  # tarfile reads its stream in 10 KiB records
 _CHUNK = 1 << 20
+_WRITE_AHEAD = 4  # chunks handed to the extracting thread, not yet written
+_TAR_BUFFER = 256 << 10  # tarfile's reads of the stream (its default, 10 KiB records, costs calls)
+_READ_AHEAD = _TAR_BUFFER + (64 << 10)  # tarfile reads up to one buffer past what it was asked for
 _LIST_MAX = 5  # names shown in one error line
 # Layers are compressed already, so gzip barely shrinks a bundle: a real one declares about its own size.
 DEFAULT_RATIO = 2
@@ -98,7 +102,7 @@ class _Overflow(Exception):
 class _Metered:
     """The decompressed archive as tarfile reads it, stopped at a ceiling that moves per member."""
 
-    def __init__(self, raw: gzip.GzipFile, total: int) -> None:
+    def __init__(self, raw: GunzipReader, total: int) -> None:
         self.raw = raw
         self.total = total
         self.position = 0
@@ -115,6 +119,53 @@ class _Metered:
         if self.position > self.ceiling:
             raise _Overflow
         return data
+
+
+class _WriteBehind:
+    """A file written, and its bytes hashed into `hasher`, by a thread of its own, WRITE_AHEAD chunks
+    behind the reader at most (hashlib and file writes let go of the GIL: both cores work).
+
+    write() hands a chunk over (bytes: immutable, safe to share); finish() waits for the last one;
+    the first OSError the thread meets is raised (as `failed`) by the next write or finish. Leaving
+    the `with` block always stops the thread and closes the file.
+    """
+
+    def __init__(self, handle: IO[bytes], hasher: hashlib._Hash) -> None:
+        self.handle, self.hasher = handle, hasher
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_WRITE_AHEAD)
+        self.failed: OSError | None = None
+        self.thread = threading.Thread(target=self._run, name="bundle-extract", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self.queue.get()) is not None:
+            self.hasher.update(chunk)
+            if self.failed is None:
+                try:
+                    self.handle.write(chunk)
+                except OSError as exc:
+                    self.failed = exc
+
+    def write(self, chunk: bytes) -> None:
+        if self.failed is not None:
+            raise self.failed
+        self.queue.put(chunk)
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.failed is not None:
+            raise self.failed
+
+    def __enter__(self) -> _WriteBehind:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self.thread.is_alive():  # a full queue drains while the thread lives; a dead one takes nothing
+            with contextlib.suppress(queue.Full):
+                self.queue.put(None, timeout=0.1)
+                self.thread.join()
+        self.handle.close()
 
 
 def _corrupt(path: Path, problem: str) -> UserError:
@@ -207,29 +258,34 @@ class _Reader:
         try:
             with raw:
                 self.stream(raw)
-        except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:  # BadGzipFile is an OSError
+        except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise self.corrupt(f"the archive is truncated or damaged ({reason})") from None
         self.finish()
 
     def stream(self, raw: IO[bytes]) -> None:
-        with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-            stream = _Metered(gz, self.limit + _TAR_OVERHEAD)
-            stream.allow(HEADER_MAX, header=True)  # tarfile.open reads the first header
-            try:
-                with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
-                    while True:
-                        stream.allow(HEADER_MAX, header=True)
-                        member = tar.next()
-                        if member is None:
-                            break
-                        self.member(tar, member, stream)
-            except _Overflow:
-                if stream.position >= stream.total:
-                    raise self.too_large(stream.position) from None
-                if stream.header:
-                    raise self.corrupt("a tar header is larger than 1 MiB (pax records or a long name)") from None
-                raise self.corrupt("a member holds more than its tar header says") from None
+        stream = _Metered(GunzipReader(raw, _CHUNK), self.limit + _TAR_OVERHEAD)
+        stream.allow(HEADER_MAX, header=True)  # tarfile.open reads the first header
+        try:
+            with tarfile.open(fileobj=stream, mode="r|", bufsize=_TAR_BUFFER) as tar:  # type: ignore[call-overload]
+                while True:
+                    stream.allow(HEADER_MAX, header=True)
+                    member = tar.next()
+                    if member is None:
+                        break
+                    self.member(tar, member, stream)
+            # Past the tar's end blocks only padding is left; reading it to the end checks the gzip trailer
+            # (CRC-32 and length), which is how an archive cut short in its padding is told apart.
+            stream.allow(HEADER_MAX, header=True)
+            while rest := stream.read(_CHUNK):
+                if rest.strip(b"\0"):
+                    raise self.corrupt("it holds data after the end of the tar archive")
+        except _Overflow:
+            if stream.position >= stream.total:
+                raise self.too_large(stream.position) from None
+            if stream.header:
+                raise self.corrupt("a tar header is larger than 1 MiB (pax records or a long name)") from None
+            raise self.corrupt("a member holds more than its tar header says") from None
 
     def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo, stream: _Metered) -> None:
         parts = _member_parts(self.path, member.name)
@@ -303,29 +359,38 @@ class _Reader:
             raise self.too_large(self.read_total + size)
 
     def copy(self, src: IO[bytes], rel: str, keep: bool) -> tuple[str, bytes]:
-        """Hash a member while writing it under dest; its bytes too when `keep` (it is small: checked)."""
+        """Hash a member while writing it under dest; its bytes too when `keep` (it is small: checked).
+
+        The file is hashed and written by a thread of its own (_WriteBehind) while this one inflates the
+        next chunk: writing a GiB into the page cache costs as much system time as the rest of the pass.
+        The digest is read only after finish() has joined that thread."""
         digest = hashlib.sha256()
         kept = bytearray()
         with contextlib.ExitStack() as stack:
-            target: IO[bytes] | None = None
+            target: _WriteBehind | None = None
             if self.dest is not None:
                 out = self.dest / rel
                 try:
                     out.parent.mkdir(parents=True, exist_ok=True)
-                    target = stack.enter_context(out.open("xb"))
+                    target = stack.enter_context(_WriteBehind(out.open("xb"), digest))
                 except OSError as exc:
                     raise UserError(f"cannot write {out}: {exc.strerror}; set TMPDIR to a disk with room") from exc
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                if keep:
-                    kept += chunk
+            try:
+                while chunk := src.read(_CHUNK):
+                    if target is not None:
+                        target.write(chunk)  # hashed there
+                    else:
+                        digest.update(chunk)
+                    if keep:
+                        kept += chunk
                 if target is not None:
-                    try:
-                        target.write(chunk)
-                    except OSError as exc:
-                        raise UserError(
-                            f"cannot write under {self.dest}: {exc.strerror}; set TMPDIR to a disk with room"
-                        ) from exc
+                    target.finish()
+            except OSError as exc:
+                if target is None or exc is not target.failed:
+                    raise
+                raise UserError(
+                    f"cannot write under {self.dest}: {exc.strerror}; set TMPDIR to a disk with room"
+                ) from exc
         return digest.hexdigest(), bytes(kept)
 
     # -- what each metadata file declares --

@@ -11,7 +11,7 @@ written, so memory stays bounded by the chunk size and extra disk by the blobs i
 
 from __future__ import annotations
 
-import gzip
+import functools
 import hashlib
 import io
 import json
@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from crossbuild import attestations, hosts, output, resolve, signatures
+from crossbuild import attestations, heap, hosts, output, resolve, signatures
 from crossbuild.bundle.format import (
     DOCKER_MANIFEST_FILE,
     MANIFEST_FILE,
@@ -52,6 +52,7 @@ from crossbuild.bundle.format import (
     sums_text,
     supply_blobs,
 )
+from crossbuild.bundle.gzipstream import COMPRESSED, STORED, GzipWriter
 from crossbuild.compose import compose_variables
 from crossbuild.config import Config
 from crossbuild.errors import UserError
@@ -63,12 +64,14 @@ from crossbuild.oci import (
     Reference,
     RegistryError,
     image_entries,
+    is_compressed,
     parse_reference,
 )
 from crossbuild.platforms import Platform, normalise_platform, platform_of_config
 from crossbuild.runner import Runner
 
 BLOB_PARALLEL = 4  # blobs downloaded at once while a bundle is written
+_COPY_SIZE = 1 << 20  # bytes tarfile copies from a blob file at once (its default, 16 KiB, costs calls)
 
 
 def bundle_path(cfg: Config, platform: Platform) -> Path:
@@ -294,6 +297,8 @@ class Entry:
     sha256: str  # hex
     size: int
     content: Callable[[], bytes | Path]  # called once, while the archive is written: the bytes, or a file of them
+    compress: bool = True  # False for a layer gzip or zstd compressed already: stored as it is (gzipstream.py)
+    checked: bool = False  # content() gives a file hashed to sha256 as it arrived (a verified download)
 
     @classmethod
     def of(cls, rel: str, data: bytes) -> Entry:
@@ -342,10 +347,12 @@ def layout_entries(
     raw_manifests: Mapping[str, bytes],
     blob: BlobSource,
     deploy: Mapping[str, bytes] | None = None,
+    checked: bool = False,
 ) -> list[Entry]:
     """Every file of a bundle but SHA256SUMS, in archive order: manifest.json, README, the OCI layout and
     docker-archive index, every image manifest, then each config and layer once. `raw_manifests` maps a
-    manifest digest to its exact bytes; `blob` fetches a config or layer when the archive is written."""
+    manifest digest to its exact bytes; `blob` fetches a config or layer when the archive is written
+    (`checked`: as a file it verified against the digest on arrival, which the writer need not hash again)."""
     parts = _parts(manifest, raw_manifests)
     layer_map = {digest: [d.digest for d in layers] for digest, (_, layers) in parts.items()}
     entries = [
@@ -365,12 +372,15 @@ def layout_entries(
         if ref.digest not in seen:
             seen.add(ref.digest)
             entries.append(Entry.of(blob_path(ref.digest), raw_manifests[ref.digest]))
-    entries += [_blob_entry(img, desc, blob) for img, desc in blob_order(manifest, raw_manifests)]
+    entries += [_blob_entry(img, desc, blob, checked) for img, desc in blob_order(manifest, raw_manifests)]
     return entries
 
 
-def _blob_entry(img: BundleImage, desc: Descriptor, blob: BlobSource) -> Entry:
-    return Entry(blob_path(desc.digest), desc.digest.removeprefix("sha256:"), desc.size, lambda: blob(img, desc.digest))
+def _blob_entry(img: BundleImage, desc: Descriptor, blob: BlobSource, checked: bool) -> Entry:
+    hexdigest = desc.digest.removeprefix("sha256:")
+    fetch = functools.partial(blob, img, desc.digest)
+    compress = not is_compressed(desc.media_type)
+    return Entry(blob_path(desc.digest), hexdigest, desc.size, fetch, compress=compress, checked=checked)
 
 
 def _tarinfo(name: str, size: int, mtime: int, directory: bool = False) -> tarfile.TarInfo:
@@ -399,7 +409,8 @@ class _Hashing:
 
 def _add_file(tar: tarfile.TarFile, dirs: set[str], top: str, entry: Entry, data: bytes | Path, mtime: int) -> None:
     """Add top/rel, preceded by each of its directories the first time one is seen; its bytes must match
-    the entry's size and sha256 (a file is streamed and checked as it goes in)."""
+    the entry's size and sha256 (a file is streamed and checked as it goes in, unless it was `checked`
+    on arrival: then its size only)."""
     parts = entry.rel.split("/")
     for depth in range(len(parts)):
         parent = "/".join([top, *parts[:depth]])
@@ -415,6 +426,9 @@ def _add_file(tar: tarfile.TarFile, dirs: set[str], top: str, entry: Entry, data
     if size != entry.size:
         raise _mismatch(entry, size)
     with data.open("rb") as handle:
+        if entry.checked:  # hashed as it was downloaded, into a directory of this run's
+            tar.addfile(_tarinfo(f"{top}/{entry.rel}", size, mtime), handle)
+            return
         reader = _Hashing(handle)
         tar.addfile(_tarinfo(f"{top}/{entry.rel}", size, mtime), reader)
     if reader.hasher.hexdigest() != entry.sha256:
@@ -431,7 +445,8 @@ def _mismatch(entry: Entry, size: int) -> UserError:
 def write_archive(path: Path, top: str, entries: Iterable[Entry], mtime: int = 0) -> dict[str, str]:
     """Write SHA256SUMS, then `entries`, under `top/` into a gzip'd tar, atomically (a .partial file
     renamed at the end). Each entry's bytes must match the size and sha256 it declared, or nothing is
-    written. Returns path -> sha256 hex."""
+    written. Entries marked not to `compress` (compressed layers) are stored in the gzip stream, not
+    deflated again: one gzip member either way, which every gzip reader reads. Returns path -> sha256 hex."""
     entries = list(entries)
     sums: dict[str, str] = {}
     for entry in entries:
@@ -444,13 +459,15 @@ def write_archive(path: Path, top: str, entries: Iterable[Entry], mtime: int = 0
     try:
         with (
             partial.open("wb") as raw,
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=mtime) as gz,
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            GzipWriter(raw, COMPRESSED, mtime=mtime) as gz,
+            tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, copybufsize=_COPY_SIZE) as tar,
         ):
             listing = Entry.of(SUMS_FILE, sums_text(sums).encode())
             _add_file(tar, dirs, top, listing, listing.content(), mtime)
             for entry in entries:
+                gz.set_level(COMPRESSED if entry.compress else STORED)
                 _add_file(tar, dirs, top, entry, entry.content(), mtime)
+            gz.set_level(COMPRESSED)  # the end blocks and padding tarfile writes on closing
         partial.replace(path)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -528,6 +545,7 @@ def create(
         raise UserError("nothing to bundle: no service selected and no extra image given")
     platforms = list(dict.fromkeys(normalise_platform(p.os, p.arch, p.variant) for p in platforms))
     output.step(f"bundle {len(wanted)} image(s) x {', '.join(map(str, platforms))} (version {cfg.version.version})")
+    heap.keep_freed_buffers()  # gigabytes stream through MiB buffers: reuse them, do not fault them in again
     resolved = resolve_all(client, wanted, platforms)
     fingerprint = signatures.read_public_key(cfg.sign.public_key).fingerprint if cfg.sign.public_key else None
     written = []
@@ -559,7 +577,8 @@ def create(
             path.parent.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{name}.blobs-"))
             with _Prefetch(client, blob_order(manifest, raw_manifests), scratch, BLOB_PARALLEL) as blobs:
-                entries = layout_entries(manifest, name, raw_manifests, blobs, deploy)
+                # each blob arrives through Client.download_blob, which keeps it only if it hashes to its digest
+                entries = layout_entries(manifest, name, raw_manifests, blobs, deploy, checked=True)
                 write_archive(path, name, entries, mtime=_epoch(cfg))
             for img in manifest.images:
                 output.info(f"{img.ref}  {img.digest}  {output.human_size(img.total_size)}")

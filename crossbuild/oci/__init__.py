@@ -36,6 +36,7 @@ from crossbuild.oci.mediatypes import (
     OCI_INDEX,
     OCI_MANIFEST,
     Manifest,
+    is_compressed,
     is_index,
 )
 from crossbuild.oci.reference import InvalidReference, Reference, parse_reference
@@ -74,6 +75,7 @@ __all__ = [
     "image_entries",
     "image_for_platform",
     "index_entries",
+    "is_compressed",
     "is_index",
     "parse_reference",
     "parse_www_authenticate",

@@ -23,6 +23,15 @@ OCTET_STREAM = "application/octet-stream"
 ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 
 
+# [image] media-types.md: layers compressed with gzip or zstd (`+gzip`, `+zstd`; Docker's `.tar.gzip`)
+_COMPRESSED_SUFFIXES = ("+gzip", "+zstd", ".gzip", ".zstd")
+
+
+def is_compressed(media_type: str) -> bool:
+    """A blob gzip or zstd compressed already: compressing it again only costs time."""
+    return media_type.split(";", 1)[0].strip().endswith(_COMPRESSED_SUFFIXES)
+
+
 def is_index(media_type: str) -> bool:
     """OCI image index or Docker manifest list: a list of per-platform manifests."""
     return media_type.split(";", 1)[0].strip() in INDEX_MEDIA_TYPES

@@ -21,6 +21,7 @@ from crossbuild.platforms import Platform
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"  # uncompressed: the bundle deflates it
 ARM64 = Platform("linux", "arm64")
 NAME = "demo-v1.0.0-linux-arm64"
 
@@ -53,8 +54,10 @@ class Image:
         raw_layer: bytes | None = None,
     ) -> None:
         layers = [layer({"app/data.bin": payload}) if raw_layer is None else (raw_layer, sha256(raw_layer))]
+        kinds = [OCI_LAYER if raw_layer is None else OCI_LAYER_TAR]
         if shared is not None:
             layers.insert(0, layer({"base.txt": shared}))
+            kinds.insert(0, OCI_LAYER)
         self.blobs: dict[str, bytes] = {}
         for blob, _ in layers:
             self.blobs[sha256(blob)] = blob
@@ -67,7 +70,10 @@ class Image:
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
                 "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-                "layers": [{"mediaType": OCI_LAYER, "digest": sha256(b), "size": len(b)} for b, _ in layers],
+                "layers": [
+                    {"mediaType": kind, "digest": sha256(b), "size": len(b)}
+                    for (b, _), kind in zip(layers, kinds, strict=True)
+                ],
             }
         ).encode()
         self.entry = bundle.BundleImage(

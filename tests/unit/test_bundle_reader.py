@@ -10,6 +10,8 @@ terminated or killed while it extracts.
 from __future__ import annotations
 
 import contextlib
+import gzip
+import hashlib
 import json
 import os
 import signal
@@ -487,3 +489,24 @@ def test_scratch_directory_is_private_and_locked(tmpdir_env: Path) -> None:
         assert loader.remove_abandoned(tmpdir_env) == []  # locked by this run
         assert scratch.is_dir()
     assert list(tmpdir_env.iterdir()) == []
+
+
+# --- the gzip framing: readable by readers old and new ------------------------------------------
+
+
+def test_a_bundle_written_at_gzip_level_9_as_before_still_loads(archive: Path, tmp_path: Path) -> None:
+    """Archives of earlier versions (one gzip.GzipFile member at level 9) read as they always did."""
+    old = tmp_path / "old.tar.gz"
+    old.write_bytes(gzip.compress(gzip.decompress(archive.read_bytes()), compresslevel=9, mtime=0))
+    assert bundle.verify_archive(old) == bundle.verify_archive(archive) == synthetic(two_images())
+
+
+def test_the_stored_layers_are_read_by_gzip_and_tarfile_as_earlier_loaders_read_them(archive: Path) -> None:
+    """An earlier crossbuild reads the archive with gzip.GzipFile and tarfile's stream mode: the layers it
+    holds in stored blocks are ordinary gzip to it."""
+    with gzip.open(archive, "rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+        for member in tar:
+            if member.isfile() and "/images/blobs/sha256/" in member.name:
+                data = tar.extractfile(member)
+                assert data is not None
+                assert hashlib.sha256(data.read()).hexdigest() == member.name.rsplit("/", 1)[1]
