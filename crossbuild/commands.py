@@ -79,7 +79,7 @@ def _prepare(push: bool) -> list[Stage]:
         prepare.Preflight(),
         route.Route(),  # which node builds which platform; refuses an output several nodes cannot make
         prepare.Registry(push=push),
-        prepare.Stamp(),
+        prepare.Stamp(beside_compile=True),
         prepare.Plan(),
         prepare.StaticBase(),
         prepare.GoImage(),
@@ -205,7 +205,7 @@ def build(session: Session, platforms: Sequence[Platform] | None = None, multiar
     if platforms is None:
         platforms = cfg.binary_platforms if (multiarch or cfg.platforms_overridden) else (host_platform(),)
     ctx = Context(session=session, platforms=tuple(platforms), services=cfg.selected_bins())
-    return pipeline.run([prepare.Stamp(), prepare.Compile(every_service=True)], ctx)
+    return pipeline.run([prepare.Stamp(beside_compile=True), prepare.Compile(every_service=True)], ctx)
 
 
 # --- the other tasks ------------------------------------------------------------------------------
