@@ -79,12 +79,13 @@ def _prepare(push: bool) -> list[Stage]:
         prepare.Preflight(),
         route.Route(),  # which node builds which platform; refuses an output several nodes cannot make
         prepare.Registry(push=push),
-        prepare.Stamp(beside_compile=True),
         prepare.Plan(),
+        prepare.Stamp(beside_compile=True),  # beside go build once its settings were settled
         prepare.StaticBase(),
         prepare.GoImage(),
         prepare.BinFmt(),
         prepare.Compile(),
+        prepare.Rootfs(),  # the binaries' layer trees, reproducible as BuildKit exports them
         prepare.Render(),
     ]
 

@@ -2,12 +2,14 @@
 
 preflight    the builder answers and offers the platforms (read-only)
 registry     the registry answers and this login may push there (starts the embedded one)
-stamp        which -X variables each service carries (go list + govars; read-only)
 plan         the image plan, in memory (read-only)
+stamp        which -X variables each service carries (go list + govars; read-only; beside
+             the compile once its settings were settled)
 static base  the default runtime base, built and pushed once per content
 go image     multistage: the Go builder image is there (read-only)
 binfmt       QEMU handlers when a Dockerfile runs target-arch code
 compile      the host-built binaries prebuilt images copy (go build, incremental)
+rootfs       their layer trees, every entry at SOURCE_DATE_EPOCH (crossbuild.rootfs)
 render       the rendered Dockerfiles written to build/dockerfiles/
 """
 
@@ -26,6 +28,7 @@ from crossbuild import (
     output,
     progress,
     registry_server,
+    rootfs,
     runner,
     stamping,
 )
@@ -97,7 +100,12 @@ class Stamp(Stage):
     def run(self, ctx: Context) -> None:
         state = ctx.session.state(stamping.STATE_NAME)
         key = tree(ctx)
-        if self.beside_compile and not ctx.dry_run and stamping.settled_before(ctx.cfg, ctx.services, state):
+        if (
+            self.beside_compile
+            and not ctx.dry_run
+            and _compiles(ctx)
+            and stamping.settled_before(ctx.cfg, ctx.services, state)
+        ):
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stamp")
             ctx.memo[_PENDING] = pool.submit(stamping.resolve, ctx.cfg, ctx.services, key, state)
             pool.shutdown(wait=False)
@@ -106,6 +114,11 @@ class Stamp(Stage):
 
 
 _PENDING = "stamping in progress"
+
+
+def _compiles(ctx: Context) -> bool:
+    """Will the compile stage run (and so join a stamping check started beside it)?"""
+    return bool(ctx.plan.prebuilt_services(ctx.cfg) if ctx.plan is not None else ctx.services)
 
 
 def _apply_stamping(ctx: Context, resolved: tuple[Config, stamping.Stamping]) -> None:
@@ -319,6 +332,26 @@ def report_builds(ctx: Context, services: Sequence[Service]) -> None:
         raise UserError("build failed:\n" + "\n".join(failures))
 
 
+class Rootfs(Stage):
+    """Each prebuilt image's layer tree, its entries at SOURCE_DATE_EPOCH (crossbuild.rootfs)."""
+
+    name = "rootfs"
+    mutates = True
+
+    def _targets(self, ctx: Context) -> list[plan_mod.ImageTarget]:
+        assert ctx.plan is not None
+        return [t for t in ctx.plan.targets if t.fixed_times]
+
+    def skip(self, ctx: Context) -> str:
+        return "" if self._targets(ctx) else "no image copies a layer tree"
+
+    def run(self, ctx: Context) -> None:
+        rootfs.write(ctx.cfg, ctx.platforms, [t.service for t in self._targets(ctx)])
+
+    def describe(self, ctx: Context) -> list[str]:
+        return []  # files only; the bake line below reads them
+
+
 class Render(Stage):
     """Write the Dockerfiles crossbuild renders (build/dockerfiles/); the user's own stay as they are."""
 
@@ -327,7 +360,6 @@ class Render(Stage):
 
     def run(self, ctx: Context) -> None:
         assert ctx.plan is not None
-        join_stamping(ctx)  # the compile stage joined it, unless it had nothing to compile
         for t in ctx.plan.targets:
             if t.rendered:
                 dockerfiles.write(t.dockerfile, t.dockerfile_text)
