@@ -79,12 +79,13 @@ def _prepare(push: bool) -> list[Stage]:
         prepare.Preflight(),
         route.Route(),  # which node builds which platform; refuses an output several nodes cannot make
         prepare.Registry(push=push),
-        prepare.Stamp(),
         prepare.Plan(),
+        prepare.Stamp(beside_compile=True),  # beside go build once its settings were settled
         prepare.StaticBase(),
         prepare.GoImage(),
         prepare.BinFmt(),
         prepare.Compile(),
+        prepare.Rootfs(),  # the binaries' layer trees, reproducible as BuildKit exports them
         prepare.Render(),
     ]
 
@@ -205,7 +206,7 @@ def build(session: Session, platforms: Sequence[Platform] | None = None, multiar
     if platforms is None:
         platforms = cfg.binary_platforms if (multiarch or cfg.platforms_overridden) else (host_platform(),)
     ctx = Context(session=session, platforms=tuple(platforms), services=cfg.selected_bins())
-    return pipeline.run([prepare.Stamp(), prepare.Compile(every_service=True)], ctx)
+    return pipeline.run([prepare.Stamp(beside_compile=True), prepare.Compile(every_service=True)], ctx)
 
 
 # --- the other tasks ------------------------------------------------------------------------------

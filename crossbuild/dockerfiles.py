@@ -133,6 +133,15 @@ def runs_target_code(text: str) -> bool:
     return False
 
 
+_COPIES_TREE = re.compile(r"^COPY\s+\$\{TARGETPLATFORM\}/[^/\s]+/\s+/\s*$", re.MULTILINE)
+
+
+def copies_tree(text: str) -> bool:
+    """A prebuilt Dockerfile copies its binary's whole layer tree (`COPY ${TARGETPLATFORM}/<binary>/ /`)
+    from build/rootfs, whose entries carry fixed times already (crossbuild.rootfs)."""
+    return bool(_COPIES_TREE.search(text))
+
+
 def uses_bin_context(text: str) -> bool:
     """A prebuilt Dockerfile copies from crossbuild's binary directory as its context.
 

@@ -286,8 +286,12 @@ def run_all(cfg: Config, platforms: Sequence[Platform], client: Client, needs_em
     return checks
 
 
-def preflight(cfg: Config, platforms: Sequence[Platform], runs_target_code: bool = True) -> None:
-    """The subset an image build needs; raise the first blocking problem with its fix."""
-    for check in (buildx_version(), builder_state(cfg, platforms, runs_target_code)):
+def preflight(cfg: Config, platforms: Sequence[Platform], runs_target_code: bool = True) -> routing.Routing | None:
+    """The subset an image build needs; raise the first blocking problem with its fix.
+
+    Returns the routing it read from the builder, so the route stage need not ask again."""
+    state, route = _builder(cfg, platforms, runs_target_code)
+    for check in (buildx_version(), state):
         if not check.ok and check.blocking:
             raise UserError(f"{check.name}: {check.detail}; fix: {check.fix}")
+    return route

@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,8 +154,11 @@ def build_platform(
     inputs: str = "",
     state: incremental.State | None = None,
     report: progress.Reporter = progress.NULL,
+    checks: Callable[[], Config] | None = None,
 ) -> PlatformResult:
-    """Build one platform's services; `report` hears its row (the platform) move on, from this thread."""
+    """Build one platform's services; `report` hears its row (the platform) move on, from this thread.
+
+    `checks`: the Config with -X stamping settled, asked for after the compile (default `cfg`)."""
     start = time.monotonic()
     row = str(platform)
     out_dir = cfg.bin_dir / str(platform)
@@ -174,11 +177,12 @@ def build_platform(
         return PlatformResult(platform, (), time.monotonic() - start, message, blamed)
     if not cached:
         report.update(row, "checking binaries")
+    expected = checks() if checks is not None and not cached else cfg
     results = []
     for s in services:
         path = binary_path(cfg.bin_dir, platform, s)
         # an unchanged binary (digest as recorded) passed these checks when it was recorded
-        problems = () if cached else tuple(binaries.check_binary(path, platform, cfg.expected_x(s)))
+        problems = () if cached else tuple(binaries.check_binary(path, platform, expected.expected_x(s)))
         results.append(BinaryResult(s.name, platform, path, path.stat().st_size, problems))
     if state is not None and inputs:
         if all(r.ok for r in results):
@@ -214,11 +218,15 @@ def build(
     state: incremental.State | None = None,
     tree: str = "",
     report: progress.Reporter = progress.NULL,
+    checks: Callable[[], Config] | None = None,
 ) -> list[PlatformResult]:
     """Build every service for every platform; never raises for a compile error.
 
     `tree`: the module's tree hash when the caller has it already (one walk per run).
     `report`: a progress board with one row per platform, reported to from the pool's threads.
+    `checks`: the Config whose -X stamping the binaries are checked against, asked for only
+    once a platform has compiled (the stamping check may still be running beside the compile);
+    `cfg` itself by default. The command lines do not depend on it.
     """
     if runner.which("go") is None:
         raise UserError("go: command not found; install Go >= 1.22 (https://go.dev/dl/) or run `make tools`")
@@ -230,11 +238,13 @@ def build(
             "go": runner.output(["go", "env", "GOVERSION", "GOFLAGS", "GOEXPERIMENT"]),
         }
     )
-    # which -X variables each binary carries was settled before (crossbuild.stamping.resolve)
-    key_x = incremental.key_of({"stamped": cfg.stamped})
-    inputs = incremental.key_of({"inputs": inputs, "stamped": key_x})
+    # Which -X variables each binary carries (crossbuild.stamping) is a function of the tree and
+    # the [go.x] settings, both in this key already (the tree, and -ldflags in the commands).
+    expect = checks or (lambda: cfg)
     with ThreadPoolExecutor(max_workers=workers(cfg, len(platforms))) as pool:
-        results = list(pool.map(lambda p: build_platform(run, cfg, p, services, inputs, state, report), platforms))
+        results = list(
+            pool.map(lambda p: build_platform(run, cfg, p, services, inputs, state, report, expect), platforms)
+        )
     state.save()
     return results
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crossbuild import dockerfiles, gobuild, incremental
+from crossbuild import dockerfiles, gobuild, incremental, rootfs
 from crossbuild.config import Config, Service, fill_template
 from crossbuild.platforms import Platform
 
@@ -41,6 +41,8 @@ class ImageTarget:
     cache_name: str = ""
     dockerfile_text: str = ""
     rendered: bool = True  # crossbuild renders it from a template (False: the user's own file)
+    # its layers are reproducible as built (it copies a crossbuild.rootfs tree): no rewrite-timestamp
+    fixed_times: bool = False
 
     @property
     def bake_name(self) -> str:
@@ -130,11 +132,14 @@ def build_args(cfg: Config, service: Service, base_image: str | None = None) -> 
 def _prebuilt_context(cfg: Config, text: str, own: bool) -> tuple[Path, dict[str, str]]:
     """(context, extra build args) of a prebuilt image.
 
-    crossbuild's templates build from the binary directory itself, so nothing in the
-    repository (a deny-all .dockerignore) can hide the binaries and the image does not
-    depend on where output_dir is. A service's own Dockerfile, or an older template that
-    copies ${BIN_DIR}/..., keeps the repository root and gets BIN_DIR.
+    crossbuild's template builds from its layer trees (crossbuild.rootfs), an older one from
+    the binary directory itself, so nothing in the repository (a deny-all .dockerignore)
+    can hide the binaries and the image does not depend on where output_dir is. A service's
+    own Dockerfile, or an older template that copies ${BIN_DIR}/..., keeps the repository
+    root and gets BIN_DIR.
     """
+    if not own and dockerfiles.copies_tree(text):
+        return rootfs.root(cfg), {}
     if not own and dockerfiles.uses_bin_context(text):
         return cfg.bin_dir, {}
     return cfg.root, {"BIN_DIR": os.path.relpath(cfg.bin_dir.resolve(), cfg.root.resolve())}
@@ -172,17 +177,22 @@ def plan(
                 cache_name=("shared" if s in shared else bake_name(s)) if mode == "multistage" else "",
                 dockerfile_text=rendered.text,
                 rendered=rendered.rendered,
+                fixed_times=mode == "prebuilt" and context == rootfs.root(cfg),
             )
         )
     return ImagePlan(tuple(targets))
 
 
-def push_output(cfg: Config, repository: str) -> str:
-    """The exporter that pushes one image by digest only; layers gzip'd at [image] compression_level."""
-    return (
-        f"type=image,name={repository},push-by-digest=true,name-canonical=true,push=true,"
-        f"rewrite-timestamp=true,compression=gzip,compression-level={cfg.image.compression_level}"
-    )
+def layer_options(cfg: Config, t: ImageTarget) -> str:
+    """How every output writes a target's layers: gzip at [image] compression_level, file times
+    at SOURCE_DATE_EPOCH (rewritten by BuildKit unless the target's tree carries them already)."""
+    times = "" if t.fixed_times else "rewrite-timestamp=true,"
+    return f"{times}compression=gzip,compression-level={cfg.image.compression_level}"
+
+
+def push_output(cfg: Config, t: ImageTarget) -> str:
+    """The exporter that pushes one image by digest only."""
+    return f"type=image,name={t.repository},push-by-digest=true,name-canonical=true,push=true,{layer_options(cfg, t)}"
 
 
 def content_key(cfg: Config, t: ImageTarget, tree: str = "") -> str:
@@ -206,7 +216,7 @@ def content_key(cfg: Config, t: ImageTarget, tree: str = "") -> str:
             "labels": dict(t.labels),
             "annotations": dict(t.annotations),
             "provenance": cfg.image.provenance,
-            "output": [push_output(cfg, t.repository)],  # compression level
+            "output": [push_output(cfg, t)],  # compression level, timestamps
             "inputs": inputs,
             # the attached SBOM changes the index; a new signer must sign it again
             "sbom": cfg.image.sbom_format if cfg.image.sbom else "",

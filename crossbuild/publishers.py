@@ -7,9 +7,9 @@
 * Daemon: one platform loaded into the local docker daemon, tagged.
 * Tarball: an OCI layout tarball per service under build/oci/.
 
-All push or write the same layers (gzip at [image] compression_level, file times
-rewritten to SOURCE_DATE_EPOCH), so one build gives one set of digests whatever
-the output.
+All push or write the same layers (plan.layer_options: gzip at [image]
+compression_level, file times at SOURCE_DATE_EPOCH), so one build gives one set of
+digests whatever the output.
 """
 
 from __future__ import annotations
@@ -20,16 +20,12 @@ from typing import TYPE_CHECKING, ClassVar
 from crossbuild import images, output
 from crossbuild.bake import digest_of
 from crossbuild.config import Config
-from crossbuild.plan import ImageTarget, push_output
+from crossbuild.plan import ImageTarget, layer_options, push_output
 
 if TYPE_CHECKING:
     from typing import Any
 
     from crossbuild.pipeline import Context
-
-
-def _layers(cfg: Config) -> str:
-    return f"rewrite-timestamp=true,compression=gzip,compression-level={cfg.image.compression_level}"
 
 
 class Publisher:
@@ -57,7 +53,7 @@ class Registry(Publisher):
     bake_name = "multiarch"
 
     def outputs(self, target: ImageTarget) -> list[str]:
-        return [push_output(self.cfg, target.repository)]
+        return [push_output(self.cfg, target)]
 
     def after(self, ctx: Context, metadata: dict[str, dict[str, Any]]) -> None:
         ctx.pushed = {t.service.name: digest_of(metadata, t) for t in ctx.to_build()}
@@ -107,7 +103,7 @@ class Tarball(Publisher):
 
     def outputs(self, target: ImageTarget) -> list[str]:
         self.path(target).parent.mkdir(parents=True, exist_ok=True)
-        return [f"type=oci,dest={self.path(target)},{_layers(self.cfg)}"]
+        return [f"type=oci,dest={self.path(target)},{layer_options(self.cfg, target)}"]
 
     def after(self, ctx: Context, metadata: dict[str, dict[str, Any]]) -> None:
         assert ctx.plan is not None

@@ -233,10 +233,9 @@ def analyse(
     return stamping
 
 
-def _inputs_key(cfg: Config, services: Sequence[Service], tree: str) -> str:
+def _settings_key(cfg: Config, services: Sequence[Service]) -> str:
     return incremental.key_of(
         {
-            "tree": tree,
             "services": [[s.name, s.package] for s in services],
             "x": sorted({var for s in services for var, _t in cfg.go_for(s).x}),
             "tags": list(cfg.go.tags),
@@ -244,6 +243,20 @@ def _inputs_key(cfg: Config, services: Sequence[Service], tree: str) -> str:
             "env": sorted(cfg.go.env),
         }
     )
+
+
+def _inputs_key(cfg: Config, services: Sequence[Service], tree: str) -> str:
+    return incremental.key_of({"tree": tree, "settings": _settings_key(cfg, services)})
+
+
+def settled_before(cfg: Config, services: Sequence[Service], state: incremental.State) -> bool:
+    """Did an earlier run resolve these same [go.x] settings for these services (in some tree)?
+
+    Then a new answer is very likely the same, and its check can run beside `go build` instead
+    of before it; on a first run, a wrong variable is reported before any compiler starts."""
+    if not any(cfg.go_for(s).x for s in services):
+        return True
+    return state.get("last").get("settings") == _settings_key(cfg, services)
 
 
 def resolve(
@@ -276,5 +289,13 @@ def resolve(
             env=dict(cfg.go.env),
             where=f"{cfg.path.name} [go.x]",
         )
-        state.put("last", {"key": key, "applies": dict(stamping.applies), "notes": list(stamping.notes)})
+        state.put(
+            "last",
+            {
+                "key": key,
+                "settings": _settings_key(cfg, services),
+                "applies": dict(stamping.applies),
+                "notes": list(stamping.notes),
+            },
+        )
     return replace(cfg, stamped=stamping.applies), stamping

@@ -18,12 +18,14 @@ class Route(Stage):
     name = "route"
 
     def run(self, ctx: Context) -> None:
-        info = buildx.inspect(ctx.cfg.builder.name)
-        if info is None:
-            return  # preflight said so already (a dry run goes on without a builder)
-        route = builder.route(ctx.cfg, info, ctx.platforms)
-        ctx.memo["routing"] = route
-        if ctx.dry_run or len(info.nodes) > 1:
+        route = ctx.memo.get("routing")  # preflight read the builder already
+        if route is None:
+            info = buildx.inspect(ctx.cfg.builder.name)
+            if info is None:
+                return  # preflight said so already (a dry run goes on without a builder)
+            route = builder.route(ctx.cfg, info, ctx.platforms)
+            ctx.memo["routing"] = route
+        if ctx.dry_run or len(route.nodes) > 1:
             output.step(f"routing on builder '{ctx.cfg.builder.name}'")
             output.table(doctor.ROUTE_HEADERS, route.rows())
         for warning in route.warnings():

@@ -55,7 +55,8 @@ def test_render_shipped_prebuilt(directory: Path) -> None:
     assert "@SERVICE@" not in out
     assert "@USER@" not in out
     lines = out.splitlines()
-    assert "COPY ${TARGETPLATFORM}/api /usr/local/bin/api" in lines  # the context is the binary directory
+    assert "COPY ${TARGETPLATFORM}/api/ /" in lines  # the context is build/rootfs: one tree per binary
+    assert dockerfiles.copies_tree(out)
     assert "USER 65532:65532" in lines
     assert lines[-1] == 'ENTRYPOINT ["/usr/local/bin/api"]'  # no CMD, no EXPOSE: their lines are left out
     assert not [line for line in lines if line.startswith(("EXPOSE", "CMD"))]
@@ -73,6 +74,21 @@ def test_render_expose_and_cmd(directory: Path) -> None:
 def test_uses_bin_context() -> None:
     assert dockerfiles.uses_bin_context((SHIPPED / "prebuilt.Dockerfile").read_text())
     assert not dockerfiles.uses_bin_context("ARG BIN_DIR=build/bin\nCOPY ${BIN_DIR}/${TARGETPLATFORM}/x /x\n")
+
+
+@pytest.mark.parametrize(
+    ("line", "tree"),
+    [
+        ("COPY ${TARGETPLATFORM}/api/ /", True),
+        ("COPY  ${TARGETPLATFORM}/api/   /  ", True),
+        ("COPY ${TARGETPLATFORM}/api /usr/local/bin/api", False),  # the template before crossbuild.rootfs
+        ("COPY ${TARGETPLATFORM}/api/ /srv/", False),  # somewhere else: its directories are not the tree's
+        ("COPY ${TARGETPLATFORM}/a/b/ /", False),
+        ("# COPY ${TARGETPLATFORM}/api/ /", False),
+    ],
+)
+def test_copies_tree(line: str, tree: bool) -> None:
+    assert dockerfiles.copies_tree(f"FROM scratch\nARG TARGETPLATFORM\n{line}\n") is tree
 
 
 @pytest.mark.parametrize("directory", [SHIPPED, PACKAGED], ids=["dockerfiles", "package-templates"])
