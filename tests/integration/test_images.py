@@ -10,10 +10,12 @@ skopeo, plain HTTP to the registry API, the docker CLI, and tarfile/json.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,7 @@ from support.witness import (
     repositories_under,
     sha256_digest,
     skopeo_config,
+    skopeo_copy,
     skopeo_exists,
     skopeo_raw,
     tags,
@@ -135,7 +138,21 @@ def assert_image_config(repo: Clone, ref: str, platform: str, service: str) -> d
 # --- 1 + 8: the main job ------------------------------------------------------------------
 
 
-def test_make_image_multiarch_pushes_one_checked_index_per_service(clone: Clone, published: Published) -> None:
+def layer_entries(layout: Path) -> list[list[tuple[str, int, int]]]:
+    """(name, mtime, uid) of every entry of every layer of the one image in an OCI layout, in order."""
+    index = json.loads((layout / "index.json").read_text())
+    blobs = layout / "blobs" / "sha256"
+    manifest = json.loads((blobs / index["manifests"][0]["digest"].split(":")[1]).read_text())
+    layers = []
+    for layer in manifest["layers"]:
+        with tarfile.open(blobs / layer["digest"].split(":")[1], "r:*") as tar:
+            layers.append([(m.name + ("/" if m.isdir() else ""), int(m.mtime), m.uid) for m in tar.getmembers()])
+    return layers
+
+
+def test_make_image_multiarch_pushes_one_checked_index_per_service(
+    clone: Clone, published: Published, tmp_path: Path
+) -> None:
     assert published.proc.returncode == 0, describe(published.proc)
     prefix = published.prefix
     assert sorted(repositories_under(namespace(prefix))) == sorted(f"{namespace(prefix)}/{s}" for s in SERVICES)
@@ -148,13 +165,21 @@ def test_make_image_multiarch_pushes_one_checked_index_per_service(clone: Clone,
         assert latest == digest, f"{repo}: :latest is {latest}, :{TAG} is {digest}"
         for platform, manifest in platforms.items():
             config = assert_image_config(clone, f"{repo}@{manifest}", platform, service)
-            # prebuilt mode: the image copies the host-built $TARGETPLATFORM/<service> from the binary
-            # directory, its build context, so nothing of output_dir's path is in the image
+            # prebuilt mode: the image copies the layer tree $TARGETPLATFORM/<service>/ from build/rootfs,
+            # its build context, so nothing of output_dir's path is in the image
             history = " ".join(str(h.get("created_by", "")) for h in config.get("history", []))
-            assert f"COPY {platform}/{service} /usr/local/bin/{service}" in history, f"{repo} {platform}: {history}"
+            assert f"COPY {platform}/{service}/ /" in history, f"{repo} {platform}: {history}"
             assert "build/" not in history, f"{repo} {platform}: {history}"
         if service == "api":
             api_platforms = platforms
+
+    # The binary's layer, read with skopeo and tarfile: the binary and the directories COPY made,
+    # every entry at the commit time (SOURCE_DATE_EPOCH), root-owned, nothing else.
+    layout = skopeo_copy(f"{prefix}/api:{TAG}", tmp_path / "api-arm64", arch="arm64")
+    entries = layer_entries(layout)[-1]
+    assert [name for name, _mtime, _uid in entries] == ["usr/", "usr/local/", "usr/local/bin/", "usr/local/bin/api"]
+    epoch = int(commit_time(clone).timestamp())
+    assert {(mtime, uid) for _name, mtime, uid in entries} == {(epoch, 0)}, entries
 
     # Every platform of one service really runs (QEMU for arm64 and arm/v7) and says what it is.
     for platform, manifest in api_platforms.items():

@@ -20,7 +20,10 @@ from crossbuild.session import for_config
 MODULE = "example.invalid/beside"
 
 VERSION_GO = 'package version\n\nvar Version = "dev"\n\nfunc String() string { return Version }\n'
-MAIN_GO = f'package main\n\nimport (\n\t"fmt"\n\n\t"{MODULE}/version"\n)\n\nfunc main() {{ fmt.Println(version.String(), {{n}}) }}\n'
+MAIN_GO = (
+    f'package main\n\nimport (\n\t"fmt"\n\n\t"{MODULE}/version"\n)\n\n'
+    "func main() { fmt.Println(version.String(), {n}) }\n"
+)
 
 
 def _write(root: Path, n: int = 1) -> None:
