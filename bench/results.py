@@ -51,6 +51,7 @@ class CaseResult:
     commands: list[str] = field(default_factory=list)
     load_before: float = 0.0
     setup_s: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)  # what a case measured besides its phases (case v's parts)
 
     @property
     def cold_s(self) -> float | None:
@@ -114,6 +115,8 @@ class CaseResult:
             "cpu": self.cpu,
             "bytes_by_repo": {n: p.pushed_by_repo for n, p in self.phases.items()},  # phase -> repository -> bytes
         }
+        if self.figures:
+            out["figures"] = self.figures
         others = {n: p for n, p in self.phases.items() if n not in STANDARD_PHASES}
         if others:
             out["phases"] = {
