@@ -123,7 +123,7 @@ class CaseResult:
                 n: {"wall_s": p.wall_s, "bytes_pushed": p.bytes_pushed, "registry_growth": p.registry_growth}
                 for n, p in others.items()
             }
-        return {**out, "ok": self.ok, "per_service_arch_s": self.per_unit()}
+        return {**out, "ok": self.status == "ok" and bool(self.phases), "per_service_arch_s": self.per_unit()}
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ Timed phases, one after the other, each after the idle wait:
   smoke-each  every smoke run verify made, one at a time, the way verify makes it
               (bench/verifyparts.py smoke): its slowest one
   layers      every layer of every platform image fetched once from the registry with
-              verify's REGISTRY_PARALLEL readers (bench/verifyparts.py layers); one by
-              one as well, for information
+              verify's REGISTRY_PARALLEL readers, then once one by one
+              (bench/verifyparts.py layers): the faster of the two
 
 The target: verify <= 2 x the slowest single smoke run + the layer reads.
 """
@@ -73,14 +73,14 @@ class VerifyParallel(Case):
 
     def tables(self, results: Mapping[str, CaseResult]) -> list[str]:
         v = results.get(self.key)
-        if v is None or not v.ok or VERIFY not in v.phases or "smoke" not in v.figures:
+        if v is None or v.status != "ok" or VERIFY not in v.phases or "smoke" not in v.figures:
             return []
         return [figures_table(v)]
 
     def targets(self, results: Mapping[str, CaseResult]) -> list[Target]:
         name = "verify in parallel: verify <= 2 x slowest smoke run + layer reads"
         v = results.get(self.key)
-        parts = bound(v) if v is not None and v.ok else None
+        parts = bound(v) if v is not None and v.status == "ok" else None
         if v is None or parts is None:
             return [Target(name, None, v.status if v is not None and v.status != "ok" else "needs case v")]
         verify_s, smoke_s, layers_s = parts
@@ -102,7 +102,12 @@ def bound(v: CaseResult) -> tuple[float, float, float] | None:
     layers = v.figures.get("layers") or {}
     if phase is None or not slowest or "parallel_s" not in layers:
         return None
-    return phase.wall_s, float(slowest["seconds"]), float(layers["parallel_s"])
+    return phase.wall_s, float(slowest["seconds"]), layer_reads(layers)
+
+
+def layer_reads(layers: Mapping[str, Any]) -> float:
+    """The layer reads of the target: the faster of the two fetches, the tighter bound."""
+    return min(float(layers["parallel_s"]), float(layers["sequential_s"]))
 
 
 def figures_table(v: CaseResult) -> str:
@@ -122,7 +127,8 @@ def figures_table(v: CaseResult) -> str:
         f"| all smoke runs one by one | {total:.2f} | {len(runs)} runs, sum |",
         f"| layer reads, {layers['parallel']} at a time | {layers['parallel_s']:.2f} | {layers['layers']} layers, "
         f"{human(layers['bytes'])}, through crossbuild's registry client |",
-        f"| layer reads, one by one | {layers['sequential_s']:.2f} | the same, sequential (information) |",
+        f"| layer reads, one by one | {layers['sequential_s']:.2f} | the same blobs again, sequential |",
+        f"| layer reads in the target | {layer_reads(layers):.2f} | the faster of the two |",
     ]
     by_platform: dict[str, list[float]] = {}
     for r in runs:
