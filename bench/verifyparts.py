@@ -12,7 +12,8 @@ create, start, wait, logs, remove, with no network, through the docker daemon, u
 a foreign arch), with the arguments verify's report says it used, one after the other with
 nothing else running. The images are pulled first and removed afterwards, neither timed: the
 registry side of verify is what `layers` measures. Each figure is the wall time of one
-Daemon.run call.
+Daemon.run call. Then, for information, all of them at once, SMOKE_PARALLEL at a time as
+verify allows: what this daemon and these cores make of running them side by side.
 
 `layers`: every layer of every platform image verify checked, fetched once each from the
 registry through crossbuild's registry client (the same code, digest check included, that
@@ -39,7 +40,7 @@ from crossbuild.daemon import Daemon
 from crossbuild.oci import Client, image_entries, parse_reference
 from crossbuild.platforms import parse_platform
 from crossbuild.smoke import PROBE_TIMEOUT
-from crossbuild.verify import REGISTRY_PARALLEL
+from crossbuild.verify import REGISTRY_PARALLEL, SMOKE_PARALLEL
 
 COMMAND_TIMEOUT = 30.0  # invoke verify's default --timeout
 
@@ -61,7 +62,7 @@ class SmokeTime:
     platform: str
     args: list[str]
     seconds: float  # wall time of the Daemon.run call
-    exit_code: int | None
+    exit_code: int | None  # not kept (None): verify's report has it
     verify_seconds: float  # what verify's own run measured (start to exit, under verify's load)
 
 
@@ -91,21 +92,27 @@ def slowest(times: Sequence[SmokeTime]) -> SmokeTime | None:
     return max(times, key=lambda t: t.seconds, default=None)
 
 
-def measure_smoke(items: Sequence[SmokeItem]) -> list[SmokeTime]:
-    daemon = Daemon.connect(parallel=1)
+def measure_smoke(items: Sequence[SmokeItem]) -> tuple[list[SmokeTime], float]:
+    """Each run alone, one after the other; then, for information, the seconds of all of them at once."""
+    daemon = Daemon.connect(parallel=SMOKE_PARALLEL)
+
+    def run(item: SmokeItem) -> float:
+        timeout = PROBE_TIMEOUT if item.server else COMMAND_TIMEOUT
+        t0 = time.monotonic()
+        result = daemon.run(item.ref, item.args, parse_platform(item.platform), timeout)
+        seconds = time.monotonic() - t0
+        if result.error:
+            raise SystemExit(f"{item.service} {item.platform}: the smoke run did not start: {result.error}")
+        return seconds
+
     try:
         for item in items:  # untimed: the image present, as when verify starts its run
             daemon.ensure(item.ref, parse_platform(item.platform))
-        out = []
-        for item in items:
-            timeout = PROBE_TIMEOUT if item.server else COMMAND_TIMEOUT
-            t0 = time.monotonic()
-            run = daemon.run(item.ref, item.args, parse_platform(item.platform), timeout)
-            seconds = time.monotonic() - t0
-            if run.error:
-                raise SystemExit(f"{item.service} {item.platform}: the smoke run did not start: {run.error}")
-            out.append(SmokeTime(item.service, item.platform, list(item.args), round(seconds, 3), run.exit_code, 0.0))
-        return out
+        out = [SmokeTime(i.service, i.platform, list(i.args), round(run(i), 3), None, 0.0) for i in items]
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(SMOKE_PARALLEL) as pool:
+            list(pool.map(run, items))
+        return out, time.monotonic() - t0
     finally:
         daemon.release()
         daemon.close()
@@ -148,12 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any]
     if args.part == "smoke":
         verified = {(r["service"], p["platform"]): p.get("smoke_seconds", 0.0) for r in report for p in r["platforms"]}
+        alone, together = measure_smoke(smoke_items(report))
         times = [
-            SmokeTime(**{**asdict(t), "verify_seconds": verified.get((t.service, t.platform), 0.0)})
-            for t in measure_smoke(smoke_items(report))
+            SmokeTime(**{**asdict(t), "verify_seconds": verified.get((t.service, t.platform), 0.0)}) for t in alone
         ]
         worst = slowest(times)
-        result = {"runs": [asdict(t) for t in times], "slowest": asdict(worst) if worst else None}
+        result = {
+            "runs": [asdict(t) for t in times],
+            "slowest": asdict(worst) if worst else None,
+            "all_at_once_s": round(together, 3),
+            "parallel": SMOKE_PARALLEL,
+        }
     else:
         client = Client(insecure=[parse_reference(str(r["ref"])).registry for r in report])
         blobs = layer_blobs(client, report)

@@ -125,6 +125,8 @@ def figures_table(v: CaseResult) -> str:
         f"| slowest single smoke run | {slowest['seconds']:.2f} | {slowest['service']} {slowest['platform']} "
         f"`{' '.join(slowest['args'])}` (Daemon.run: create, start, wait, logs, remove) |",
         f"| all smoke runs one by one | {total:.2f} | {len(runs)} runs, sum |",
+        f"| all smoke runs at once | {smoke.get('all_at_once_s', 0.0):.2f} | the same runs, "
+        f"{smoke.get('parallel')} at a time (information: what the daemon and the cores allow) |",
         f"| layer reads, {layers['parallel']} at a time | {layers['parallel_s']:.2f} | {layers['layers']} layers, "
         f"{human(layers['bytes'])}, through crossbuild's registry client |",
         f"| layer reads, one by one | {layers['sequential_s']:.2f} | the same blobs again, sequential |",
