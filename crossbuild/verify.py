@@ -576,9 +576,9 @@ def verify(
 ) -> list[ImageReport]:
     """Check every image; never stops at the first failure. Reports follow `expectations`.
 
-    Registry checks run REGISTRY_PARALLEL at a time and pulls and smoke runs
-    `parallel` at a time, all at once: each platform is pulled while its
-    registry checks run and smoke-runs as soon as both are done.
+    Registry checks run REGISTRY_PARALLEL at a time, pulls PULL_PARALLEL and
+    pulls and containers together `parallel`, all at once: each platform is
+    pulled while its registry checks run and smoke-runs as soon as both are done.
     """
     daemon, no_daemon = None, ""
     if run_smoke:
