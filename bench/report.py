@@ -85,7 +85,7 @@ def go_version() -> str:
     return subprocess.run(["go", "version"], capture_output=True, text=True, check=False).stdout.strip()
 
 
-def markdown(ctx: Context, results: Mapping[str, CaseResult], targets: list[Target]) -> str:
+def markdown(ctx: Context, results: Mapping[str, CaseResult], targets: list[Target], tables: Iterable[str] = ()) -> str:
     ws = ctx.workspace
     summary = ws.mono.summary()
     lines = [
@@ -97,7 +97,7 @@ def markdown(ctx: Context, results: Mapping[str, CaseResult], targets: list[Targ
         "",
         table(results),
         "",
-        *[line for t in phase_tables(results) for line in (t, "")],
+        *[line for t in [*phase_tables(results), *tables] for line in (t, "")],
         "Cold: fresh GOCACHE, `docker buildx prune --builder crossbuild -af`, crossbuild's build/ removed. "
         "Warm: the same command again with nothing changed.",
         f"Bytes pushed: {ctx.meter.method} (distinct digests newly linked into the case's repositories).",

@@ -48,10 +48,11 @@ class CaseResult:
     total_services: int = 0
     extrapolated_cold_s: float | None = None  # only when fewer services were measured than exist
     notes: list[str] = field(default_factory=list)
-    figures: dict[str, float] = field(default_factory=dict)  # what a case derives: bytes moved, MiB/s per phase
     commands: list[str] = field(default_factory=list)
     load_before: float = 0.0
     setup_s: float = 0.0
+    # what a case derives or measures besides its phases: (t) bytes moved and MiB/s, (v) its parts
+    figures: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cold_s(self) -> float | None:
@@ -125,7 +126,7 @@ class CaseResult:
                 n: {"wall_s": p.wall_s, "bytes_pushed": p.bytes_pushed, "registry_growth": p.registry_growth}
                 for n, p in others.items()
             }
-        return {**out, "ok": self.ok, "per_service_arch_s": self.per_unit()}
+        return {**out, "ok": self.status == "ok" and bool(self.phases), "per_service_arch_s": self.per_unit()}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ each in bench/cases/):
   d   OpenIM-style loop: sequential go build per service per platform, sequential
       `buildx build` per service per arch, `imagetools create` per service
   e   ko: `ko build --platform=... --base-import-paths` on a FROM-scratch base index
+  v   crossbuild verify of every service x platform (images published untimed), against
+      each of its smoke runs alone and the reads of every layer it checks
 
 Each case runs COLD (fresh GOCACHE, `docker buildx prune --builder crossbuild -af`,
 crossbuild's build/ removed) and then WARM with nothing changed; f, a, d and e then
@@ -105,14 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[key] = run_case(ctx, cases.BY_KEY[key])
     ctx.workspace.restore()  # <out>/work/repo as committed, not the last case's edits hidden by skip-worktree
     targets = [t for case in cases.ALL for t in case.targets(results)]
-    (ctx.out / "results.md").write_text(report.markdown(ctx, results, targets))
+    extra = [t for case in cases.ALL for t in case.tables(results)]
+    (ctx.out / "results.md").write_text(report.markdown(ctx, results, targets, extra))
     drawn = report.chart(ctx, results, ctx.out / "results.png")
     how = "matplotlib" if drawn else "none: matplotlib not installed (the bench extra)"
     data = report.json_data(ctx, results, targets, how, time.monotonic() - started)
     (ctx.out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
     print()
     print(report.table(results))
-    for extra_table in report.phase_tables(results):
+    for extra_table in [*report.phase_tables(results), *extra]:
         print()
         print(extra_table)
     print()

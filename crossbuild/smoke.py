@@ -8,7 +8,9 @@ and start serving. So unless a service names its `smoke_args`, the program is
 probed once on the daemon's native platform with CANDIDATES, and the first
 behaviour that fits (exit 0, else any exit, else "still running": a server)
 becomes the plan every platform must match. `smoke_exit` and `smoke_expect`
-from config.toml override the exit code and add an output pattern.
+from config.toml override the exit code and add an output pattern. The first
+candidate runs alone for PROBE_GRACE seconds, the others beside it only when
+it has not decided by then: most programs are probed with one container.
 
 The probe's outcomes are cached per service and native manifest digest, so
 a rerun on the same image does not probe again.
@@ -38,11 +40,18 @@ CANDIDATES: tuple[tuple[str, ...], ...] = (
 # for a Go binary to start under QEMU on a loaded machine, short enough that
 # "still running" means "started and serving".
 PROBE_TIMEOUT = 5.0
+# Seconds the first candidate (`--version`) runs alone before the others start
+# beside it. Most programs answer it well within this, so one container probes
+# them instead of len(CANDIDATES); a program that does not (a server) starts the
+# rest after it, and one whose `--version` fails starts them the moment it ends.
+PROBE_GRACE = 2.5
 OUTPUT_LIMIT = 160  # characters of folded output in a table row
 CACHED_OUTPUT = 2000  # characters of probe output kept in the cache
 CACHE_DIGESTS_PER_SERVICE = 8
 
 OK, FAILED, HUNG = "ok", "failed", "hung"
+# Where a platform is on its way to a smoke run (see probe_on).
+PENDING, READY, OUT = "pending", "ready", "out"
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,30 @@ def plan_from_probe(runs: Sequence[Run | None], source: str, *, want_exit: int |
     if want_exit is not None:
         return Plan(args, want_exit, pattern, source)
     return Plan(args, code, pattern, source, native=True)
+
+
+def probe_on(platforms: Sequence[tuple[bool, str]]) -> tuple[bool, int | None]:
+    """Which platform the probe runs on: (decided, its index, or None when none can run).
+
+    `platforms` are (native, state) in index order, state PENDING (its checks or
+    pull not done), READY or OUT (failed either). The rule is the first READY
+    native platform, else the first READY one; it is decided as soon as no
+    PENDING platform could change the answer, so the probe starts the moment
+    the native image is checked and pulled, without waiting for the others.
+    """
+    for n, (native, state) in enumerate(platforms):
+        if not native:
+            continue
+        if state == PENDING:
+            return False, None
+        if state == READY:
+            return True, n
+    for n, (_, state) in enumerate(platforms):
+        if state == PENDING:
+            return False, None
+        if state == READY:
+            return True, n
+    return True, None
 
 
 def judge(plan: Plan, run: Run, timeout: float) -> tuple[str, str]:

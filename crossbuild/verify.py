@@ -13,16 +13,23 @@ probe that chooses the arguments).
 
 Every service and every platform is checked in one run and every failure is
 reported, one row each. Registry reads and smoke runs go through bounded
-thread pools, so a whole verify costs about one smoke timeout; results keep
-the order of the services and of each index. Images pulled for smoke runs
-are removed afterwards (crossbuild.daemon).
+thread pools and overlap: each platform's image is pulled while its registry
+checks run, and smoke-runs as soon as both are done and its image's plan is
+known, so a whole verify costs about the layer reads plus one smoke run (or
+one smoke timeout when something hangs); results keep the order of the
+services and of each index. Images pulled for smoke runs are removed
+afterwards (crossbuild.daemon).
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -40,6 +47,7 @@ from crossbuild.platforms import Platform, platform_of_config
 OK, FAILED, HUNG, SKIPPED = "ok", "failed", "hung", "skipped"
 REGISTRY_PARALLEL = 8  # concurrent registry reads (manifests, configs, layers)
 SMOKE_PARALLEL = 16  # concurrent pulls and containers; each waiting container costs one thread
+PULL_PARALLEL = 4  # concurrent pulls (of SMOKE_PARALLEL): a few more than the daemon downloads at once
 SMOKE_OUTPUT_LINES = 20  # last lines of a smoke run kept in the JSON report
 
 
@@ -237,35 +245,7 @@ def _check_signature(client: Client, exp: Expectation, report: ImageReport, dige
         report.signature = f"cosign, {key.name} ({key.fingerprint[:19]}): index and {len(digests) - 1} image(s)"
 
 
-def check_static(
-    client: Client, expectations: Sequence[Expectation], parallel: int = REGISTRY_PARALLEL
-) -> list[tuple[ImageReport, dict[str, Platform]]]:
-    """Everything that needs only the registry, for every image at once.
-
-    Each report comes with its platforms by name (as the index spells them),
-    which the smoke runs need.
-    """
-    with ThreadPoolExecutor(parallel, thread_name_prefix="registry") as pool:
-        heads = list(pool.map(lambda exp: _read_index(client, exp), expectations))
-        checks = [
-            pool.submit(_check_platform, client, exp, entry, pr, attested.get(entry.digest))
-            for exp, (report, entries, attested) in zip(expectations, heads, strict=True)
-            for entry, pr in zip(entries, report.platforms, strict=True)
-        ]
-        checks += [
-            pool.submit(_check_signature, client, exp, report, [report.digest, *(e.digest for e in entries)])
-            for exp, (report, entries, _) in zip(expectations, heads, strict=True)
-            if exp.public_key and report.digest
-        ]
-        for future in checks:
-            future.result()
-    result = []
-    for report, entries, _ in heads:
-        result.append((report, {str(e.platform): e.platform for e in entries if e.platform is not None}))
-    return result
-
-
-# --- smoke runs ---------------------------------------------------------------------------------
+# --- one run: registry checks and smoke runs, overlapped ----------------------------------------
 
 
 def _emulation_skip(platform: Platform, native: Platform) -> str:
@@ -278,162 +258,302 @@ def _emulation_skip(platform: Platform, native: Platform) -> str:
 
 
 class _Loop:
-    """Futures on one bounded pool, each with a callback run on the calling thread.
+    """Futures on bounded pools, each with a callback run on the calling thread, and timers.
 
-    Callbacks may submit more work; reports are only touched by callbacks, so
-    they need no lock.
+    Callbacks may submit more work. A platform's report is written by its
+    registry check in a worker, and by callbacks only once that check is done,
+    so reports need no lock. A callback calls `future.result()`, so a bug in a
+    worker surfaces here as its traceback. A timer only fires while some work
+    is pending: with none left, nothing could be waiting for it.
     """
 
-    def __init__(self, pool: ThreadPoolExecutor) -> None:
-        self.pool = pool
+    def __init__(self) -> None:
         self.pending: dict[Future[Any], Callable[[Future[Any]], None]] = {}
+        self.timers: list[tuple[float, int, Callable[[], None]]] = []  # a heap of (when, order, callback)
+        self.order = itertools.count()
 
-    def submit(self, then: Callable[[Future[Any]], None], fn: Callable[..., Any], *args: Any) -> None:
-        self.pending[self.pool.submit(fn, *args)] = then
+    def submit(
+        self, pool: ThreadPoolExecutor, then: Callable[[Future[Any]], None], fn: Callable[..., Any], *args: Any
+    ) -> None:
+        self.pending[pool.submit(fn, *args)] = then
+
+    def later(self, seconds: float, then: Callable[[], None]) -> None:
+        heapq.heappush(self.timers, (time.monotonic() + seconds, next(self.order), then))
 
     def run(self) -> None:
         while self.pending:
-            done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+            left = self.timers[0][0] - time.monotonic() if self.timers else None
+            done, _ = wait(self.pending, timeout=None if left is None else max(0.0, left), return_when=FIRST_COMPLETED)
             for future in done:
                 self.pending.pop(future)(future)
+            while self.timers and self.timers[0][0] <= time.monotonic():
+                heapq.heappop(self.timers)[2]()
+        self.timers.clear()
+
+
+def _raise(future: Future[Any]) -> None:
+    future.result()
+
+
+class _Pulls:
+    """Pulls for the smoke runs, PULL_PARALLEL at a time, those a probe waits for first.
+
+    The daemon downloads a few layers at a time whatever it is asked
+    (dockerd's max-concurrent-downloads, 3 by default), in the order asked:
+    queueing here instead lets the native images, which each image's probe
+    and so every other platform's run wait for, overtake the rest, and keeps
+    the smoke pool's threads free for the runs.
+    """
+
+    def __init__(self, loop: _Loop, pool: ThreadPoolExecutor, daemon: Daemon, limit: int = PULL_PARALLEL) -> None:
+        self.loop, self.pool, self.daemon, self.limit = loop, pool, daemon, limit
+        self.waiting: list[tuple[int, int, str, Platform, Callable[[Future[Any]], None]]] = []  # a heap
+        self.running = 0
+        self.order = itertools.count()  # first come, first served within a priority
+
+    def add(self, first: bool, ref: str, platform: Platform, then: Callable[[Future[Any]], None]) -> None:
+        heapq.heappush(self.waiting, (0 if first else 1, next(self.order), ref, platform, then))
+        self._start()
+
+    def _start(self) -> None:
+        while self.running < self.limit and self.waiting:
+            _, _, ref, platform, then = heapq.heappop(self.waiting)
+            self.running += 1
+            self.loop.submit(self.pool, partial(self._done, then=then), self.daemon.ensure, ref, platform)
+
+    def _done(self, future: Future[Any], then: Callable[[Future[Any]], None]) -> None:
+        self.running -= 1
+        self._start()
+        then(future)
 
 
 @dataclass
-class _SmokeContext:
-    daemon: Daemon
+class _Context:
+    client: Client
     loop: _Loop
+    registry_pool: ThreadPoolExecutor
+    smoke_pool: ThreadPoolExecutor | None  # None: no smoke runs
+    daemon: Daemon | None
+    pulls: _Pulls | None
     timeout: float
     probe_timeout: float
     cache: smoke.ProbeCache | None
 
 
-class _ServiceSmoke:
-    """One image's smoke runs: pull every runnable platform, find the plan (config, cache or probe), run."""
+@dataclass(eq=False)
+class _Slot:
+    """One platform of one image on its way to a smoke run: checked at the registry, pulled, run."""
 
-    def __init__(
-        self,
-        exp: Expectation,
-        report: ImageReport,
-        platforms: dict[str, Platform],
-        ctx: _SmokeContext,
-    ) -> None:
-        self.exp, self.report, self.ctx = exp, report, ctx
+    pr: PlatformReport
+    entry: PlatformEntry
+    attestation: str | None
+    skip: str = ""  # why it cannot run here (no QEMU handler); "" = it can
+    wanted: bool = True  # one of the expected platforms (an unexpected one is reported, not run)
+    checked: bool = False  # the registry checks are done (pr.result says how they went)
+    pulled: bool | None = None  # None: the pull is not done (or not asked for); False: it failed
+    pull_error: str = ""
+    launched: bool = False
+
+    @property
+    def platform(self) -> Platform:
+        assert self.entry.platform is not None
+        return self.entry.platform
+
+    @property
+    def state(self) -> str:
+        """smoke.PENDING until both the registry checks and the pull are done, then READY or OUT."""
+        if (self.checked and self.pr.result != OK) or self.pulled is False:
+            return smoke.OUT
+        if self.checked and self.pulled:
+            return smoke.READY
+        return smoke.PENDING
+
+
+class _ImageCheck:
+    """One image: its registry checks and, platform by platform as each is checked and pulled, its smoke runs.
+
+    A platform's pull starts with its registry checks, and its smoke run as soon
+    as both are done and the plan is known; the plan comes from config.toml, the
+    probe cache or a probe on the native platform, started as soon as that
+    platform is ready. So one slow image or platform holds up no other.
+    """
+
+    def __init__(self, exp: Expectation, ctx: _Context) -> None:
+        self.exp, self.ctx = exp, ctx
+        self.report = ImageReport(exp.service, exp.ref)
         ref = parse_reference(exp.ref)
         self.repository = f"{ref.registry}/{ref.repository}"
-        wanted = {str(p) for p in exp.platforms}
-        self.runnable: list[tuple[PlatformReport, Platform]] = []
-        for pr in report.platforms:
-            if pr.result != OK or pr.platform not in wanted:
-                continue
-            platform = platforms[pr.platform]
-            reason = _emulation_skip(platform, ctx.daemon.platform)
-            if reason:
-                pr.skip(reason)
-            else:
-                self.runnable.append((pr, platform))
-        self.pulled: set[int] = set()  # id() of the PlatformReports whose image is present
-        self.ready: list[tuple[PlatformReport, Platform]] = []
-        self.waiting_pulls = len(self.runnable)
-        self.probe_runs: list[smoke.Run | None] = []
-        self.probe_on: tuple[PlatformReport, Platform] | None = None
-        self.stop = threading.Event()
+        self.slots: list[_Slot] = []
         self.plan: smoke.Plan | None = None
-
-    def ref(self, pr: PlatformReport) -> str:
-        return f"{self.repository}@{pr.digest}"
+        self.plan_failed = ""  # the probe found nothing to run: every ready platform fails with this
+        self.probing: _Slot | None = None
+        self.probe_runs: list[smoke.Run | None] = []
+        self.probe_widened = False  # the candidates after the first are started
+        self.stop = threading.Event()
 
     def start(self) -> None:
-        for pr, platform in self.runnable:
-            self.ctx.loop.submit(
-                partial(self._pulled, pr=pr, platform=platform),
-                self.ctx.daemon.ensure,
-                self.ref(pr),
-                platform,
-            )
+        self.ctx.loop.submit(self.ctx.registry_pool, self._indexed, _read_index, self.ctx.client, self.exp)
 
-    def _pulled(self, future: Future[Any], pr: PlatformReport, platform: Platform) -> None:
-        self.waiting_pulls -= 1
+    def ref(self, slot: _Slot) -> str:
+        return f"{self.repository}@{slot.entry.digest}"
+
+    def _indexed(self, future: Future[Any]) -> None:
+        report, entries, attested = future.result()
+        self.report = report
+        wanted = {str(p) for p in self.exp.platforms}
+        ctx = self.ctx
+        for entry, pr in zip(entries, report.platforms, strict=True):
+            slot = _Slot(pr, entry, attested.get(entry.digest), wanted=pr.platform in wanted)
+            self.slots.append(slot)
+            ctx.loop.submit(
+                ctx.registry_pool, partial(self._checked, slot=slot), _check_platform, ctx.client, self.exp, entry, pr,
+                slot.attestation,
+            )  # fmt: skip
+            if ctx.smoke_pool is not None and ctx.daemon is not None and slot.wanted:
+                slot.skip = _emulation_skip(slot.platform, ctx.daemon.platform)
+                if not slot.skip and ctx.pulls is not None:
+                    native = (slot.platform.os, slot.platform.arch) == (
+                        ctx.daemon.platform.os,
+                        ctx.daemon.platform.arch,
+                    )
+                    probe = native and self.exp.smoke_args is None
+                    ctx.pulls.add(probe, self.ref(slot), slot.platform, partial(self._pulled, slot=slot))
+        if self.exp.public_key and report.digest:
+            digests = [report.digest, *(e.digest for e in entries)]
+            ctx.loop.submit(ctx.registry_pool, _raise, _check_signature, ctx.client, self.exp, self.report, digests)
+
+    def _runnable(self) -> list[_Slot]:
+        """The platforms that will smoke-run once ready, in index order."""
+        return [s for s in self.slots if s.wanted and not s.skip] if self.ctx.smoke_pool is not None else []
+
+    def _checked(self, future: Future[Any], slot: _Slot) -> None:
+        future.result()
+        slot.checked = True
+        if slot.pr.result == OK and slot.skip:
+            slot.pr.skip(slot.skip)
+        self._settled(slot)
+
+    def _pulled(self, future: Future[Any], slot: _Slot) -> None:
         try:
             future.result()
         except DaemonError as exc:
-            pr.smoke = FAILED
-            pr.fail(f"smoke: {exc}")
+            slot.pulled, slot.pull_error = False, str(exc)
         else:
-            self.pulled.add(id(pr))
-        if self.waiting_pulls == 0:
-            self.ready = [(pr, p) for pr, p in self.runnable if id(pr) in self.pulled]  # index order
+            slot.pulled = True
+        self._settled(slot)
+
+    def _settled(self, slot: _Slot) -> None:
+        """A platform's check or pull is done: report a failed pull, then move the smoke runs on."""
+        if slot.checked and slot.pulled is False and slot.pr.result == OK:
+            slot.pr.smoke = FAILED
+            slot.pr.fail(f"smoke: {slot.pull_error}")
+        if self.plan is None and self.probing is None and not self.plan_failed:
             self._plan()
+        self._launch_ready()
 
     def _plan(self) -> None:
-        if not self.ready:
+        runnable = self._runnable()
+        if not runnable:
             return
         exp = self.exp
         if exp.smoke_args is not None:
-            self._launch(smoke.Plan(exp.smoke_args, exp.smoke_exit or 0, exp.smoke_expect))
+            self._set_plan(smoke.Plan(exp.smoke_args, exp.smoke_exit or 0, exp.smoke_expect))
             return
-        native = self.ctx.daemon.platform
-        pr, platform = next(
-            ((pr, p) for pr, p in self.ready if (p.os, p.arch) == (native.os, native.arch)), self.ready[0]
-        )
-        self.probe_on = (pr, platform)
-        cached = self.ctx.cache.get(exp.service, pr.digest) if self.ctx.cache is not None else None
+        assert self.ctx.daemon is not None
+        native = (self.ctx.daemon.platform.os, self.ctx.daemon.platform.arch)
+        decided, n = smoke.probe_on([((s.platform.os, s.platform.arch) == native, s.state) for s in runnable])
+        if not decided or n is None:
+            return
+        slot = runnable[n]
+        cached = self.ctx.cache.get(exp.service, slot.entry.digest) if self.ctx.cache is not None else None
         if cached is not None:
             plan = smoke.plan_from_probe(
                 cached[1], f"cached probe on {cached[0]}", want_exit=exp.smoke_exit, pattern=exp.smoke_expect
             )
             if plan is not None:
-                self._launch(plan)
+                self._set_plan(plan)
                 return
+        self.probing = slot
         self.probe_runs = [None] * len(smoke.CANDIDATES)
-        for n, args in enumerate(smoke.CANDIDATES):
-            self.ctx.loop.submit(
-                partial(self._probed, n=n),
-                self.ctx.daemon.run,
-                self.ref(pr),
-                args,
-                platform,
-                self.ctx.probe_timeout,
-                self.stop,
-            )
+        self._submit_run(slot, smoke.CANDIDATES[0], self.ctx.probe_timeout, partial(self._probed, n=0), self.stop)
+        self.ctx.loop.later(smoke.PROBE_GRACE, self._widen_probe)
+
+    def _widen_probe(self) -> None:
+        """Start every other candidate at once: the first one did not decide (see smoke.PROBE_GRACE)."""
+        if self.probe_widened or self.plan is not None or self.plan_failed:
+            return
+        self.probe_widened = True
+        slot = self.probing
+        assert slot is not None
+        for i, args in enumerate(smoke.CANDIDATES[1:], start=1):
+            self._submit_run(slot, args, self.ctx.probe_timeout, partial(self._probed, n=i), self.stop)
+
+    def _submit_run(
+        self,
+        slot: _Slot,
+        args: Sequence[str],
+        timeout: float,
+        then: Callable[[Future[Any]], None],
+        stop: threading.Event | None = None,
+    ) -> None:
+        ctx = self.ctx
+        assert ctx.smoke_pool is not None and ctx.daemon is not None
+        ctx.loop.submit(ctx.smoke_pool, then, ctx.daemon.run, self.ref(slot), tuple(args), slot.platform, timeout, stop)
 
     def _probed(self, future: Future[Any], n: int) -> None:
         self.probe_runs[n] = future.result()
-        if self.plan is not None:
+        if self.plan is not None or self.plan_failed:
             return
-        assert self.probe_on is not None
-        pr, platform = self.probe_on
+        slot = self.probing
+        assert slot is not None
         plan = smoke.plan_from_probe(
-            self.probe_runs, f"probe on {platform}", want_exit=self.exp.smoke_exit, pattern=self.exp.smoke_expect
+            self.probe_runs, f"probe on {slot.platform}", want_exit=self.exp.smoke_exit, pattern=self.exp.smoke_expect
         )
         if plan is not None:
             self.stop.set()
             if self.ctx.cache is not None:
-                self.ctx.cache.put(self.exp.service, pr.digest, str(platform), self.probe_runs)
-            self._launch(plan)
+                self.ctx.cache.put(self.exp.service, slot.entry.digest, str(slot.platform), self.probe_runs)
+            self._set_plan(plan)
+            # The probed platform's smoke run is the probe's run of the chosen arguments: the same image,
+            # arguments and container, so running it again would only repeat it. It is judged like any other.
+            chosen = next((r for r in self.probe_runs if r is not None and r.args == plan.args), None)
+            if chosen is not None and not chosen.cancelled and not slot.launched:
+                slot.launched = True
+                slot.pr.smoke_args = list(plan.args)
+                self._judge(slot.pr, plan, chosen)
         elif all(r is not None for r in self.probe_runs):
             errors = [r.error for r in self.probe_runs if r is not None and r.error]
             why = smoke.fold(errors[0]) if errors else "no candidate ran"
-            for pr_, _ in self.ready:
-                pr_.smoke = FAILED
-                pr_.fail(f"smoke probe on {platform}: no candidate started: {why}")
+            self.plan_failed = f"smoke probe on {slot.platform}: no candidate started: {why}"
+        else:
+            self._widen_probe()
+        self._launch_ready()
 
-    def _launch(self, plan: smoke.Plan) -> None:
+    def _set_plan(self, plan: smoke.Plan) -> None:
         self.plan = plan
         self.report.smoke_plan = plan.describe()
-        timeout = self.ctx.probe_timeout if plan.exit_code is None else self.ctx.timeout
-        for pr, platform in self.ready:
-            pr.smoke_args = list(plan.args)
-            self.ctx.loop.submit(
-                partial(self._ran, pr=pr, plan=plan),
-                self.ctx.daemon.run,
-                self.ref(pr),
-                plan.args,
-                platform,
-                timeout,
-            )
+
+    def _launch_ready(self) -> None:
+        """Start the smoke run of every platform that is ready, once the plan is known."""
+        if self.plan is None and not self.plan_failed:
+            return
+        plan = self.plan
+        timeout = self.ctx.probe_timeout if plan is None or plan.exit_code is None else self.ctx.timeout
+        for slot in self._runnable():
+            if slot.launched or slot.state != smoke.READY:
+                continue
+            slot.launched = True
+            if plan is None:
+                slot.pr.smoke = FAILED
+                slot.pr.fail(self.plan_failed)
+                continue
+            slot.pr.smoke_args = list(plan.args)
+            self._submit_run(slot, plan.args, timeout, partial(self._ran, pr=slot.pr, plan=plan))
 
     def _ran(self, future: Future[Any], pr: PlatformReport, plan: smoke.Plan) -> None:
-        run: smoke.Run = future.result()
+        self._judge(pr, plan, future.result())
+
+    def _judge(self, pr: PlatformReport, plan: smoke.Plan, run: smoke.Run) -> None:
         result, detail = smoke.judge(plan, run, self.ctx.timeout)
         pr.smoke, pr.smoke_exit, pr.smoke_seconds = result, run.exit_code, round(run.seconds, 2)
         pr.smoke_output = "\n".join(run.output.strip().splitlines()[-SMOKE_OUTPUT_LINES:])
@@ -445,36 +565,6 @@ class _ServiceSmoke:
             pr.fail(detail)
 
 
-def smoke_all(
-    checked: Sequence[tuple[Expectation, ImageReport, dict[str, Platform]]],
-    *,
-    timeout: float,
-    cache: smoke.ProbeCache | None,
-    parallel: int = SMOKE_PARALLEL,
-) -> None:
-    """Smoke-run every platform that passed the registry checks, all at once, then remove what was pulled."""
-    try:
-        daemon = Daemon.connect(parallel=parallel)
-    except DaemonUnavailable as exc:
-        for _, report, _ in checked:
-            for pr in report.platforms:
-                if pr.result == OK:
-                    pr.skip(str(exc))
-        return
-    try:
-        with ThreadPoolExecutor(parallel, thread_name_prefix="smoke") as pool:
-            ctx = _SmokeContext(daemon, _Loop(pool), timeout, min(smoke.PROBE_TIMEOUT, timeout), cache)
-            for exp, report, platforms in checked:
-                _ServiceSmoke(exp, report, platforms, ctx).start()
-            ctx.loop.run()
-    finally:
-        for problem in daemon.release():
-            output.warn(f"could not remove an image pulled for a smoke run: {problem}")
-        daemon.close()
-        if cache is not None:
-            cache.save()
-
-
 def verify(
     client: Client,
     expectations: Sequence[Expectation],
@@ -484,17 +574,47 @@ def verify(
     probe_cache: Path | None = None,
     parallel: int = SMOKE_PARALLEL,
 ) -> list[ImageReport]:
-    """Check every image; never stops at the first failure. Reports follow `expectations`."""
-    static = check_static(client, expectations)
-    reports = [report for report, _ in static]
+    """Check every image; never stops at the first failure. Reports follow `expectations`.
+
+    Registry checks run REGISTRY_PARALLEL at a time, pulls PULL_PARALLEL and
+    pulls and containers together `parallel`, all at once: each platform is
+    pulled while its registry checks run and smoke-runs as soon as both are done.
+    """
+    daemon, no_daemon = None, ""
     if run_smoke:
-        cache = smoke.ProbeCache(probe_cache) if probe_cache is not None else None
-        checked = [(exp, report, platforms) for exp, (report, platforms) in zip(expectations, static, strict=True)]
-        smoke_all(checked, timeout=smoke_timeout, cache=cache, parallel=parallel)
-    else:
-        for report in reports:
-            for pr in report.platforms:
-                if pr.result == OK:
+        try:
+            daemon = Daemon.connect(parallel=parallel)
+        except DaemonUnavailable as exc:
+            no_daemon = str(exc)
+    cache = smoke.ProbeCache(probe_cache) if probe_cache is not None and daemon is not None else None
+    try:
+        with contextlib.ExitStack() as stack:
+            registry = stack.enter_context(ThreadPoolExecutor(REGISTRY_PARALLEL, thread_name_prefix="registry"))
+            pool = None
+            if daemon is not None:
+                pool = stack.enter_context(ThreadPoolExecutor(parallel, thread_name_prefix="smoke"))
+            loop = _Loop()
+            pulls = _Pulls(loop, pool, daemon) if pool is not None and daemon is not None else None
+            ctx = _Context(client, loop, registry, pool, daemon, pulls, smoke_timeout,
+                           min(smoke.PROBE_TIMEOUT, smoke_timeout), cache)  # fmt: skip
+            checks = [_ImageCheck(exp, ctx) for exp in expectations]
+            for check in checks:
+                check.start()
+            ctx.loop.run()
+    finally:
+        if daemon is not None:
+            for problem in daemon.release():
+                output.warn(f"could not remove an image pulled for a smoke run: {problem}")
+            daemon.close()
+        if cache is not None:
+            cache.save()
+    reports = [check.report for check in checks]
+    for report in reports:
+        for pr in report.platforms:
+            if pr.result == OK and not pr.smoke:
+                if no_daemon:
+                    pr.skip(no_daemon)
+                elif not run_smoke:
                     pr.note = "registry checks only (smoke run not requested)"
     return reports
 

@@ -14,12 +14,14 @@ from bench.cases.openim import OpenIMLoop
 from bench.cases.prebuilt import Prebuilt, PrebuiltVerified
 from bench.cases.supply import PrebuiltSupply
 from bench.cases.transfer import Transfer
+from bench.cases.verify import VerifyParallel
 
 ALL: tuple[Case, ...] = (
     Floor(),  # f: go build only, the floor
     Prebuilt(),  # a: crossbuild image.multiarch, VERIFY=0
     PrebuiltVerified(),  # av: the same with VERIFY=1 (information)
     PrebuiltSupply(),  # as: the same with an SBOM per platform and cosign signatures
+    VerifyParallel(),  # v: invoke verify of every service x platform, against its smoke runs and layer reads alone
     Multistage(),  # b: crossbuild MODE=multistage
     Emulated(),  # c: a Dockerfile whose Go stage runs under QEMU
     OpenIMLoop(),  # d: per-binary, per-arch loops

@@ -47,6 +47,10 @@ class Case(ABC):
     def finish(self, ctx: Context, res: CaseResult) -> None:  # noqa: B027 - optional hook, nothing by default
         """After the timed phases: derived figures (extrapolation), untimed profiles."""
 
+    def tables(self, results: Mapping[str, CaseResult]) -> list[str]:
+        """Markdown tables of what this case measured besides its phases' times (printed and in results.md)."""
+        return []
+
     def targets(self, results: Mapping[str, CaseResult]) -> list[Target]:
         """The target lines this case owns, from every case's results.
 

@@ -291,3 +291,43 @@ def test_probe_cache_ignores_records_for_other_candidates(tmp_path: Path) -> Non
     assert got is not None
     assert got[1] == [None] * len(CANDIDATES)
     assert choose(got[1]) is None
+
+
+# --- probe_on -------------------------------------------------------------------------------
+
+P, R, X = smoke.PENDING, smoke.READY, smoke.OUT
+
+
+@pytest.mark.parametrize(
+    ("platforms", "want"),
+    [
+        ([(True, R), (False, P), (False, P)], (True, 0)),
+        ([(False, P), (True, R), (False, P)], (True, 1)),
+        ([(False, R), (True, P), (False, R)], (False, None)),
+        ([(False, R), (True, X), (False, P)], (True, 0)),
+        ([(False, P), (True, X), (False, R)], (False, None)),
+        ([(False, X), (True, X), (False, R)], (True, 2)),
+        ([(True, X), (True, R)], (True, 1)),
+        ([(True, P), (True, R)], (False, None)),
+        ([(False, R), (False, P)], (True, 0)),
+        ([(False, X), (False, X)], (True, None)),
+        ([], (True, None)),
+    ],
+    ids=[
+        "native-ready-first-others-pending",
+        "native-ready-in-the-middle",
+        "native-pending-waits-though-others-are-ready",
+        "native-out-first-ready-other",
+        "native-out-an-earlier-one-pending",
+        "native-out-the-last-one-ready",
+        "second-native-when-the-first-is-out",
+        "first-native-pending-waits",
+        "no-native-first-ready",
+        "everything-out-nothing-to-probe",
+        "no-platforms",
+    ],
+)
+def test_probe_on_starts_on_native_as_soon_as_no_pending_platform_could_change_it(
+    platforms: list[tuple[bool, str]], want: tuple[bool, int | None]
+) -> None:
+    assert smoke.probe_on(platforms) == want
