@@ -1,4 +1,4 @@
-"""The layer trees prebuilt images copy: build/rootfs/<platform>/<binary>/usr/local/bin/<binary>.
+"""The layer trees prebuilt images copy: build/rootfs/<key>/<platform>/<binary>/usr/local/bin/<binary>.
 
 A prebuilt image is its base plus one layer holding the binary. For that layer to be the
 same bytes on every run, every entry in it (the binary and the usr/, usr/local/ and
@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from crossbuild import incremental
 from crossbuild.config import Config, Service
 from crossbuild.gobuild import binary_path
 from crossbuild.platforms import Platform
@@ -30,22 +31,45 @@ INSTALL_DIR = ("usr", "local", "bin")  # where the prebuilt template puts the bi
 
 
 def root(cfg: Config) -> Path:
-    """The build context of crossbuild's prebuilt template."""
+    """Where the layer trees are: build/rootfs/<key>/ (the plan names this directory until the
+    trees are written, then their keyed directory: `write`)."""
     return cfg.output_dir / "rootfs"
 
 
-def tree(cfg: Config, platform: Platform, service: Service) -> Path:
+def tree(context: Path, platform: Platform, service: Service) -> Path:
     """What `COPY ${TARGETPLATFORM}/<binary>/ /` copies for one image of one platform."""
-    return root(cfg) / str(platform) / service.binary_name
+    return context / str(platform) / service.binary_name
 
 
-def write(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> list[Path]:
-    """Link each binary into its tree and give every entry the release's time; return the trees."""
+def key(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> str:
+    """The binaries the trees hold, hashed: the name of their build context."""
+    digests = [
+        [str(p), s.binary_name, incremental.file_digest(binary_path(cfg.bin_dir, p, s))]
+        for p in platforms
+        for s in services
+    ]
+    return incremental.key_of({"binaries": digests})[:16]
+
+
+def write(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> Path:
+    """Link each binary into its tree, give every entry the release's time; return the context.
+
+    The context is named after the binaries it holds (build/rootfs/<key>). BuildKit keeps a copy
+    of each build context it was sent and, on the next build from the same directory, sends only
+    the files whose size or time changed. Here every time is the same, so a rebuilt binary of the
+    same size would not be sent at all, and a new file written into its cached directory moves
+    that directory's time to now. A directory of its own for every new set of binaries is sent
+    whole, with the times set here; the same binaries find the same directory again.
+    """
+    context = root(cfg) / key(cfg, platforms, services)
+    if root(cfg).is_dir():
+        for other in root(cfg).iterdir():
+            if other != context:  # an earlier set of binaries
+                shutil.rmtree(other, ignore_errors=True)
     epoch = cfg.version.epoch
-    written = []
     for platform in platforms:
         for service in services:
-            top = tree(cfg, platform, service)
+            top = tree(context, platform, service)
             shutil.rmtree(top, ignore_errors=True)  # nothing stale: exactly one file per tree
             directory = top.joinpath(*INSTALL_DIR)
             directory.mkdir(parents=True)
@@ -58,5 +82,4 @@ def write(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service
             os.utime(target, (epoch, epoch))  # a hard link: the binary in build/bin gets it too
             for depth in range(len(INSTALL_DIR), -1, -1):  # usr/local/bin, usr/local, usr, the tree itself
                 os.utime(top.joinpath(*INSTALL_DIR[:depth]), (epoch, epoch))
-            written.append(top)
-    return written
+    return context

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 from crossbuild import (
     base,
@@ -346,7 +347,10 @@ class Rootfs(Stage):
         return "" if self._targets(ctx) else "no image copies a layer tree"
 
     def run(self, ctx: Context) -> None:
-        rootfs.write(ctx.cfg, ctx.platforms, [t.service for t in self._targets(ctx)])
+        assert ctx.plan is not None
+        context = rootfs.write(ctx.cfg, ctx.platforms, [t.service for t in self._targets(ctx)])
+        targets = tuple(replace(t, context=context) if t.fixed_times else t for t in ctx.plan.targets)
+        ctx.plan = replace(ctx.plan, targets=targets)  # the trees' directory is named after the binaries
 
     def describe(self, ctx: Context) -> list[str]:
         return []  # files only; the bake line below reads them
