@@ -35,14 +35,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crossbuild import attestations, binaries, builder, output, sbom, signatures, smoke
-from crossbuild.daemon import Daemon, DaemonError, DaemonUnavailable
 from crossbuild.errors import UserError
 from crossbuild.oci import Client, PlatformEntry, image_entries, is_index, parse_reference
 from crossbuild.oci.index import config_digest
 from crossbuild.platforms import Platform, platform_of_config
+
+if TYPE_CHECKING:
+    from crossbuild.daemon import Daemon
 
 OK, FAILED, HUNG, SKIPPED = "ok", "failed", "hung", "skipped"
 REGISTRY_PARALLEL = 8  # concurrent registry reads (manifests, configs, layers)
@@ -436,7 +438,7 @@ class _ImageCheck:
     def _pulled(self, future: Future[Any], slot: _Slot) -> None:
         try:
             future.result()
-        except DaemonError as exc:
+        except UserError as exc:  # DaemonError: the daemon refused or failed the pull
             slot.pulled, slot.pull_error = False, str(exc)
         else:
             slot.pulled = True
@@ -582,6 +584,9 @@ def verify(
     """
     daemon, no_daemon = None, ""
     if run_smoke:
+        # the docker SDK loads only when a smoke run needs it (every other task starts sooner)
+        from crossbuild.daemon import Daemon, DaemonUnavailable  # noqa: PLC0415
+
         try:
             daemon = Daemon.connect(parallel=parallel)
         except DaemonUnavailable as exc:
