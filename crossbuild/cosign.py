@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from crossbuild import hosts
 from crossbuild.config import SignConfig
@@ -34,6 +35,9 @@ def _registry_flags(refs: Sequence[str], insecure: Sequence[str]) -> list[str]:
     if any(hosts.is_listed(h, insecure) and not hosts.is_loopback(h) for h in hosts_used):
         return ["--allow-insecure-registry", "--allow-http-registry"]
     return []
+
+
+SIGN_PARALLEL = 4  # cosign processes signing at once
 
 
 def sign_argv(sign: SignConfig, refs: Sequence[str], insecure: Sequence[str] = ()) -> list[str]:
@@ -54,7 +58,8 @@ def sign(
     insecure: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Sign every `refs` (each repository@digest) in one cosign process; a UserError when it fails."""
+    """Sign every `refs` (each repository@digest), SIGN_PARALLEL cosign processes side by side;
+    a UserError when one fails (the others' signatures are harmless: no tag moved)."""
     if not refs:
         return
     environ = os.environ if environ is None else environ
@@ -66,9 +71,18 @@ def sign(
                 f"signing with {sign.key} needs its password in ${sign.password_env} ([sign] password_env); "
                 f"export it (an empty value for a key made without one)"
             )
-    argv = sign_argv(sign, refs, insecure)
-    try:
+    # cosign signs its references one after the other, each a few registry round trips (0.3 s
+    # here): 48 digests (12 indexes and their 36 images) took 14 s in one process. The refs are
+    # split across SIGN_PARALLEL processes that run side by side.
+    chunks = [list(refs[i::SIGN_PARALLEL]) for i in range(min(SIGN_PARALLEL, len(refs)))]
+
+    def one(chunk: list[str]) -> None:
+        argv = sign_argv(sign, chunk, insecure)
         run.run(argv, input_text=password if password is not None else None, hint=HINT, timeout=600)
+
+    try:
+        with ThreadPoolExecutor(len(chunks), thread_name_prefix="cosign") as pool:
+            list(pool.map(one, chunks))
     except CommandError as exc:
         raise UserError(f"cosign could not sign: {reason(exc.stderr or exc.stdout)}; no tag was moved") from None
 
