@@ -17,7 +17,19 @@ from typing import Any
 from bench.context import Context
 from bench.results import STANDARD_PHASES, CaseResult, Target, by_repo, human, secs
 
-CHART_NEEDS = "results.png not drawn: the chart needs matplotlib, the bench extra (pip install -e '.[bench]')"
+
+def how_drawn(drawn: bool) -> str:
+    """What drew the chart, as results.json and sweep.json record it."""
+    return "matplotlib" if drawn else "none: matplotlib not installed (the bench extra)"
+
+
+def closing_lines(out: Path, stem: str, drawn: bool, logs: Path, total_s: float) -> list[str]:
+    """The lines a bench CLI ends with: what it wrote (<stem>.md, .json, .png), why no chart, the time."""
+    png = f"{stem}.png ({how_drawn(drawn)})" if drawn else f"no {stem}.png"
+    lines = [f"\nwrote {out / (stem + '.md')}, {stem}.json, {png}; logs in {logs}"]
+    if not drawn:
+        lines.append(f"{stem}.png not drawn: the chart needs matplotlib, the bench extra (pip install -e '.[bench]')")
+    return [*lines, f"total {total_s:.0f}s"]
 
 
 def table(results: Mapping[str, CaseResult]) -> str:

@@ -110,8 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = [t for case in cases.ALL for t in case.tables(results)]
     (ctx.out / "results.md").write_text(report.markdown(ctx, results, targets, extra))
     drawn = report.chart(ctx, results, ctx.out / "results.png")
-    how = "matplotlib" if drawn else "none: matplotlib not installed (the bench extra)"
-    data = report.json_data(ctx, results, targets, how, time.monotonic() - started)
+    data = report.json_data(ctx, results, targets, report.how_drawn(drawn), time.monotonic() - started)
     (ctx.out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
     print()
     print(report.table(results))
@@ -120,11 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(extra_table)
     print()
     print("\n".join(report.target_lines(targets)))
-    png = f"results.png ({how})" if drawn else "no results.png"
-    print(f"\nwrote {ctx.out / 'results.md'}, results.json, {png}; logs in {ctx.logs}")
-    if not drawn:
-        print(report.CHART_NEEDS)
-    print(f"total {time.monotonic() - started:.0f}s")
+    print("\n".join(report.closing_lines(ctx.out, "results", drawn, ctx.logs, time.monotonic() - started)))
     return 0
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 if not __package__:  # run as a script (bench/sweep.py): import the bench package from the project root
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import sweepplan, sweepreport
+from bench import report, sweepplan, sweepreport
 from bench.cases.floor import Floor
 from bench.cases.prebuilt import ImageMultiarch
 from bench.context import Context, open_run, say
@@ -132,18 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = time.monotonic() - started
     (ctx.out / "sweep.md").write_text(sweepreport.markdown(ctx, args.grid, results, targets, total))
     drawn = sweepreport.chart(args.grid, results, ctx.out / "sweep.png")
-    how = "matplotlib" if drawn else "none: matplotlib not installed (the bench extra)"
-    data = sweepreport.json_data(ctx, args.grid, results, targets, how, total)
+    data = sweepreport.json_data(ctx, args.grid, results, targets, report.how_drawn(drawn), total)
     (ctx.out / "sweep.json").write_text(json.dumps(data, indent=2) + "\n")
     print()
     print(sweepreport.table(results))
     print()
     print("\n".join(sweepreport.target_lines(targets)))
-    png = f"sweep.png ({how})" if drawn else "no sweep.png"
-    print(f"\nwrote {ctx.out / 'sweep.md'}, sweep.json, {png}; logs in {ctx.logs}")
-    if not drawn:
-        print(sweepreport.CHART_NEEDS)
-    print(f"total {total:.0f}s")
+    print("\n".join(report.closing_lines(ctx.out, "sweep", drawn, ctx.logs, total)))
     return 0
 
 

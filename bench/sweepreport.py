@@ -16,9 +16,7 @@ from bench.report import go_version, target_lines
 from bench.results import Target, human, secs
 from bench.sweepplan import FLAT_WITHIN, RSS_LIMIT_MIB, Grid, PointResult, cpu_s, ratios
 
-CHART_NEEDS = "sweep.png not drawn: the chart needs matplotlib, the bench extra (pip install -e '.[bench]')"
-
-__all__ = ["CHART_NEEDS", "chart", "json_data", "markdown", "table", "target_lines"]
+__all__ = ["chart", "json_data", "markdown", "table", "target_lines"]
 
 
 def _x(value: float | None, digits: int = 2) -> str:
