@@ -125,14 +125,25 @@ def go_env_for(
     return env
 
 
-def _list(
+def _list_items(
     root: Path, patterns: Sequence[str], fields: str, flags: Sequence[str], env: Mapping[str, str], hint: str
-) -> list[Package]:
+) -> list[dict[str, Any]]:
     if runner.which("go") is None:
         raise UserError("go: command not found; install Go (https://go.dev/dl/) or run `make tools`")
     argv = ["go", "list", "-e", f"-json={fields}", *flags, *patterns]
     out = runner.run(argv, cwd=root, env=dict(env), mutates=False, hint=hint).stdout
-    return [_package(item) for item in _json_stream(out)]
+    return _json_stream(out)
+
+
+def _list(
+    root: Path, patterns: Sequence[str], fields: str, flags: Sequence[str], env: Mapping[str, str], hint: str
+) -> list[Package]:
+    return packages(_list_items(root, patterns, fields, flags, env, hint))
+
+
+def packages(items: Iterable[Mapping[str, Any]]) -> list[Package]:
+    """go list's JSON objects read into Packages."""
+    return [_package(item) for item in items]
 
 
 def find(root: Path, patterns: Sequence[str], env: Mapping[str, str] | None = None) -> list[Package]:
@@ -159,10 +170,22 @@ def load(
     """The packages with the import paths they link (`Deps`): resolves the module graph,
     which may download modules through GOPROXY. `deps`: every package they link is listed
     too (`go list -deps`), each once."""
+    return packages(load_items(root, patterns, env, tags, deps=deps))
+
+
+def load_items(
+    root: Path,
+    patterns: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    tags: Sequence[str] = (),
+    *,
+    deps: bool = False,
+) -> list[dict[str, Any]]:
+    """`load`'s answer as go list printed it (one JSON object per package)."""
     flags = ["-tags", ",".join(tags)] if tags else []
     if deps:
         flags.append("-deps")
-    return _list(
+    return _list_items(
         root,
         patterns,
         _LIST_FIELDS,
@@ -218,9 +241,22 @@ def string_vars(
     cgo: bool = False,
 ) -> dict[str, PackageVars]:
     """import path -> the package's string variables and selectors, for each directory."""
+    items = govars_items(dirs, goos=goos, goarch=goarch, tags=tags, cgo=cgo)
+    return package_vars(items, import_paths)
+
+
+def helper_source_key() -> str:
+    """Which govars answers, by its source (the Go toolchain that builds it is keyed apart)."""
+    return hashlib.sha256(_helper_source().read_bytes()).hexdigest()[:16]
+
+
+def govars_items(
+    dirs: Iterable[Path], *, goos: str = "", goarch: str = "", tags: Sequence[str] = (), cgo: bool = False
+) -> list[dict[str, Any]]:
+    """govars' answer for each directory, as it printed it (one JSON object per directory)."""
     dir_list = sorted({Path(d) for d in dirs})
     if not dir_list:
-        return {}
+        return []
     argv = [str(_helper_binary())]
     runner.add_opt(argv, "-goos", goos or None)
     runner.add_opt(argv, "-goarch", goarch or None)
@@ -231,8 +267,14 @@ def string_vars(
         out = runner.run(argv, mutates=False).stdout
     except CommandError as exc:
         raise UserError(f"crossbuild's Go helper failed: {exc.tail(3)}") from exc
+    items: list[dict[str, Any]] = json.loads(out).get("packages", [])
+    return items
+
+
+def package_vars(items: Iterable[Mapping[str, Any]], import_paths: Mapping[Path, str]) -> dict[str, PackageVars]:
+    """govars' objects read into PackageVars, keyed by import path (by directory without one)."""
     result: dict[str, PackageVars] = {}
-    for item in json.loads(out).get("packages", []):
+    for item in items:
         directory = Path(item["dir"])
         path = import_paths.get(directory, "")
         pv = PackageVars(

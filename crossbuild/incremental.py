@@ -18,9 +18,9 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-_SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv"}
+SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv"}
 
 
 def tree_hash(root: Path, exclude: Iterable[Path] = ()) -> str:
@@ -29,7 +29,7 @@ def tree_hash(root: Path, exclude: Iterable[Path] = ()) -> str:
     digest = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and (here / d).resolve() not in excluded)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and (here / d).resolve() not in excluded)
         for name in sorted(filenames):
             path = here / name
             rel = path.relative_to(root).as_posix()
@@ -46,15 +46,100 @@ _DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of a file's content, computed once per process for an unchanged file
-    (same size, mtime, ctime and inode: a rewrite changes the ctime)."""
+    """sha256 of a file's content, computed once for an unchanged file (same size, mtime,
+    ctime and inode: a rewrite changes the ctime), and kept between runs for the files
+    `save_digests` wrote out.
+
+    A Go binary is also known by its Go build ID: `go build` finds a binary up to date by
+    that ID and then only touches it (new mtime and ctime, same bytes). The ID's last part
+    is the hash of the binary's content, so the same path, size and build ID is the same
+    content: the touched binary is not read again."""
     st = os.stat(path)
     key = (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     cached = _DIGESTS.get(key)
-    if cached is None:
-        with open(path, "rb") as fh:
-            cached = _DIGESTS[key] = hashlib.file_digest(fh, "sha256").hexdigest()
-    return cached
+    if cached is not None:
+        return cached
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD)
+        build_id = go_build_id(head)
+        known = _BY_BUILD_ID.get((key[0], st.st_size, build_id)) if build_id else None
+        if known is not None:
+            digest = known
+        else:
+            h = hashlib.sha256(head)
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+            digest = h.hexdigest()
+    _DIGESTS[key] = digest
+    if build_id:
+        _BY_BUILD_ID[(key[0], st.st_size, build_id)] = digest
+    return digest
+
+
+_HEAD = 32 * 1024  # the Go build ID note sits in an ELF's first page
+_GO_NOTE = b"Go\x00\x00"
+_BY_BUILD_ID: dict[tuple[str, int, str], str] = {}
+
+
+def go_build_id(head: bytes) -> str:
+    """The Go build ID in an ELF's `.note.go.buildid` note (name "Go", type 4), from the file's
+    first bytes; "" when there is none (not ELF, not Go, or built with -buildid=)."""
+    if not head.startswith(b"\x7fELF") or len(head) < 6:
+        return ""
+    order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
+    at = head.find(_GO_NOTE)
+    while at >= 12:
+        namesz, descsz, kind = (int.from_bytes(head[at - 12 + i : at - 8 + i], order) for i in (0, 4, 8))
+        desc = head[at + 4 : at + 4 + descsz]
+        if namesz == 4 and kind == 4 and len(desc) == descsz and desc.isascii() and b"/" in desc:
+            return desc.decode()
+        at = head.find(_GO_NOTE, at + 1)
+    return ""
+
+
+def same_content(path: Path, digest: str) -> None:
+    """`path` still holds `digest` after a change to its metadata only (new times, a new hard link)."""
+    st = os.stat(path)
+    _DIGESTS[(os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)] = digest
+
+
+def load_digests(path: Path) -> None:
+    """The digests an earlier run saved (`save_digests`): by stat, and by Go build ID."""
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            name, size, mtime, ctime, ino, build_id, digest = entry
+            _DIGESTS[(str(name), int(size), int(mtime), int(ctime), int(ino))] = str(digest)
+            if build_id:
+                _BY_BUILD_ID[(str(name), int(size), str(build_id))] = str(digest)
+        except (TypeError, ValueError):
+            continue
+
+
+def save_digests(path: Path, under: Path) -> None:
+    """Write out the digests known for files under `under` that still have the recorded stat."""
+    prefix = os.fspath(under) + os.sep
+    ids = {(name, size): build_id for (name, size, build_id) in _BY_BUILD_ID}
+    entries = []
+    for (name, size, mtime, ctime, ino), digest in _DIGESTS.items():
+        if not name.startswith(prefix):
+            continue
+        try:
+            st = os.stat(name)
+        except OSError:
+            continue
+        if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == (size, mtime, ctime, ino):
+            build_id = ids.get((name, size), "")
+            if build_id and _BY_BUILD_ID.get((name, size, build_id)) != digest:
+                build_id = ""
+            entries.append([name, size, mtime, ctime, ino, build_id, digest])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sorted(entries)) + "\n")
+    tmp.replace(path)
 
 
 def key_of(parts: Mapping[str, Any]) -> str:
@@ -66,21 +151,30 @@ class State:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.changed = False
         try:
             self.data: dict[str, dict[str, Any]] = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             self.data = {}
+            self.changed = True
 
     def get(self, name: str) -> dict[str, Any]:
         return self.data.get(name, {})
 
     def put(self, name: str, record: dict[str, Any]) -> None:
-        self.data[name] = record
+        if self.data.get(name) != record:
+            self.data[name] = record
+            self.changed = True
 
     def drop(self, name: str) -> None:
-        self.data.pop(name, None)
+        if self.data.pop(name, None) is not None:
+            self.changed = True
 
     def save(self) -> None:
+        """Write the records out, unless they are the ones read."""
+        if not self.changed:
+            return
+        self.changed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True) + "\n")

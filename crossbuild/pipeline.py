@@ -103,6 +103,7 @@ def run(stages: Sequence[Stage], ctx: Context) -> Context:
         with progress.activity(stage.name):  # shown while it runs; a heartbeat when it says nothing
             stage.run(ctx)
         ctx.timings[stage.name] = time.monotonic() - started
+        ctx.session.runner.echo([f"# {stage.name}: {ctx.timings[stage.name]:.2f}s"])
     if ctx.dry_run and ctx.blockers:
         problems = "; ".join(dict.fromkeys(ctx.blockers))
         raise UserError(f"dry run: the real run would fail: {problems}")

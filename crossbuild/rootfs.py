@@ -24,7 +24,7 @@ from pathlib import Path
 
 from crossbuild import incremental
 from crossbuild.config import Config, Service
-from crossbuild.gobuild import binary_path
+from crossbuild.gobuild import binary_path, digests_file
 from crossbuild.platforms import Platform
 
 INSTALL_DIR = ("usr", "local", "bin")  # where the prebuilt template puts the binary
@@ -74,12 +74,15 @@ def write(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service
             directory = top.joinpath(*INSTALL_DIR)
             directory.mkdir(parents=True)
             binary = binary_path(cfg.bin_dir, platform, service)
+            digest = incremental.file_digest(binary)
             target = directory / service.binary_name
             try:
                 os.link(binary, target)
             except OSError:  # another file system, or links not allowed: a copy does the same
                 shutil.copy2(binary, target)
             os.utime(target, (epoch, epoch))  # a hard link: the binary in build/bin gets it too
+            incremental.same_content(binary, digest)  # its times moved, not its bytes: no new hash next run
             for depth in range(len(INSTALL_DIR), -1, -1):  # usr/local/bin, usr/local, usr, the tree itself
                 os.utime(top.joinpath(*INSTALL_DIR[:depth]), (epoch, epoch))
+    incremental.save_digests(digests_file(cfg), cfg.bin_dir)
     return context

@@ -26,16 +26,20 @@ for all of them); what differs per service is what the checks expect.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from crossbuild import golist, incremental
+from crossbuild import golist, gosources, incremental
 from crossbuild.config import Config, Service
 from crossbuild.errors import UserError
 
 STATE_NAME = "stamping"
+# go list's and govars' answers, kept for the next run (crossbuild.gosources decides when they still hold)
+SOURCES_STATE_NAME = "gosources"
 
 
 @dataclass(frozen=True)
@@ -112,11 +116,18 @@ def inspect(
     tags: Sequence[str] = (),
     cgo: bool = False,
     env: Mapping[str, str] | None = None,
+    cache: incremental.State | None = None,
+    exclude: Sequence[Path] = (),
 ) -> Inspection:
-    """One `go list -deps` over the services (and x_packages), then govars over the module's own packages."""
+    """One `go list -deps` over the services (and x_packages), then govars over the module's own packages.
+
+    `cache`: their answers from earlier runs, reused where the sources they read are unchanged
+    (crossbuild.gosources; `exclude`: directories of the module that are not sources)."""
     go_env = golist.go_env_for("linux", "amd64", cgo, env)
-    listed = golist.load(module_dir, [s.package for s in services] + list(x_packages), go_env, tags, deps=True)
-    by_dir = {p.dir.resolve(): p for p in listed if p.dir != Path()}
+    patterns = [s.package for s in services] + list(x_packages)
+    listed = _listed(module_dir, patterns, go_env, tags, cache, exclude)
+    # the standard library's directories need no resolving: a service is never one of them
+    by_dir = {p.dir.resolve(): p for p in listed if p.dir != Path() and not p.standard}
     mains: dict[str, golist.Package] = {}
     for s in services:
         pkg = by_dir.get((module_dir / s.package).resolve())
@@ -128,15 +139,63 @@ def inspect(
     modules = {p.module for p in mains.values() if p.module}
     root = module_dir.resolve()
 
+    @functools.cache
+    def inside(module_dir: Path | None) -> bool:
+        return module_dir is not None and module_dir.resolve().is_relative_to(root)
+
     def ours(p: golist.Package) -> bool:
-        inside = p.module_dir is not None and p.module_dir.resolve().is_relative_to(root)
-        return p.module in modules or inside or p.import_path in x_packages
+        return p.module in modules or inside(p.module_dir) or p.import_path in x_packages
 
     own = [p for p in listed if not p.standard and p.dir != Path() and ours(p)]
-    found = golist.string_vars(
-        [p.dir for p in own], {p.dir: p.import_path for p in own}, goos="linux", goarch="amd64", tags=tags, cgo=cgo
-    )
+    found = _string_vars(own, tags, cgo, cache)
     return Inspection(tuple(services), module_dir, mains, {p.import_path: p for p in listed}, found)
+
+
+def _listed(
+    module_dir: Path,
+    patterns: Sequence[str],
+    go_env: Mapping[str, str],
+    tags: Sequence[str],
+    cache: incremental.State | None,
+    exclude: Sequence[Path],
+) -> list[golist.Package]:
+    """go list -deps, or its answer from an earlier run when no file header, file name or
+    module file changed since. Only main packages keep their Deps (the others' are never read),
+    and an answer with errors is not kept: fetching a module can change it."""
+    key = gosources.graph_key(module_dir, patterns, go_env, tags, exclude) if cache is not None else None
+    record = cache.get("graph") if cache is not None else {}
+    if key is not None and record.get("key") == key and isinstance(record.get("packages"), list):
+        return golist.packages(record["packages"])
+    items = [
+        item if item.get("Name") == "main" else {k: v for k, v in item.items() if k != "Deps"}
+        for item in golist.load_items(module_dir, patterns, go_env, tags, deps=True)
+    ]
+    if cache is not None:
+        if key is not None and not any(i.get("Error") or i.get("DepsErrors") for i in items):
+            cache.put("graph", {"key": key, "packages": items})
+        else:
+            cache.drop("graph")
+    return golist.packages(items)
+
+
+def _string_vars(
+    own: Sequence[golist.Package], tags: Sequence[str], cgo: bool, cache: incremental.State | None
+) -> dict[str, golist.PackageVars]:
+    """govars over the packages' directories; with `cache`, only over those whose files changed."""
+    import_paths = {p.dir: p.import_path for p in own}
+    options: dict[str, Any] = {"goos": "linux", "goarch": "amd64", "tags": list(tags), "cgo": cgo}
+    if cache is None:
+        return golist.string_vars(import_paths, import_paths, **options)
+    settings = {**options, "govars": golist.helper_source_key(), "go": gosources.go_binary_key()}
+    known = cache.get("vars")
+    keys = {str(d): gosources.dir_key(d, settings) for d in import_paths}
+    stale = [Path(d) for d, k in keys.items() if (known.get(d) or {}).get("key") != k]
+    fresh = {str(Path(item["dir"])): item for item in golist.govars_items(stale, **options)}
+    records: dict[str, dict[str, Any]] = {
+        d: {"key": k, "item": fresh[d]} if d in fresh else known[d] for d, k in keys.items()
+    }
+    cache.put("vars", records)
+    return golist.package_vars([r["item"] for r in records.values()], import_paths)
 
 
 def judge(inspection: Inspection, variables: Sequence[str], where: str = "go.x") -> Stamping:
@@ -221,13 +280,16 @@ def analyse(
     cgo: bool = False,
     env: Mapping[str, str] | None = None,
     where: str = "go.x",
+    cache: incremental.State | None = None,
+    exclude: Sequence[Path] = (),
 ) -> Stamping:
     """Which of `variables` each service carries; UserError for the first that cannot be stamped anywhere."""
     variables = list(dict.fromkeys(variables))
     if not variables or not services:
         return Stamping(tuple((s.name, ()) for s in services))
     x_packages = sorted({_split(v, where)[0] for v in variables} - {"main"})
-    stamping = judge(inspect(module_dir, services, x_packages, tags=tags, cgo=cgo, env=env), variables, where)
+    inspection = inspect(module_dir, services, x_packages, tags=tags, cgo=cgo, env=env, cache=cache, exclude=exclude)
+    stamping = judge(inspection, variables, where)
     if stamping.problems:
         raise UserError(f"{where}: {stamping.problems[0][1]}")
     return stamping
@@ -280,6 +342,7 @@ def resolve(
             tuple(record.get("notes", ())),
         )
     else:
+        sources = incremental.State(cfg.output_dir / "state" / f"{SOURCES_STATE_NAME}.json")
         stamping = analyse(
             cfg.module_dir,
             services,
@@ -288,7 +351,10 @@ def resolve(
             cgo=cfg.go.cgo,
             env=dict(cfg.go.env),
             where=f"{cfg.path.name} [go.x]",
+            cache=sources,
+            exclude=[cfg.output_dir],
         )
+        sources.save()
         state.put(
             "last",
             {

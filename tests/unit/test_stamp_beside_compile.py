@@ -93,3 +93,60 @@ def test_new_go_x_settings_are_checked_before_the_compile_again(tmp_path: Path) 
     with pytest.raises(UserError, match=r"main\.who"):  # reported by the stamp stage, before go build
         commands.build(for_config(changed), [host_platform()])
     assert pr.binaries[0].path.stat().st_mtime_ns == built  # no go build ran
+
+
+HELPER_GO = 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("helper") }\n'
+
+
+def _two_services(root: Path) -> config.Config:
+    _write(root)
+    (root / "mod/cmd/helper").mkdir(parents=True)
+    (root / "mod/cmd/helper/main.go").write_text(HELPER_GO)
+    (root / "config.toml").write_text(
+        '[project]\nmodule_dir = "mod"\n'
+        f'[go.x]\n"{MODULE}/version.Version" = "{{version}}"\n'
+        '[[services]]\nname = "api"\n[[services]]\nname = "helper"\n'
+    )
+    return config.load(root / "config.toml", Overrides(), {"SOURCE_DATE_EPOCH": "0", "VERSION": "v1.2.3"})
+
+
+def _sources(cfg: config.Config) -> incremental.State:
+    return incremental.State(cfg.output_dir / "state" / f"{stamping.SOURCES_STATE_NAME}.json")
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_kept_answers_follow_the_edits_that_change_them(tmp_path: Path) -> None:
+    """go list's graph is kept across a body edit and asked again when an import changes;
+    govars is asked again for the edited package only, so a new reader of the variable counts."""
+    cfg = _two_services(tmp_path)
+    stamped, _ = stamping.resolve(cfg, cfg.services, "tree-1", _state(cfg))
+    assert stamped.stamped == (("api", (f"{MODULE}/version.Version",)), ("helper", ()))
+    graph = _sources(cfg).get("graph")["key"]
+
+    # a body edit: same graph key, same answer
+    (tmp_path / "mod/cmd/helper/main.go").write_text(HELPER_GO.replace('"helper"', '"helper 2"'))
+    stamped, _ = stamping.resolve(cfg, cfg.services, "tree-2", _state(cfg))
+    assert _sources(cfg).get("graph")["key"] == graph
+    assert stamped.stamped == (("api", (f"{MODULE}/version.Version",)), ("helper", ()))
+
+    # helper now imports and reads the version: a new graph, and helper carries it
+    (tmp_path / "mod/cmd/helper/main.go").write_text(
+        f'package main\n\nimport (\n\t"fmt"\n\n\t"{MODULE}/version"\n)\n\n'
+        "func main() { fmt.Println(version.Version) }\n"
+    )
+    stamped, _ = stamping.resolve(cfg, cfg.services, "tree-3", _state(cfg))
+    assert _sources(cfg).get("graph")["key"] != graph
+    assert dict(stamped.stamped)["helper"] == (f"{MODULE}/version.Version",)
+
+    # a body edit that stops reading it (the import stays): govars sees it, the graph key does not
+    (tmp_path / "mod/cmd/helper/main.go").write_text(
+        f'package main\n\nimport (\n\t"fmt"\n\n\t"{MODULE}/version"\n)\n\n'
+        'var _ = version.String\n\nfunc main() { fmt.Println("no read") }\n'
+    )
+    stamped, _ = stamping.resolve(cfg, cfg.services, "tree-4", _state(cfg))
+    assert dict(stamped.stamped)["helper"] == (f"{MODULE}/version.Version",)  # String reads it: still linked
+    (tmp_path / "mod/version/version.go").write_text(
+        'package version\n\nvar Version = "dev"\n\nfunc String() string { return "x" }\n'
+    )
+    stamped, _ = stamping.resolve(cfg, cfg.services, "tree-5", _state(cfg))
+    assert dict(stamped.stamped)["helper"] == ()  # nothing reads Version any more: the linker drops it
