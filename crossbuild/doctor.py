@@ -289,9 +289,12 @@ def run_all(cfg: Config, platforms: Sequence[Platform], client: Client, needs_em
 def preflight(cfg: Config, platforms: Sequence[Platform], runs_target_code: bool = True) -> routing.Routing | None:
     """The subset an image build needs; raise the first blocking problem with its fix.
 
-    Returns the routing it read from the builder, so the route stage need not ask again."""
+    Returns the routing it read from the builder, so the route stage need not ask again. A
+    builder that answers needs buildx, so `docker buildx version` (0.13 s) runs only to explain
+    a builder that does not."""
     state, route = _builder(cfg, platforms, runs_target_code)
-    for check in (buildx_version(), state):
-        if not check.ok and check.blocking:
-            raise UserError(f"{check.name}: {check.detail}; fix: {check.fix}")
+    if not state.ok and state.blocking:
+        plugin = buildx_version()
+        check = plugin if not plugin.ok else state
+        raise UserError(f"{check.name}: {check.detail}; fix: {check.fix}")
     return route

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -166,10 +167,12 @@ def build_platform(
     state: incremental.State | None = None,
     report: progress.Reporter = progress.NULL,
     checks: Callable[[], Config] | None = None,
+    cancel: threading.Event | None = None,
 ) -> PlatformResult:
     """Build one platform's services; `report` hears its row (the platform) move on, from this thread.
 
-    `checks`: the Config with -X stamping settled, asked for after the compile (default `cfg`)."""
+    `checks`: the Config with -X stamping settled, asked for after the compile (default `cfg`).
+    `cancel`: set when the run has already failed; a go build still running is killed."""
     start = time.monotonic()
     row = str(platform)
     out_dir = cfg.bin_dir / str(platform)
@@ -181,8 +184,11 @@ def build_platform(
     try:
         for n, argv in enumerate([] if cached else argvs, 1):
             report.start(row, "compiling" + (f" {n}/{len(argvs)}" if len(argvs) > 1 else ""))
-            run.run(argv, env=env, cwd=cfg.module_dir)
+            run.run(argv, env=env, cwd=cfg.module_dir, cancel=cancel)
     except CommandError as exc:
+        if cancel is not None and cancel.is_set():  # not this compile's failure: the run's
+            report.finish(row, "stopped", failed=True)
+            return PlatformResult(platform, (), time.monotonic() - start, "stopped: the run failed beside it")
         message, blamed = _compile_error(cfg, platform, services, exc)
         report.finish(row, f"failed: {', '.join(blamed)}", failed=True)
         return PlatformResult(platform, (), time.monotonic() - start, message, blamed)
@@ -239,6 +245,7 @@ def build(
     tree: str = "",
     report: progress.Reporter = progress.NULL,
     checks: Callable[[], Config] | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[PlatformResult]:
     """Build every service for every platform; never raises for a compile error.
 
@@ -246,7 +253,8 @@ def build(
     `report`: a progress board with one row per platform, reported to from the pool's threads.
     `checks`: the Config whose -X stamping the binaries are checked against, asked for only
     once a platform has compiled (the stamping check may still be running beside the compile);
-    `cfg` itself by default. The command lines do not depend on it.
+    `cfg` itself by default. The command lines do not depend on it. `cancel`: once set (that
+    check failed), the go builds still running are killed.
     """
     if runner.which("go") is None:
         raise UserError("go: command not found; install Go >= 1.22 (https://go.dev/dl/) or run `make tools`")
@@ -264,7 +272,7 @@ def build(
     expect = checks or (lambda: cfg)
     with ThreadPoolExecutor(max_workers=workers(cfg, len(platforms))) as pool:
         results = list(
-            pool.map(lambda p: build_platform(run, cfg, p, services, inputs, state, report, expect), platforms)
+            pool.map(lambda p: build_platform(run, cfg, p, services, inputs, state, report, expect, cancel), platforms)
         )
     state.save()
     incremental.save_digests(digests_file(cfg), cfg.bin_dir)

@@ -17,9 +17,11 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TypeVar
@@ -125,6 +127,7 @@ class Runner:
         input_text: str | None = None,
         hint: str = "",
         on_line: Callable[[str], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> Result:
         """Run one external command.
 
@@ -133,6 +136,8 @@ class Runner:
         queries, which run even in a dry run. `on_line` streams: it is called with
         each line of output (stdout and stderr, one call at a time) as the command
         prints it, for progress displays; the Result still holds all of both.
+        `cancel`: once set, the command and every process it started are killed and
+        the run ends in a CommandError (its hint says so).
         """
         argv = [str(a) for a in argv]
         if self.dry_run and mutates:
@@ -143,8 +148,9 @@ class Runner:
         if env:
             full_env = dict(os.environ)
             full_env.update(env)
-        if on_line is not None:
-            return self._stream(argv, full_env, cwd, check, timeout, input_text, hint, on_line)
+        if on_line is not None or cancel is not None:
+            lines = on_line or (lambda _line: None)
+            return self._stream(argv, full_env, cwd, check, timeout, input_text, hint, lines, cancel)
         try:
             proc = subprocess.run(
                 argv,
@@ -177,8 +183,10 @@ class Runner:
         input_text: str | None,
         hint: str,
         on_line: Callable[[str], None],
+        cancel: threading.Event | None = None,
     ) -> Result:
-        """`run` with both pipes read line by line as they come (two reader threads)."""
+        """`run` with both pipes read line by line as they come (two reader threads); with
+        `cancel`, the command runs in a process group of its own, killed whole when it is set."""
         try:
             proc = subprocess.Popen(
                 argv,
@@ -189,6 +197,7 @@ class Runner:
                 stderr=subprocess.PIPE,
                 text=True,
                 bufsize=1,
+                start_new_session=cancel is not None,
             )
         except FileNotFoundError as exc:
             raise UserError(f"{argv[0]}: command not found; {hint or 'install it or run `make tools`'}") from exc
@@ -213,7 +222,7 @@ class Runner:
                 proc.stdin.write(input_text)
             proc.stdin.close()
         try:
-            returncode = proc.wait(timeout=timeout)
+            returncode = self._wait(proc, timeout, cancel)
         except subprocess.TimeoutExpired as exc:
             proc.kill()
             proc.wait()
@@ -221,10 +230,29 @@ class Runner:
             out, err = "".join(collected["stdout"]), "".join(collected["stderr"])
             raise CommandError(argv, -1, err, out, hint=f"timed out after {timeout:g}s") from exc
         self._drain(proc, readers)
+        if cancel is not None and cancel.is_set() and returncode != 0:
+            out, err = "".join(collected["stdout"]), "".join(collected["stderr"])
+            raise CommandError(argv, returncode, err, out, hint="cancelled")
         result = Result(argv, returncode, "".join(collected["stdout"]), "".join(collected["stderr"]))
         if check and returncode != 0:
             raise CommandError(argv, returncode, result.stderr, result.stdout, hint=hint)
         return result
+
+    @staticmethod
+    def _wait(proc: subprocess.Popen[str], timeout: float | None, cancel: threading.Event | None) -> int:
+        """The exit status; with `cancel`, looked at every 50 ms, and the process group killed once it is set."""
+        if cancel is None:
+            return proc.wait(timeout=timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return proc.wait(timeout=0.05)
+            if cancel.is_set():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # go build and the compilers it started
+                return proc.wait()
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(proc.args, timeout or 0)
 
     @staticmethod
     def _drain(proc: subprocess.Popen[str], readers: Sequence[threading.Thread]) -> None:

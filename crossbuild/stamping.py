@@ -311,16 +311,6 @@ def _inputs_key(cfg: Config, services: Sequence[Service], tree: str) -> str:
     return incremental.key_of({"tree": tree, "settings": _settings_key(cfg, services)})
 
 
-def settled_before(cfg: Config, services: Sequence[Service], state: incremental.State) -> bool:
-    """Did an earlier run resolve these same [go.x] settings for these services (in some tree)?
-
-    Then a new answer is very likely the same, and its check can run beside `go build` instead
-    of before it; on a first run, a wrong variable is reported before any compiler starts."""
-    if not any(cfg.go_for(s).x for s in services):
-        return True
-    return state.get("last").get("settings") == _settings_key(cfg, services)
-
-
 def resolve(
     cfg: Config, services: Sequence[Service], tree: str = "", state: incremental.State | None = None
 ) -> tuple[Config, Stamping]:

@@ -359,3 +359,27 @@ def test_echo_prints_the_equivalent_command_only_when_verbose(capsys: pytest.Cap
     R.echo(argv)
     R.echo(["docker", "run", "x", "two words"])
     assert capsys.readouterr().err == f"+ {shlex.join(argv)}\n+ docker run x 'two words'\n"
+
+
+def test_a_cancelled_command_is_killed_with_everything_it_started(tmp_path: Path) -> None:
+    """`cancel` kills the command's whole process group (go build and its compilers) at once."""
+    import threading
+    import time
+
+    cancel = threading.Event()
+    marker = tmp_path / "child-alive"
+    script = f"(sleep 3; touch {marker}) & sleep 30"
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(CommandError, match="cancelled"):
+        runner.Runner().run(["sh", "-c", script], cancel=cancel)
+    assert time.monotonic() - started < 2
+    time.sleep(3.5)
+    assert not marker.exists()  # the background child died with it
+
+
+def test_an_uncancelled_command_runs_to_its_end() -> None:
+    import threading
+
+    result = runner.Runner().run(["sh", "-c", "echo done"], cancel=threading.Event())
+    assert result.stdout == "done\n"
