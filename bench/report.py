@@ -211,7 +211,8 @@ def chart(ctx: Context, results: Mapping[str, CaseResult], path: Path) -> bool:
             ax.text(r.extrapolated_cold_s * 1.05, y + 0.2, f"~{r.extrapolated_cold_s:.0f}s (extrapolated)",
                     va="center", fontsize=8, color="#4477aa")  # fmt: skip
         ax.text((r.cold_s or 0) * 1.05, y + 0.2, f"{r.cold_s:.1f}s", va="center", fontsize=8)
-        ax.text(max(r.warm_s or 0, 0.01) * 1.05, y - 0.2, f"{r.warm_s:.2f}s", va="center", fontsize=8)
+        if r.warm_s is not None:  # a cold-only case (f2) has no warm bar
+            ax.text(max(r.warm_s, 0.01) * 1.05, y - 0.2, f"{r.warm_s:.2f}s", va="center", fontsize=8)
     ax.set_yticks(list(ys), names)
     ax.set_xscale("log")
     ax.set_xlabel("seconds (log scale)")

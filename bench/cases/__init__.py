@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bench.cases.base import Case
 from bench.cases.emulated import Emulated
-from bench.cases.floor import Floor
+from bench.cases.floor import Floor, FloorAgain
 from bench.cases.ko import Ko
 from bench.cases.multistage import Multistage
 from bench.cases.openim import OpenIMLoop
@@ -19,6 +19,7 @@ from bench.cases.verify import VerifyParallel
 ALL: tuple[Case, ...] = (
     Floor(),  # f: go build only, the floor
     Prebuilt(),  # a: crossbuild image.multiarch, VERIFY=0
+    FloorAgain(),  # f2: the floor's cold run again, right after (a): brackets it against the machine's drift
     PrebuiltVerified(),  # av: the same with VERIFY=1 (information)
     PrebuiltSupply(),  # as: the same with an SBOM per platform and cosign signatures
     VerifyParallel(),  # v: invoke verify of every service x platform, against its smoke runs and layer reads alone

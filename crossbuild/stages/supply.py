@@ -118,16 +118,17 @@ def attach_sboms(cfg: Config, client: Client, staged: Sequence[Staged]) -> list[
     jobs = _jobs(staged)
     with ThreadPoolExecutor(REGISTRY_PARALLEL, thread_name_prefix="sbom") as pool:
         statements = list(pool.map(lambda job: _statement(cfg, client, job), jobs))
-    result = []
-    for s in staged:
-        index = json.loads(s.raw)
-        manifests = [
-            attestations.attestation_manifest(job.entry, [stmt], _carried(client, s, index, job.entry["digest"]))
-            for job, stmt in zip(jobs, statements, strict=True)
-            if job.staged is s
-        ]
-        result.append(_push(client, s, manifests))
-    return result
+
+        def attach(s: Staged) -> Staged:
+            index = json.loads(s.raw)
+            manifests = [
+                attestations.attestation_manifest(job.entry, [stmt], _carried(client, s, index, job.entry["digest"]))
+                for job, stmt in zip(jobs, statements, strict=True)
+                if job.staged is s
+            ]
+            return _push(client, s, manifests)
+
+        return list(pool.map(attach, staged))  # each index on its own: they share nothing
 
 
 class Sbom(Stage):

@@ -27,7 +27,7 @@ def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
         [
             sys.executable,
             PROJECT / "bench" / "run.py",
-            *("--size", "tiny", "--cases", "a,d,f", "--out", out),
+            *("--size", "tiny", "--cases", "a,d,f,f2", "--out", out),
             *("--wait-idle", "0", "--retry-busy", "0"),  # proves it works; the numbers are not asserted
         ],
         cwd=PROJECT,
@@ -37,12 +37,15 @@ def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
 
     data = json.loads((out / "results.json").read_text())
     assert data["size"] == "tiny"
-    assert set(data["cases"]) == {"a", "d", "f"}
+    assert set(data["cases"]) == {"a", "d", "f", "f2"}
     for key, case in data["cases"].items():
         assert case["status"] == "ok", f"case {key}: {case['status']}"
         assert case["cold_s"] > 0, key
-        assert case["warm_s"] > 0, key
+        assert key == "f2" or case["warm_s"] > 0, key  # f2: the floor's cold run again, nothing else
         assert case["commands"], key
+    assert data["cases"]["f2"]["warm_s"] is None and "phases" not in data["cases"]["f2"]  # cold only
+    cold_target = next(t for t in data["targets"] if t["target"] == "cold prebuilt <= 1.05 x floor")
+    assert "before and" in cold_target["detail"], cold_target  # (a) bracketed by the floors around it
     # the image cases pushed something cold; the floor pushes nothing
     assert data["cases"]["a"]["bytes_cold"] > 0
     assert data["cases"]["d"]["bytes_cold"] > 0

@@ -185,3 +185,27 @@ def test_phase_table_shows_the_edits_side_by_side_and_the_main_table_keeps_cold(
     assert "edit-main s" in head and "cold s" not in head
     assert "| (a) a | 3.0 | 10.0 | 290.0 KiB |" in edit_table
     assert "api 290.0 KiB" in edit_table
+
+
+def _cold_only(key: str, wall: float) -> CaseResult:
+    r = CaseResult(key, key, f"prefix/{key}", status="ok", services=2, platforms=3, total_services=2)
+    r.phases = {"cold": _phase(wall, {})}
+    return r
+
+
+def test_the_cold_target_brackets_a_between_the_floor_before_and_after_it() -> None:
+    """A machine that slows down between (f) and (a) must not count against (a): with (f2) run after
+    it, (a) is compared with the mean of both floors."""
+    from bench.cases.floor import bracketed_floor
+    from bench.cases.prebuilt import Prebuilt
+
+    results = {"f": _cold_only("f", 65.0), "a": _cold_only("a", 70.0)}
+    cold = {t.name: t for t in Prebuilt().targets(results) if t.name.startswith("cold prebuilt <= 1.05")}
+    assert [t.passed for t in cold.values()] == [False]  # 70 > 1.05 x 65
+    results["f2"] = _cold_only("f2", 73.0)
+    assert bracketed_floor(results) == (69.0, "floor 69.0s = mean of 65.0s before and 73.0s after")
+    cold = {t.name: t for t in Prebuilt().targets(results) if t.name.startswith("cold prebuilt <= 1.05")}
+    [target] = cold.values()
+    assert target.passed and "mean of 65.0s before and 73.0s after" in target.detail
+    results["f2"].status = "failed: x"
+    assert bracketed_floor(results) == (65.0, "floor 65.0s")
