@@ -84,7 +84,7 @@ def _prepare(push: bool) -> list[Stage]:
         route.Route(),  # which node builds which platform; refuses an output several nodes cannot make
         prepare.Registry(push=push),
         prepare.Plan(),
-        prepare.Stamp(beside_compile=True),  # beside go build once its settings were settled
+        prepare.Stamp(beside_compile=True),  # beside go build; a wrong -X variable stops it at once
         prepare.StaticBase(),
         prepare.GoImage(),
         prepare.BinFmt(),
