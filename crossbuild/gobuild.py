@@ -270,10 +270,19 @@ def build(
     # Which -X variables each binary carries (crossbuild.stamping) is a function of the tree and
     # the [go.x] settings, both in this key already (the tree, and -ldflags in the commands).
     expect = checks or (lambda: cfg)
-    with ThreadPoolExecutor(max_workers=workers(cfg, len(platforms))) as pool:
-        results = list(
-            pool.map(lambda p: build_platform(run, cfg, p, services, inputs, state, report, expect, cancel), platforms)
-        )
+    # each go build runs in a process group of its own, so that a failed check can kill it with its
+    # compilers; Ctrl-C and SIGTERM no longer reach it from the terminal, so they stop it from here
+    stop = cancel or threading.Event()
+    with runner.terminate_as_exit(), ThreadPoolExecutor(max_workers=workers(cfg, len(platforms))) as pool:
+        try:
+            results = list(
+                pool.map(
+                    lambda p: build_platform(run, cfg, p, services, inputs, state, report, expect, stop), platforms
+                )
+            )
+        except BaseException:
+            stop.set()
+            raise
     state.save()
     incremental.save_digests(digests_file(cfg), cfg.bin_dir)
     return results

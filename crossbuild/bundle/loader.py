@@ -21,16 +21,13 @@ import io
 import json
 import os
 import shutil
-import signal
 import tarfile
 import tempfile
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from crossbuild import attestations, heap, hosts, output, resolve, signatures
+from crossbuild import attestations, heap, hosts, output, resolve, runner, signatures
 from crossbuild.bundle.format import (
     IMAGES_DIR,
     OCI_LAYOUT,
@@ -69,23 +66,6 @@ _LOCK = ".lock"
 # --- the scratch directory -----------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _terminate_as_exit() -> Iterator[None]:
-    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C does, so cleanup code runs; exit status 143."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def remove_abandoned(base: Path) -> list[Path]:
     """Remove scratch directories under `base` whose run died without cleaning up: a live run holds the
     flock on its .lock, so a directory whose lock can be taken is abandoned. Others' files are left."""
@@ -118,7 +98,7 @@ def scratch_dir() -> Iterator[Path]:
     base = Path(tempfile.gettempdir())
     for path in remove_abandoned(base):
         output.info(f"removed {path}, left by an earlier run that was killed")
-    with _terminate_as_exit():
+    with runner.terminate_as_exit():
         # Created under another name, locked, then renamed: remove_abandoned never sees it unlocked.
         path = Path(tempfile.mkdtemp(prefix=_STARTING_PREFIX))
         fd = -1

@@ -152,3 +152,55 @@ def test_kept_answers_follow_the_edits_that_change_them(tmp_path: Path) -> None:
     )
     stamped, _ = stamping.resolve(cfg, cfg.services, "tree-5", _state(cfg))
     assert dict(stamped.stamped)["helper"] == ()  # nothing reads Version any more: the linker drops it
+
+
+@pytest.mark.usefixtures("git_isolated")
+def test_sigterm_stops_the_go_builds_with_their_compilers(tmp_path: Path) -> None:
+    """go build runs in a process group of its own (so a failed check can kill it whole); a SIGTERM
+    to crossbuild, as from a CI timeout, must still stop it and every compiler it started."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    _write(tmp_path)
+    main = tmp_path / "mod/cmd/api/main.go"
+    main.write_text(main.read_text().replace('"fmt"\n', '"fmt"\n\t_ "net/http"\n'))
+    _cfg(tmp_path)
+    cache = tmp_path / "empty-go-cache"
+    script = (
+        "from pathlib import Path\n"
+        "from crossbuild import commands, config\n"
+        "from crossbuild.platforms import parse_platform\n"
+        "from crossbuild.session import for_config\n"
+        f"cfg = config.load(Path({str(tmp_path / 'config.toml')!r}), config.Overrides(), "
+        "{'SOURCE_DATE_EPOCH': '0', 'VERSION': 'v1.2.3'})\n"
+        "commands.build(for_config(cfg), [parse_platform('linux/riscv64')])\n"
+    )
+    env = {**os.environ, "GOCACHE": str(cache)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _compilers(cache):
+        time.sleep(0.2)
+    assert _compilers(cache), "go build never started a compiler"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    time.sleep(0.5)
+    assert not _compilers(cache), "compilers outlived crossbuild"
+
+
+def _compilers(cache: Path) -> list[str]:
+    """Processes of the go build that uses `cache`: go itself and its compile/asm children."""
+    import subprocess
+
+    listed = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=True).stdout
+    found = []
+    for line in listed.splitlines():
+        pid = line.split()[0]
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        if f"GOCACHE={cache}".encode() in environ and ("compile" in line or "go build" in line):
+            found.append(line.strip())
+    return found
