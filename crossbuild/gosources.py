@@ -143,6 +143,7 @@ def graph_key(
     digest.update(
         incremental.key_of(
             {
+                "root": str(root),  # go list answers with absolute directories: a moved tree is a new answer
                 "patterns": list(patterns),
                 "env": dict(env),
                 "tags": list(tags),

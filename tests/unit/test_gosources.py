@@ -78,6 +78,14 @@ def test_what_go_list_reads_changes_the_graph_key(tmp_path: Path, change) -> Non
     assert _key(root) != before
 
 
+def test_a_moved_tree_has_a_new_key(tmp_path: Path) -> None:
+    """go list answers with absolute directories: the same files elsewhere must be asked again."""
+    first = _module(tmp_path / "one")
+    before = _key(first)
+    second = first.rename(tmp_path / "two")
+    assert _key(second) != before
+
+
 def test_the_go_environment_is_part_of_the_key(tmp_path: Path) -> None:
     root = _module(tmp_path)
     assert _key(root, {"GOFLAGS": "-mod=vendor"}) != _key(root, {"GOFLAGS": ""})
