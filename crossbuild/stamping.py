@@ -349,7 +349,6 @@ def resolve(
             "last",
             {
                 "key": key,
-                "settings": _settings_key(cfg, services),
                 "applies": dict(stamping.applies),
                 "notes": list(stamping.notes),
             },

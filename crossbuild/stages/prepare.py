@@ -4,7 +4,7 @@ preflight    the builder answers and offers the platforms (read-only)
 registry     the registry answers and this login may push there (starts the embedded one)
 plan         the image plan, in memory (read-only)
 stamp        which -X variables each service carries (go list + govars; read-only; beside
-             the compile once its settings were settled)
+             the compile, which a wrong variable stops at once)
 static base  the default runtime base, built and pushed once per content
 go image     multistage: the Go builder image is there (read-only)
 binfmt       QEMU handlers when a Dockerfile runs target-arch code

@@ -38,11 +38,12 @@ def _write(root: Path, n: int = 1) -> None:
         (root / rel).write_text(text)
 
 
-def _cfg(root: Path) -> config.Config:
+def _cfg(root: Path, services: tuple[str, ...] = ("api",), more_x: str = "") -> config.Config:
+    """config.toml for `services` (each at cmd/<name>), stamping version.Version, plus `more_x` lines."""
     (root / "config.toml").write_text(
         '[project]\nmodule_dir = "mod"\n'
-        f'[go.x]\n"{MODULE}/version.Version" = "{{version}}"\n'
-        '[[services]]\nname = "api"\n'
+        f'[go.x]\n"{MODULE}/version.Version" = "{{version}}"\n{more_x}'
+        + "".join(f'[[services]]\nname = "{name}"\n' for name in services)
     )
     return config.load(root / "config.toml", Overrides(), {"SOURCE_DATE_EPOCH": "0", "VERSION": "v1.2.3"})
 
@@ -86,9 +87,7 @@ def test_a_wrong_variable_stops_the_compile_at_once(tmp_path: Path, monkeypatch:
     _write(tmp_path)
     main = tmp_path / "mod/cmd/api/main.go"
     main.write_text(main.read_text().replace('"fmt"\n', '"fmt"\n\t_ "net/http"\n'))
-    text = _cfg(tmp_path).path.read_text()
-    (tmp_path / "config.toml").write_text(text.replace("[[services]]", '"main.who" = "x"\n[[services]]'))
-    cfg = config.load(tmp_path / "config.toml", Overrides(), {"SOURCE_DATE_EPOCH": "0", "VERSION": "v1.2.3"})
+    cfg = _cfg(tmp_path, more_x='"main.who" = "x"\n')
     monkeypatch.setenv("GOCACHE", str(tmp_path / "empty-go-cache"))
     started = time.monotonic()
     with pytest.raises(UserError, match=r"main\.who"):
@@ -104,12 +103,7 @@ def _two_services(root: Path) -> config.Config:
     _write(root)
     (root / "mod/cmd/helper").mkdir(parents=True)
     (root / "mod/cmd/helper/main.go").write_text(HELPER_GO)
-    (root / "config.toml").write_text(
-        '[project]\nmodule_dir = "mod"\n'
-        f'[go.x]\n"{MODULE}/version.Version" = "{{version}}"\n'
-        '[[services]]\nname = "api"\n[[services]]\nname = "helper"\n'
-    )
-    return config.load(root / "config.toml", Overrides(), {"SOURCE_DATE_EPOCH": "0", "VERSION": "v1.2.3"})
+    return _cfg(root, ("api", "helper"))
 
 
 def _sources(cfg: config.Config) -> incremental.State:
