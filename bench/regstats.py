@@ -105,6 +105,23 @@ def linked_via_api(prefix_path: str) -> dict[str, dict[str, int]]:
     return out
 
 
+def signed_digests(prefix_path: str, tag: str = "latest") -> list[str]:
+    """repository@digest of each `tag`ged index under the prefix and of each platform image in it
+    (attestation manifests left out): what crossbuild's sign stage signs, read from the registry."""
+    refs: list[str] = []
+    for repo in sorted(r for r in catalog() if r.startswith(prefix_path + "/")):
+        got = registry_get(f"/v2/{repo}/manifests/{tag}", MANIFEST_ACCEPT)
+        if got is None:
+            continue
+        body, headers = got
+        refs.append(f"{REGISTRY}/{repo}@{headers.get('Docker-Content-Digest', '')}")
+        for m in json.loads(body).get("manifests", []):
+            kind = (m.get("annotations") or {}).get("vnd.docker.reference.type")
+            if kind != "attestation-manifest" and (m.get("platform") or {}).get("os") != "unknown":
+                refs.append(f"{REGISTRY}/{repo}@{m['digest']}")
+    return refs
+
+
 def find_storage(port: int = 5000) -> tuple[str, Path] | None:
     """(pid, <rootdirectory>/docker/registry/v2) of the registry serving `port`, found through /proc."""
     try:

@@ -6,6 +6,7 @@ replay it:
 
     python -m bench.verifyparts smoke  --report <repo>/build/reports/verify.json --out smoke.json
     python -m bench.verifyparts layers --report <repo>/build/reports/verify.json --out layers.json
+    python -m bench.verifyparts docker --report <repo>/build/reports/verify.json --out docker.json
 
 `smoke`: each platform's smoke run exactly as verify made it (crossbuild.daemon.Daemon.run:
 create, start, wait, logs, remove, with no network, through the docker daemon, under QEMU for
@@ -21,12 +22,21 @@ verify reads the binary with), into a scratch directory: once with verify's REGI
 readers at a time, then once one by one. The manifests that name the layers are read first,
 untimed. This is a superset of what verify itself reads (it stops at the layer holding the
 binary) and what `docker pull` of the same images fetches.
+
+`docker`: the docker CLI alone does the daemon's side of the same smoke runs, the way a
+script would with no registry checks and nothing of crossbuild's: `docker pull --platform`
+of every platform image, PULL_PARALLEL at a time, then `docker run --rm --network none`
+of each with verify's arguments, SMOKE_PARALLEL at a time, then `docker rmi` of them all.
+The case records the machine's busy CPU seconds of this phase beside verify's: on a
+machine whose cores are busy throughout, busy CPU / cores is a floor for any tool that
+pulls and runs these images in this docker daemon.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +50,7 @@ from crossbuild.daemon import Daemon
 from crossbuild.oci import Client, image_entries, parse_reference
 from crossbuild.platforms import parse_platform
 from crossbuild.smoke import PROBE_TIMEOUT
-from crossbuild.verify import REGISTRY_PARALLEL, SMOKE_PARALLEL
+from crossbuild.verify import PULL_PARALLEL, REGISTRY_PARALLEL, SMOKE_PARALLEL
 
 COMMAND_TIMEOUT = 30.0  # invoke verify's default --timeout
 
@@ -118,6 +128,43 @@ def measure_smoke(items: Sequence[SmokeItem]) -> tuple[list[SmokeTime], float]:
         daemon.close()
 
 
+DOCKER_RUN_FAILED = (125, 126, 127)  # `docker run`'s own errors; any other code is the program's
+
+
+def _docker(*argv: str, timeout: float, failed: Sequence[int] | None = None) -> None:
+    """One docker CLI command; SystemExit with its error when it fails (the phase fails, not the bench).
+
+    `failed`: the exit codes that mean failure (None: any but 0)."""
+    done = subprocess.run(["docker", *argv], capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode in failed if failed is not None else done.returncode != 0:
+        raise SystemExit(f"docker {' '.join(argv)}: exit {done.returncode}: {done.stderr.strip()[-300:]}")
+
+
+def docker_alone(items: Sequence[SmokeItem]) -> dict[str, float]:
+    """Seconds of the docker CLI's pulls, runs and removals of the smoke runs' images, each step in turn.
+
+    Only runs that exit on their own: a server, which verify stops at the probe's timeout, has no
+    plain `docker run` that does the same (main leaves them out and counts them)."""
+    steps: dict[str, float] = {}
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(PULL_PARALLEL) as pool:
+        list(pool.map(lambda i: _docker("pull", "--quiet", "--platform", i.platform, i.ref, timeout=300), items))
+    steps["pull_s"] = time.monotonic() - t0
+
+    def run(item: SmokeItem) -> None:
+        _docker("run", "--rm", "--network", "none", "--platform", item.platform, item.ref, *item.args,
+                timeout=COMMAND_TIMEOUT, failed=DOCKER_RUN_FAILED)  # fmt: skip
+
+    t1 = time.monotonic()
+    with ThreadPoolExecutor(SMOKE_PARALLEL) as pool:
+        list(pool.map(run, items))
+    steps["run_s"] = time.monotonic() - t1
+    t2 = time.monotonic()
+    _docker("rmi", *sorted({i.ref for i in items}), timeout=300)
+    steps["rmi_s"] = time.monotonic() - t2
+    return {k: round(v, 3) for k, v in steps.items()}
+
+
 def layer_blobs(client: Client, report: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(registry, repository, digest) of every distinct layer of every platform image in the report."""
     blobs: dict[tuple[str, str, str], None] = {}
@@ -147,7 +194,7 @@ def fetch_all(client: Client, blobs: Sequence[tuple[str, str, str]], parallel: i
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=("smoke", "layers"))
+    ap.add_argument("part", choices=("smoke", "layers", "docker"))
     ap.add_argument("--report", type=Path, required=True, help="verify's JSON report (build/reports/verify.json)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -165,6 +212,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "slowest": asdict(worst) if worst else None,
             "all_at_once_s": round(together, 3),
             "parallel": SMOKE_PARALLEL,
+        }
+    elif args.part == "docker":
+        every = smoke_items(report)
+        items = [i for i in every if not i.server]
+        result = {
+            "runs": len(items),
+            "servers_left_out": len(every) - len(items),
+            "pull_parallel": PULL_PARALLEL,
+            "parallel": SMOKE_PARALLEL,
+            **docker_alone(items),
         }
     else:
         client = Client(insecure=[parse_reference(str(r["ref"])).registry for r in report])

@@ -3,13 +3,16 @@
 Runs the crossbuild prebuilt case (a), the OpenIM-style loop (d) and the
 `go build` floor (f) against the real go, BuildKit builder and local registry,
 then checks results.json and the PNG chart (about 2 minutes on 2 cores); then the
-growth sweep's four tiny points, (a) and (f) at each, and its sweep.json and chart.
+growth sweep's four tiny points, (a) and (f) at each, and its sweep.json and chart; then
+(a), (as) and (v) with the phases that time cosign and the docker CLI alone.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -108,3 +111,70 @@ def test_bench_sweep_tiny_runs_and_reports(tmp_path: Path) -> None:
     assert (out / "sweep.png").read_bytes()[:8] == PNG_SIGNATURE
     assert "| 1x2 | 2 |" in (out / "sweep.md").read_text()
     assert "crossbuild's own peak RSS < 150 MiB at 1x2" in proc.stdout
+
+
+def _manifest(repo_ref: str, reference: str) -> dict[str, object] | None:
+    """A manifest from the local registry's HTTP API (not through crossbuild), None when absent."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:5000/v2/{repo_ref}/manifests/{reference}",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            data: dict[str, object] = json.loads(resp.read())
+            return data
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+
+
+def test_bench_tiny_supply_and_verify_floors(tmp_path: Path) -> None:
+    """(as) times cosign alone on the digests its cold run signed; (v) times the docker CLI alone on the
+    images verify smoke-ran. Checked at the registry's API and the docker CLI, not through the bench."""
+    out = tmp_path / "bench"
+    proc = run(
+        [
+            sys.executable,
+            PROJECT / "bench" / "run.py",
+            *("--size", "tiny", "--cases", "a,as,v", "--out", out),
+            *("--wait-idle", "0", "--retry-busy", "0"),
+        ],
+        cwd=PROJECT,
+        timeout=900,
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    data = json.loads((out / "results.json").read_text())
+    for key in ("a", "as", "v"):
+        assert data["cases"][key]["status"] == "ok", (key, data["cases"][key]["status"])
+
+    # (as): cosign alone signed every index and platform image of every service again; each carries the
+    # signature of the cold run (cosign finds its own key's signature there and adds no duplicate)
+    refs = (out / "work" / "as-supply-keys" / "signed-refs.txt").read_text().split()
+    prefix = data["cases"]["as"]["prefix"].removeprefix("localhost:5000/")
+    with urllib.request.urlopen("http://127.0.0.1:5000/v2/_catalog?n=1000", timeout=10) as resp:
+        repos = [r for r in json.loads(resp.read())["repositories"] if r.startswith(prefix + "/")]
+    assert len(repos) == data["cases"]["as"]["services"] > 0, repos
+    indexes = [_manifest(repo, "latest") for repo in repos]
+    expected = sum(1 + sum(1 for m in i["manifests"] if m["platform"]["os"] != "unknown") for i in indexes if i)
+    assert len(refs) == expected == data["cases"]["as"]["figures"]["cosign_alone"]["references"]
+    for ref in refs:
+        repo, _, digest = ref.removeprefix("localhost:5000/").partition("@")
+        sig = _manifest(repo, digest.replace(":", "-") + ".sig")
+        assert sig is not None and len(sig["layers"]) == 1, (ref, sig)
+    cosign_log = (out / "logs" / "as-cosign-alone.log").read_text()
+    assert cosign_log.count("Pushing signature to: ") == len(refs), cosign_log[-2000:]
+    assert data["cases"]["as"]["phases"]["cosign-alone"]["wall_s"] > 0
+
+    # (v): the docker CLI ran as many images as verify smoke-ran, and removed them all again
+    figures = data["cases"]["v"]["figures"]
+    assert figures["docker"]["runs"] == figures["verified"]["smoke_runs"] > 0
+    report = json.loads((out / "work" / "v-verify" / "verify.json").read_text())
+    for image in report:
+        repository = image["ref"].rpartition(":")[0]
+        for row in image["platforms"]:
+            gone = run(["docker", "image", "inspect", f"{repository}@{row['digest']}"], timeout=60)
+            assert gone.returncode != 0, f"{repository}@{row['digest']} left in the docker daemon"
+    details = {t["target"]: t["detail"] for t in data["targets"]}
+    assert any("docker CLI alone pulled and ran" in d for d in details.values()), details
+    assert any("cosign alone signs the same" in d for d in details.values()), details

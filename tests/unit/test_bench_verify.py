@@ -101,3 +101,35 @@ def test_table_shows_every_figure_side_by_side() -> None:
     assert any(line.startswith("| layer reads in the target | 0.60 |") for line in lines)
     assert any(line.startswith("| smoke runs on linux/amd64 | 0.30-0.30 |") for line in lines)
     assert case_v.VerifyParallel().tables({}) == []
+
+
+def _with_docker_phase(res: CaseResult, verify_busy: float, docker_s: float, docker_busy: float) -> CaseResult:
+    res.phases[case_v.VERIFY].cpu = {"machine_busy_cpu_s": verify_busy}
+    res.phases[case_v.DOCKER] = Phase(docker_s, 0, 0, cpu={"machine_busy_cpu_s": docker_busy})
+    res.figures["docker"] = {"runs": 3, "servers_left_out": 0, "pull_parallel": 4, "parallel": 16,
+                             "pull_s": 1.5, "run_s": 2.25, "rmi_s": 0.25}  # fmt: skip
+    return res
+
+
+def test_cpu_floor_is_the_busy_cpu_over_the_cores_of_verify_and_of_the_docker_cli() -> None:
+    res = _with_docker_phase(_case_v(14.0, 1.2, 0.6, 0.9), verify_busy=27.0, docker_busy=23.0, docker_s=12.0)
+    floor = case_v.cpu_floor(res, cores=2)
+    assert "busy 27.0 CPU-s (>= 13.5s on 2 cores)" in floor
+    assert "docker CLI alone pulled and ran the same images in 12.0s, 23.0 CPU-s (>= 11.5s)" in floor
+    assert case_v.cpu_floor(_case_v(14.0, 1.2, 0.6, 0.9), cores=2) == ""  # no docker-cli phase: nothing claimed
+
+
+def test_target_detail_carries_the_floor_and_the_verdict_stays_the_issues_limit() -> None:
+    res = _with_docker_phase(_case_v(14.0, 1.2, 0.6, 0.9), verify_busy=27.0, docker_busy=23.0, docker_s=12.0)
+    (target,) = case_v.VerifyParallel().targets({"v": res})
+    assert target.passed is False  # 14.0 > 3.0: the floor explains a FAIL, it does not turn it into a PASS
+    assert "docker CLI alone" in target.detail and "limit 3.0s" in target.detail
+
+
+def test_table_shows_the_docker_cli_steps_and_the_cpu_floor() -> None:
+    res = _with_docker_phase(_case_v(14.0, 1.2, 0.6, 0.9), verify_busy=27.0, docker_busy=23.0, docker_s=12.0)
+    (table,) = case_v.VerifyParallel().tables({"v": res})
+    docker_row = next(line for line in table.splitlines() if line.startswith("| the docker CLI alone |"))
+    assert "| 12.00 |" in docker_row and "pull 1.50 (4 at a time), run 2.25 (16 at a time), rmi 0.25" in docker_row
+    assert "busy 23.0 CPU-s" in docker_row
+    assert any(line.startswith("| busy CPU / cores in verify |") for line in table.splitlines())
