@@ -5,6 +5,7 @@ Adding a case is one module with a Case subclass and one line here.
 
 from __future__ import annotations
 
+from bench.cases.bakealone import BakeAlone
 from bench.cases.base import Case
 from bench.cases.emulated import Emulated
 from bench.cases.floor import Floor, FloorAgain
@@ -20,6 +21,7 @@ ALL: tuple[Case, ...] = (
     Floor(),  # f: go build only, the floor
     Prebuilt(),  # a: crossbuild image.multiarch, VERIFY=0
     FloorAgain(),  # f2: the floor's cold run again, right after (a): brackets it against the machine's drift
+    BakeAlone(),  # x: docker buildx bake alone of every image from new binaries: the images step without crossbuild
     PrebuiltVerified(),  # av: the same with VERIFY=1 (information)
     PrebuiltSupply(),  # as: the same with an SBOM per platform and cosign signatures
     VerifyParallel(),  # v: invoke verify of every service x platform, against its smoke runs and layer reads alone

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from bench.cases import bakealone
 from bench.cases.base import Case
 from bench.context import Context
 from bench.measure import Phase
@@ -165,8 +166,10 @@ def targets(results: Mapping[str, CaseResult]) -> list[Target]:
     ash, fsh = _phase(a, SHARED), _phase(f, SHARED)
     if ash and fsh:
         limit = 1.1 * fsh.wall_s + 3
-        out.append(Target(name, ash.wall_s <= limit,
-                          f"{ash.wall_s:.1f}s vs limit {limit:.1f}s (floor {fsh.wall_s:.1f}s)"))  # fmt: skip
+        detail = (
+            f"{ash.wall_s:.1f}s vs limit {limit:.1f}s (floor {fsh.wall_s:.1f}s){bakealone.beside(fsh.wall_s, results)}"
+        )
+        out.append(Target(name, ash.wall_s <= limit, detail))
     else:
         out.append(Target(name, None, _missing(results, "af")))
 

@@ -30,7 +30,7 @@ def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
         [
             sys.executable,
             PROJECT / "bench" / "run.py",
-            *("--size", "tiny", "--cases", "a,d,f,f2", "--out", out),
+            *("--size", "tiny", "--cases", "a,d,f,f2,x", "--out", out),
             *("--wait-idle", "0", "--retry-busy", "0"),  # proves it works; the numbers are not asserted
         ],
         cwd=PROJECT,
@@ -40,7 +40,9 @@ def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
 
     data = json.loads((out / "results.json").read_text())
     assert data["size"] == "tiny"
-    assert set(data["cases"]) == {"a", "d", "f", "f2"}
+    assert set(data["cases"]) == {"a", "d", "f", "f2", "x"}
+    x = data["cases"].pop("x")  # buildx bake alone: one phase, not cold and warm
+    assert x["status"] == "ok" and x["phases"]["images"]["wall_s"] > 0, x
     for key, case in data["cases"].items():
         assert case["status"] == "ok", f"case {key}: {case['status']}"
         assert case["cold_s"] > 0, key
@@ -49,6 +51,15 @@ def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
     assert data["cases"]["f2"]["warm_s"] is None and "phases" not in data["cases"]["f2"]  # cold only
     cold_target = next(t for t in data["targets"] if t["target"] == "cold prebuilt <= 1.05 x floor")
     assert "before and" in cold_target["detail"], cold_target  # (a) bracketed by the floors around it
+    assert "floor + buildx bake alone (x)" in cold_target["detail"], cold_target
+    # (x) pushed one index per service, each listing every platform (the registry's API, not the bench)
+    x_prefix = x["prefix"].removeprefix("localhost:5000/")
+    pushed_cold = data["cases"]["a"]["bytes_by_repo"]["cold"]
+    assert set(x["bytes_by_repo"]["images"]) == set(pushed_cold)
+    for repo in pushed_cold:
+        digest = x["figures"]["digests"][repo]
+        index = _manifest(f"{x_prefix}/{repo}", digest)
+        assert index is not None and len(index["manifests"]) == len(data["platforms"]), (repo, index)
     # the image cases pushed something cold; the floor pushes nothing
     assert data["cases"]["a"]["bytes_cold"] > 0
     assert data["cases"]["d"]["bytes_cold"] > 0

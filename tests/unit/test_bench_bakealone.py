@@ -1,0 +1,71 @@
+"""Tests for the bench's case (x), buildx bake alone: the layer trees it lays out, the bake file it writes
+(exported as crossbuild exports a prebuilt image) and the clause it adds to the cold and (i) targets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+from bench.cases import bakealone
+from bench.measure import Phase
+from bench.results import CaseResult
+from crossbuild import plan
+
+PLATFORMS = ["linux/amd64", "linux/arm/v7"]
+SERVICES = ["api", "rpc-user"]
+
+
+def _binaries(root: Path) -> Path:
+    for platform in PLATFORMS:
+        for service in SERVICES:
+            path = root / platform / service
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(f"{platform} {service}".encode() * 100)
+    return root
+
+
+def test_layout_is_crossbuilds_tree_with_new_bytes_and_fixed_times(tmp_path: Path) -> None:
+    binaries = _binaries(tmp_path / "bin")
+    first, second = tmp_path / "ctx1", tmp_path / "ctx2"
+    bakealone.layout(binaries, first, PLATFORMS, SERVICES)
+    bakealone.layout(binaries, second, PLATFORMS, SERVICES)
+    for platform in PLATFORMS:
+        for service in SERVICES:
+            original = (binaries / platform / service).read_bytes()
+            a = (first / platform / service / "usr/local/bin" / service).read_bytes()
+            b = (second / platform / service / "usr/local/bin" / service).read_bytes()
+            assert a[:-16] == original == b[:-16] and len(a) == len(original) + 16
+            assert a[-16:] != b[-16:]  # each layout is content BuildKit has not seen
+            assert os.stat(first / platform / service / "usr/local/bin" / service).st_mode & 0o777 == 0o755
+    entries = [first, *first.rglob("*")]
+    assert {int(p.lstat().st_mtime) for p in entries} == {bakealone.EPOCH}
+    assert bakealone.tree_bytes(first) == sum(len(f"{p} {s}".encode() * 100) + 16 for p in PLATFORMS for s in SERVICES)
+
+
+def test_bake_file_exports_as_crossbuild_exports_a_prebuilt_image(tmp_path: Path) -> None:
+    body: dict[str, Any] = bakealone.definition(tmp_path / "ctx", tmp_path, "localhost:5000/b/x", SERVICES, PLATFORMS)
+    assert body["group"] == {"default": {"targets": SERVICES}}
+    api = body["target"]["api"]
+    assert api["platforms"] == PLATFORMS and api["context"] == str(tmp_path / "ctx")
+    assert api["dockerfile"] == str(tmp_path / "api.Dockerfile")
+    assert api["args"] == {"BUILDKIT_MULTI_PLATFORM": "1"}
+    cfg = SimpleNamespace(image=SimpleNamespace(compression_level=1))
+    target = SimpleNamespace(repository="localhost:5000/b/x/api", fixed_times=True)
+    assert api["output"] == [plan.push_output(cast(Any, cfg), cast(Any, target))]
+
+
+def test_dockerfile_copies_the_tree_and_runs_the_service() -> None:
+    text = bakealone.DOCKERFILE.format(service="api")
+    assert "COPY ${TARGETPLATFORM}/api/ /" in text
+    assert 'ENTRYPOINT ["/usr/local/bin/api"]' in text and text.startswith("FROM scratch\n")
+
+
+def test_targets_gain_the_floor_plus_bake_clause_only_when_x_ran() -> None:
+    x = CaseResult("x", "buildx bake alone", "localhost:5000/b/x")
+    x.phases = {bakealone.IMAGES: Phase(5.5, 0, 0)}
+    assert bakealone.beside(6.0, {"x": x}) == "; floor + buildx bake alone (x) 5.5s = 11.5s"
+    assert bakealone.beside(6.0, {}) == ""
+    x.status = "failed: docker buildx bake exited 1"
+    assert bakealone.beside(6.0, {"x": x}) == ""
