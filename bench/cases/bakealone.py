@@ -95,12 +95,27 @@ def seconds(results: Mapping[str, CaseResult]) -> float | None:
     return phase.wall_s if phase is not None else None
 
 
-def beside(floor_s: float, results: Mapping[str, CaseResult]) -> str:
-    """The clause the cold and (i) targets add: the floor plus buildx alone ("" without (x))."""
+def beside(floor_s: float, results: Mapping[str, CaseResult], floor_busy: float | None = None,
+           cores: int | None = None) -> str:  # fmt: skip
+    """The clause the cold and (i) targets add: the floor plus buildx alone, and, with the floor's busy
+    CPU seconds, the wall time their CPU alone needs on this machine's cores ("" without (x))."""
     bake_s = seconds(results)
     if bake_s is None:
         return ""
-    return f"; floor + buildx bake alone (x) {bake_s:.1f}s = {floor_s + bake_s:.1f}s"
+    clause = f"; floor + buildx bake alone (x) {bake_s:.1f}s = {floor_s + bake_s:.1f}s"
+    bake_busy = busy(results)
+    if floor_busy and bake_busy:
+        cores = cores or os.cpu_count() or 1
+        total = floor_busy + bake_busy
+        clause += f"; their CPU {floor_busy:.1f} + {bake_busy:.1f} CPU-s on {cores} cores >= {total / cores:.1f}s"
+    return clause
+
+
+def busy(results: Mapping[str, CaseResult]) -> float | None:
+    """The machine's busy CPU seconds during (x)'s bake (go, BuildKit and the registry all count)."""
+    x = results.get(BakeAlone.key)
+    phase = x.phases.get(IMAGES) if x is not None and x.status == "ok" else None
+    return phase.cpu.get("machine_busy_cpu_s") if phase is not None else None
 
 
 def layout(binaries: Path, context: Path, platforms: Sequence[str], services: Sequence[str]) -> None:

@@ -166,9 +166,8 @@ def targets(results: Mapping[str, CaseResult]) -> list[Target]:
     ash, fsh = _phase(a, SHARED), _phase(f, SHARED)
     if ash and fsh:
         limit = 1.1 * fsh.wall_s + 3
-        detail = (
-            f"{ash.wall_s:.1f}s vs limit {limit:.1f}s (floor {fsh.wall_s:.1f}s){bakealone.beside(fsh.wall_s, results)}"
-        )
+        detail = f"{ash.wall_s:.1f}s vs limit {limit:.1f}s (floor {fsh.wall_s:.1f}s)"
+        detail += bakealone.beside(fsh.wall_s, results, fsh.cpu.get("machine_busy_cpu_s"))
         out.append(Target(name, ash.wall_s <= limit, detail))
     else:
         out.append(Target(name, None, _missing(results, "af")))

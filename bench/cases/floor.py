@@ -64,3 +64,14 @@ def bracketed_floor(results: Mapping[str, CaseResult]) -> tuple[float | None, st
             before + after
         ) / 2, f"floor {(before + after) / 2:.1f}s = mean of {before:.1f}s before and {after:.1f}s after"
     return before, f"floor {before:.1f}s" if before is not None else "no floor"
+
+
+def bracketed_busy(results: Mapping[str, CaseResult], phase: str = "cold") -> float | None:
+    """The machine's busy CPU seconds in the floor's `phase`, drawn as bracketed_floor draws its time:
+    the mean of (f) and (f2) when both measured it, else (f)'s."""
+    found = [
+        p.cpu["machine_busy_cpu_s"]
+        for r in (results.get("f"), results.get("f2"))
+        if r is not None and r.ok and (p := r.phases.get(phase)) is not None and "machine_busy_cpu_s" in p.cpu
+    ]
+    return sum(found) / len(found) if found else None

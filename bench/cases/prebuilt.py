@@ -13,7 +13,7 @@ from typing import ClassVar
 from bench import warmprofile
 from bench.cases import bakealone, edits
 from bench.cases.base import Case
-from bench.cases.floor import bracketed_floor
+from bench.cases.floor import bracketed_busy, bracketed_floor
 from bench.context import Context
 from bench.results import CaseResult, Target, human
 
@@ -51,9 +51,8 @@ class Prebuilt(edits.EditPhases, ImageMultiarch):
             if a and a.ok and a.cold_s is not None and floor is not None:
                 limit = factor * floor + extra
                 ratio = a.cold_s / floor
-                detail = (
-                    f"{a.cold_s:.1f}s vs limit {limit:.1f}s ({drawn}; {ratio:.3f} x){bakealone.beside(floor, results)}"
-                )
+                detail = f"{a.cold_s:.1f}s vs limit {limit:.1f}s ({drawn}; {ratio:.3f} x)"
+                detail += bakealone.beside(floor, results, bracketed_busy(results))
                 out.append(Target(name, a.cold_s <= limit, detail))
             else:
                 out.append(Target(name, None, "needs cases a and f (and f2 after a, to bracket it)"))

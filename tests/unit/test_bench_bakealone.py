@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from bench.cases import bakealone
+from bench.cases.floor import bracketed_busy
 from bench.measure import Phase
 from bench.results import CaseResult
 from crossbuild import plan
@@ -69,3 +70,22 @@ def test_targets_gain_the_floor_plus_bake_clause_only_when_x_ran() -> None:
     assert bakealone.beside(6.0, {}) == ""
     x.status = "failed: docker buildx bake exited 1"
     assert bakealone.beside(6.0, {"x": x}) == ""
+
+
+def test_the_clause_adds_the_wall_time_their_cpu_alone_needs_on_the_cores() -> None:
+    x = CaseResult("x", "buildx bake alone", "localhost:5000/b/x")
+    x.phases = {bakealone.IMAGES: Phase(5.7, 0, 0, cpu={"machine_busy_cpu_s": 9.1})}
+    clause = bakealone.beside(6.8, {"x": x}, floor_busy=13.5, cores=2)
+    assert clause == "; floor + buildx bake alone (x) 5.7s = 12.5s; their CPU 13.5 + 9.1 CPU-s on 2 cores >= 11.3s"
+    assert "CPU" not in bakealone.beside(6.8, {"x": x}, floor_busy=None, cores=2)
+
+
+def test_bracketed_busy_is_the_mean_of_the_floors_around_a() -> None:
+    def floor(key: str, busy: float) -> CaseResult:
+        r = CaseResult(key, "floor", f"localhost:5000/b/{key}")
+        r.phases = {"cold": Phase(60.0, 0, 0, cpu={"machine_busy_cpu_s": busy})}
+        return r
+
+    assert bracketed_busy({"f": floor("f", 120.0), "f2": floor("f2", 130.0)}) == 125.0
+    assert bracketed_busy({"f": floor("f", 120.0)}) == 120.0
+    assert bracketed_busy({}) is None
