@@ -47,6 +47,24 @@ class PlatformResult:
     error: str = ""
     failed: tuple[str, ...] = ()  # services the compiler output blames
     cached: bool = False  # inputs unchanged since the last build: go build was not run
+    output: str = ""  # the tail of go's output when it failed, as `error` quotes it
+
+
+# go's own words when it could not fetch a module (GOPROXY refused it, no network, a private repo)
+_DOWNLOAD_FAILED = re.compile(
+    r"\S+@\S+: (reading https?://\S+: \d{3}|Get \"?https?://)"  # the proxy refused it, or no network
+    r"|module lookup disabled by GOPROXY"  # GOPROXY=off and a module not in the cache
+    r"|: reading \S+ at revision \S+: git "  # a direct (GOPRIVATE) module git could not fetch
+)
+DOWNLOAD_HINT = (
+    "go could not download a module (see above): make it reachable through GOPROXY or GOPRIVATE, "
+    "or vendor the modules (`go mod vendor`), then run again"
+)
+
+
+def download_hint(text: str) -> str:
+    """The one-line fix when go's output says a module could not be downloaded ("" otherwise)."""
+    return DOWNLOAD_HINT if _DOWNLOAD_FAILED.search(text) else ""
 
 
 def binary_path(bin_dir: Path, platform: Platform, service: Service) -> Path:
@@ -105,8 +123,9 @@ def go_env(cfg: Config, platform: Platform) -> dict[str, str]:
 
 def _compile_error(
     cfg: Config, platform: Platform, services: Sequence[Service], exc: CommandError
-) -> tuple[str, tuple[str, ...]]:
-    """Name the services whose sources appear in the compiler output (else all of them)."""
+) -> tuple[str, tuple[str, ...], str]:
+    """Name the services whose sources appear in the compiler output (else all of them): the message,
+    the services blamed and the output's tail it quotes."""
     text = exc.stderr or exc.stdout
     named = []
     for s in services:
@@ -115,7 +134,33 @@ def _compile_error(
             named.append(s.name)
     blamed = tuple(named or [s.name for s in services])
     tail = "\n".join(text.rstrip().splitlines()[-12:])
-    return f"compile failed for {', '.join(blamed)} on {platform}:\n{tail}", blamed
+    return f"compile failed for {', '.join(blamed)} on {platform}:\n{tail}", blamed, tail
+
+
+def compile_failures(results: Sequence[PlatformResult]) -> list[str]:
+    """Each failed platform's error, the platforms whose go output was the same said once:
+    "compile failed for api on linux/amd64, linux/arm64:" and that output; then the fix when
+    the output says a module could not be downloaded."""
+    groups: dict[tuple[tuple[str, ...], str], list[PlatformResult]] = {}
+    messages: list[str] = []
+    for pr in results:
+        if not pr.error:
+            continue
+        if not pr.output:
+            messages.append(pr.error)
+            continue
+        key = (pr.failed, pr.output)
+        if key not in groups:
+            messages.append("")  # its place, filled below
+            groups[key] = []
+        groups[key].append(pr)
+    filled = iter(
+        f"compile failed for {', '.join(failed)} on {', '.join(str(p.platform) for p in prs)}:\n{tail}"
+        for (failed, tail), prs in groups.items()
+    )
+    messages = [m or next(filled) for m in messages]
+    hint = next((h for pr in results if pr.output and (h := download_hint(pr.output))), "")
+    return messages + ([hint] if hint else [])
 
 
 def _unchanged(
@@ -189,9 +234,9 @@ def build_platform(
         if cancel is not None and cancel.is_set():  # not this compile's failure: the run's
             report.finish(row, "stopped", failed=True)
             return PlatformResult(platform, (), time.monotonic() - start, "stopped: the run failed beside it")
-        message, blamed = _compile_error(cfg, platform, services, exc)
+        message, blamed, tail = _compile_error(cfg, platform, services, exc)
         report.finish(row, f"failed: {', '.join(blamed)}", failed=True)
-        return PlatformResult(platform, (), time.monotonic() - start, message, blamed)
+        return PlatformResult(platform, (), time.monotonic() - start, message, blamed, output=tail)
     if not cached:
         report.update(row, "checking binaries")
     expected = checks() if checks is not None and not cached else cfg

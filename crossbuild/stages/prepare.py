@@ -316,10 +316,9 @@ def announce_build(ctx: Context, services: Sequence[Service]) -> None:
 def report_builds(ctx: Context, services: Sequence[Service]) -> None:
     """The build table; every failure at once, after it."""
     rows = []
-    failures = []
+    failures = gobuild.compile_failures(ctx.builds)
     for pr in ctx.builds:
         if pr.error:
-            failures.append(pr.error)
             rows += [
                 [s.name, str(pr.platform), "-", output.status_word("failed" if s.name in pr.failed else "skipped")]
                 for s in services
