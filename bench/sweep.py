@@ -11,6 +11,9 @@ localhost:5000/bench/<run-id>/sweep-s<S>-p<P>-<case>:
 
   f   the floor: one `go build` per platform over all services (bench/cases/floor.py)
   a   crossbuild prebuilt: invoke image.multiarch, VERIFY=0 SBOM=0 SIGN=off (bench/cases/prebuilt.py)
+  x   buildx bake alone of every image from new binaries (bench/cases/bakealone.py), after (f) with
+      its Go cache: the floor plus this is the best a tool compiling with go and assembling with
+      buildx can do at the point, and its ratio to the floor is drawn beside crossbuild's
 
 Cold as in bench/run.py: a fresh GOCACHE, `docker buildx prune --builder crossbuild -af`,
 crossbuild's build/ removed. Measured per point and case (bench/measure.py): wall time,
@@ -37,6 +40,7 @@ if not __package__:  # run as a script (bench/sweep.py): import the bench packag
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import report, sweepplan, sweepreport
+from bench.cases.bakealone import BakeAlone
 from bench.cases.floor import Floor
 from bench.cases.prebuilt import ImageMultiarch
 from bench.context import Context, open_run, say
@@ -64,6 +68,15 @@ class CrossbuildAt(ImageMultiarch):
     def __init__(self, point: Point) -> None:
         self.key = f"{point.slug}-a"
         self.slug = f"sweep-{point.slug}-a"
+
+
+class BakeAloneAt(BakeAlone):
+    """(x) at one point, with the point's floor's Go cache."""
+
+    def __init__(self, point: Point) -> None:
+        self.key = f"{point.slug}-x"
+        self.slug = f"sweep-{point.slug}-x"
+        self.floor_slug = FloorAt(point).slug
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -108,9 +121,9 @@ def run_point(ctx: Context, point: Point, grid: sweepplan.Grid) -> PointResult:
     packages = len(mono.packages) + 1  # + pkg/version
     say(f"point {point.label}: {point.services} services x {', '.join(point.platforms)}, "
         f"{packages} packages, {mono.lines} lines of Go")  # fmt: skip
-    floor, crossbuild = FloorAt(point), CrossbuildAt(point)
-    results = [run_case(ctx, case) for case in (floor, crossbuild)]
-    for case in (floor, crossbuild):  # its GOCACHE and binaries: not needed again, and 48x5's are large
+    floor, crossbuild, bake = FloorAt(point), CrossbuildAt(point), BakeAloneAt(point)
+    results = [run_case(ctx, case) for case in (floor, crossbuild, bake)]
+    for case in (floor, crossbuild, bake):  # its GOCACHE and binaries: not needed again, and 48x5's are large
         for scratch in (ctx.gocache(case.slug), ctx.case_dir(case.slug)):
             shutil.rmtree(scratch, ignore_errors=True)
     return PointResult(point, packages, mono.lines, *results)

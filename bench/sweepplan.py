@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bench.cases import bakealone
 from bench.monorepo import Size
 from bench.results import CaseResult, Target
 
@@ -99,6 +100,7 @@ class PointResult:
     go_lines: int
     floor: CaseResult
     crossbuild: CaseResult
+    bake: CaseResult | None = None  # (x) buildx bake alone at the point, when it ran
 
     @property
     def ok(self) -> bool:
@@ -109,6 +111,14 @@ class PointResult:
         """crossbuild's cold wall time over the floor's at this point."""
         a, f = self.crossbuild.cold_s, self.floor.cold_s
         return a / f if self.ok and a is not None and f else None
+
+    @property
+    def bound_ratio(self) -> float | None:
+        """(floor + buildx bake alone) over the floor: the ratio a tool that compiles with go and
+        assembles with buildx reaches at best at this point."""
+        f = self.floor.cold_s
+        bake = bakealone.wall_s(self.bake)
+        return (f + bake) / f if self.floor.ok and f and bake is not None else None
 
     @property
     def cpu_ratio(self) -> float | None:
@@ -153,6 +163,10 @@ def ratios(results: Sequence[PointResult]) -> list[tuple[str, float]]:
     return [(r.point.label, ratio) for r in results if (ratio := r.ratio) is not None]
 
 
+def bound_ratios(results: Sequence[PointResult]) -> list[tuple[str, float]]:
+    return [(r.point.label, ratio) for r in results if (ratio := r.bound_ratio) is not None]
+
+
 def targets(results: Sequence[PointResult]) -> list[Target]:
     """The two PASS/FAIL lines of issue 15's growth item."""
     out: list[Target] = []
@@ -166,6 +180,10 @@ def targets(results: Sequence[PointResult]) -> list[Target]:
     else:
         detail = (f"{flat.spread:.3f}: lowest {flat.low[1]:.2f}x at {flat.low[0]}, highest {flat.high[1]:.2f}x "
                   f"at {flat.high[0]}; all: " + ", ".join(f"{label} {r:.2f}x" for label, r in got))  # fmt: skip
+        bound = flatness(bound_ratios(results))
+        if bound is not None:
+            detail += (f"; buildx bake alone (x) beside the floor: {bound.low[1]:.2f}x at {bound.low[0]} to "
+                       f"{bound.high[1]:.2f}x at {bound.high[0]}, spread {bound.spread:.3f}")  # fmt: skip
         out.append(Target(name, flat.flat, detail))
     largest = max(results, key=lambda r: (r.point.work, r.point.services), default=None)
     label = largest.point.label if largest else "the largest point"

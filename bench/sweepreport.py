@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.cases import bakealone
 from bench.context import Context
 from bench.report import go_version, target_lines
 from bench.results import Target, human, secs
@@ -27,9 +28,10 @@ def table(results: Sequence[PointResult]) -> str:
     """One row per point: the floor and crossbuild side by side, the ratios, crossbuild's RSS and bytes."""
     lowest = min((r for _, r in ratios(results)), default=None)
     head = ("| point (services x platforms) | images | floor s | crossbuild s | ratio | ratio / lowest "
+            "| buildx bake alone s | (floor + bake alone) / floor "
             "| floor CPU s | crossbuild CPU s | CPU ratio | crossbuild peak RSS | crossbuild pushed "
             "| notes |")  # fmt: skip
-    rows = [head, "|" + "---|" * 12]
+    rows = [head, "|" + "---|" * 14]
     for r in results:
         a, f = r.crossbuild, r.floor
         rel = r.ratio / lowest if r.ratio is not None and lowest else None
@@ -41,7 +43,8 @@ def table(results: Sequence[PointResult]) -> str:
         )
         rows.append(
             f"| {r.point.label} | {r.point.work} | {secs(f.cold_s)} | {secs(a.cold_s)} | {_x(r.ratio)} "
-            f"| {_x(rel, 3)} | {secs(cpu_s(f))} | {secs(cpu_s(a))} | {_x(r.cpu_ratio)} "
+            f"| {_x(rel, 3)} | {secs(bakealone.wall_s(r.bake))} | {_x(r.bound_ratio)} "
+            f"| {secs(cpu_s(f))} | {secs(cpu_s(a))} | {_x(r.cpu_ratio)} "
             f"| {'n/a' if rss is None else f'{rss:.1f} MiB'} | {human(a.bytes_cold)} | {notes} |"
         )
     return "\n".join(rows)
@@ -64,7 +67,10 @@ def markdown(ctx: Context, grid: Grid, results: Sequence[PointResult], targets: 
         "Each point and case ran cold: a fresh GOCACHE, `docker buildx prune --builder crossbuild -af`, "
         "crossbuild's build/ removed, its own registry prefix. The floor is `go build` of every service, one "
         "process per platform, platforms in parallel; crossbuild is `invoke image.multiarch` with VERIFY=0 "
-        "SBOM=0 SIGN=off. ratio = crossbuild's wall time / the floor's at the same point; flat means the "
+        "SBOM=0 SIGN=off; buildx bake alone is case (x) after them: `docker buildx bake` of every image from "
+        "the floor's binaries with new bytes, nothing of crossbuild's (bench/cases/bakealone.py), so "
+        "(floor + bake alone) / floor is the ratio a tool that compiles with go and assembles with buildx "
+        "reaches at best. ratio = crossbuild's wall time / the floor's at the same point; flat means the "
         f"highest ratio is at most {1 + FLAT_WITHIN:.2f} x the lowest. CPU = the bench's children + "
         "buildkitd (/proc). Peak RSS = the last VmHWM read (every 50 ms) of the invoke process the bench "
         "started, not of go, docker or buildkitd.",
@@ -116,9 +122,11 @@ def json_data(
                 "go_lines": r.go_lines,
                 "ratio": r.ratio,
                 "cpu_ratio": r.cpu_ratio,
+                "bound_ratio": r.bound_ratio,
                 "crossbuild_peak_rss_mib": r.rss_mib,
                 "floor": r.floor.to_json(),
                 "crossbuild": r.crossbuild.to_json(),
+                "bake_alone": r.bake.to_json() if r.bake is not None else None,
             }
             for r in results
         ],
@@ -169,6 +177,9 @@ def chart(grid: Grid, results: Sequence[PointResult], path: Path) -> bool:
                              xytext=(4, 4), fontsize=8)  # fmt: skip
         rs = [(r.point.work, r.ratio, r.cpu_ratio) for r in line if r.ratio is not None]
         mid.plot([g[0] for g in rs], [g[1] for g in rs], f"{mark}-", color="#4477aa", label=f"{svc}: wall")
+        bound = [(r.point.work, b) for r in line if (b := r.bound_ratio) is not None]
+        mid.plot([g[0] for g in bound], [g[1] for g in bound], f"{mark}--", color="#999999",
+                 label=f"{svc}: floor + buildx bake alone")  # fmt: skip
         mid.plot([g[0] for g in rs], [g[2] for g in rs], f"{mark}:", color="#4477aa", alpha=0.5, markersize=4,
                  label=f"{svc}: CPU")  # fmt: skip
         rss = [(r.point.work, mib) for r in line if (mib := r.rss_mib) is not None]

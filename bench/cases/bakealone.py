@@ -46,13 +46,14 @@ class BakeAlone(Case):
     slug = "x-bake-alone"
     title = "buildx bake alone: every image from new binaries"
     phases = (IMAGES,)
+    floor_slug = "f-floor"  # whose Go cache the untimed go build uses, when that case ran before
 
     def _bin(self, ctx: Context) -> Path:
         return ctx.case_dir(self.slug) / "bin"
 
     def setup(self, ctx: Context, res: CaseResult) -> None:
         ws, case = ctx.workspace, ctx.case_dir(self.slug)
-        floor_cache = ctx.gocache("f-floor")
+        floor_cache = ctx.gocache(self.floor_slug)
         env = ctx.env(floor_cache if floor_cache.is_dir() else ctx.gocache(self.slug))
         pkgs = [f"./cmd/{s}" for s in ws.services]
 
@@ -90,7 +91,11 @@ class BakeAlone(Case):
 
 def seconds(results: Mapping[str, CaseResult]) -> float | None:
     """The bake's wall time, when (x) ran and succeeded."""
-    x = results.get(BakeAlone.key)
+    return wall_s(results.get(BakeAlone.key))
+
+
+def wall_s(x: CaseResult | None) -> float | None:
+    """The wall time of one BakeAlone result's bake (None when it did not run or failed)."""
     phase = x.phases.get(IMAGES) if x is not None and x.status == "ok" else None
     return phase.wall_s if phase is not None else None
 

@@ -115,6 +115,8 @@ def test_bench_sweep_tiny_runs_and_reports(tmp_path: Path) -> None:
         # one repository per service, under the point's own prefix
         assert len(point["crossbuild"]["bytes_by_repo"]["cold"]) == point["services"]
         assert point["ratio"] > 0
+        # buildx bake alone (x) ran at the point too: the floor plus it, over the floor
+        assert point["bake_alone"]["status"] == "ok" and point["bound_ratio"] > 1, point["bake_alone"]
         # the invoke process itself: a Python interpreter with crossbuild loaded, not go or buildx
         assert point["crossbuild"]["peak_rss"]["cold"]["process"] == "invoke"
         assert 10 < point["crossbuild_peak_rss_mib"] < 1000

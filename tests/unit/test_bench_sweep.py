@@ -4,6 +4,7 @@ and the RSS watch that reads crossbuild's own process (a real child process here
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import monorepo, sweepplan, sweepreport
+from bench.cases import bakealone
 from bench.measure import Phase, RssWatch, peak
 from bench.results import CaseResult
 from bench.sweepplan import GRIDS, Point, PointResult
@@ -219,3 +221,34 @@ def test_rss_watch_reads_the_child_and_not_its_children() -> None:
 def test_peak_of_no_readings() -> None:
     assert peak([]) == (None, "")
     assert peak([("go", 10), ("invoke", 30)]) == (30, "invoke")
+
+
+# --- buildx bake alone (x) at each point -------------------------------------------------------
+
+
+def _with_bake(point: PointResult, bake_s: float | None, status: str = "ok") -> PointResult:
+    x = CaseResult("x", "buildx bake alone", "prefix/x", status=status)
+    if bake_s is not None:
+        x.phases[bakealone.IMAGES] = Phase(bake_s, 0, None)
+    return dataclasses.replace(point, bake=x)
+
+
+def test_bound_ratio_is_the_floor_plus_buildx_alone_over_the_floor() -> None:
+    assert _with_bake(_point(3, 1, 10.0, 13.0), 2.5).bound_ratio == pytest.approx(1.25)
+    assert _point(3, 1, 10.0, 13.0).bound_ratio is None  # (x) did not run
+    assert _with_bake(_point(3, 1, 10.0, 13.0), None, status="failed: bake").bound_ratio is None
+
+
+def test_flatness_line_draws_buildx_alone_beside_crossbuild() -> None:
+    results = [_with_bake(_point(3, 1, 10.0, 11.0), 0.5), _with_bake(_point(48, 1, 20.0, 32.0), 10.0)]
+    (flat, _rss) = sweepplan.targets(results)
+    assert flat.passed is False  # 1.60 / 1.10: the bound beside it explains, it does not excuse
+    assert "buildx bake alone (x) beside the floor: 1.05x at 3x1 to 1.50x at 48x1, spread 1.429" in flat.detail
+    assert "buildx bake alone" not in sweepplan.targets([_point(3, 1, 10.0, 11.0), _point(48, 1, 20.0, 32.0)])[0].detail
+
+
+def test_table_has_the_bake_alone_columns() -> None:
+    lines = sweepreport.table([_with_bake(_point(3, 1, 10.0, 13.0), 2.5), _point(48, 5, 100.0, 120.0)]).splitlines()
+    assert "| buildx bake alone s | (floor + bake alone) / floor |" in lines[0]
+    assert "| 1.083x | 2.5 | 1.25x |" in lines[2]
+    assert lines[0].count("|") == lines[2].count("|") == lines[3].count("|")
