@@ -42,6 +42,12 @@ ELFDATA2LSB = 1
 ELFDATA2MSB = 2
 E_MACHINE_OFFSET = 18  # after e_ident[16] and e_type (u16), in both classes
 ELF_MIN_SIZE = E_MACHINE_OFFSET + 2
+# "Section header table" fields: (e_shoff, e_shentsize, e_shnum, e_shstrndx) offsets and formats per class,
+# and in a section header the (sh_name, sh_offset, sh_size) offsets and formats
+ELF_SH_TABLE = {32: ((0x20, "I"), (0x2E, "H"), (0x30, "H"), (0x32, "H")),
+                64: ((0x28, "Q"), (0x3A, "H"), (0x3C, "H"), (0x3E, "H"))}  # fmt: skip
+ELF_SH_FIELDS = {32: ((0x00, "I"), (0x10, "I"), (0x14, "I")), 64: ((0x00, "I"), (0x18, "Q"), (0x20, "Q"))}
+SHT_NOBITS = 8  # a section with no bytes in the file (.bss)
 
 EM_386 = 3
 EM_MIPS = 8
@@ -197,6 +203,39 @@ def _read_elf(data: bytes) -> Header:
     endian = "little" if order == ELFDATA2LSB else "big"
     (machine,) = struct.unpack_from("<H" if endian == "little" else ">H", data, E_MACHINE_OFFSET)
     return Header("elf", _elf_machine(machine, bits, endian), bits, endian)
+
+
+def elf_sections(data: bytes) -> dict[str, tuple[int, int]]:
+    """An ELF file's sections by name: (file offset, size); {} for anything that is not a whole,
+    well-formed ELF file (a caller then looks at the whole file instead)."""
+    if not data.startswith(ELF_MAGIC) or len(data) < 0x40:
+        return {}
+    try:
+        header = _read_elf(data)
+    except ValueError:
+        return {}
+    end = "<" if header.endian == "little" else ">"
+
+    def field(at: int, spec: tuple[int, str]) -> int:
+        value: int = struct.unpack_from(end + spec[1], data, at + spec[0])[0]
+        return value
+
+    shoff, shentsize, shnum, shstrndx = (field(0, f) for f in ELF_SH_TABLE[header.bits])
+    if not shoff or shentsize < 0x28 or shstrndx >= shnum or shoff + shnum * shentsize > len(data):
+        return {}
+    entries = []
+    for i in range(shnum):
+        at = shoff + i * shentsize
+        kind = field(at, (0x04, "I"))
+        name, offset, size = (field(at, f) for f in ELF_SH_FIELDS[header.bits])
+        entries.append((name, 0 if kind == SHT_NOBITS else offset, 0 if kind == SHT_NOBITS else size))
+    _, names_at, names_size = entries[shstrndx]
+    names = data[names_at : names_at + names_size]
+    sections = {}
+    for name, offset, size in entries:
+        if offset + size <= len(data) and 0 <= name < len(names):
+            sections[names[name : names.find(b"\0", name)].decode("ascii", errors="replace")] = (offset, size)
+    return sections
 
 
 def _read_pe(data: bytes) -> Header:
@@ -473,6 +512,11 @@ def read_build_info(data: bytes) -> BuildInfo | None:
     linker writes, so a program that merely contains the magic as a string
     constant (one that reads build info itself) is not misread.
     """
+    section = elf_sections(data).get(".go.buildinfo")  # where the linker puts it in an ELF file
+    if section is not None and data.startswith(BUILDINFO_MAGIC, section[0]) and section[0] % BUILDINFO_ALIGN == 0:
+        info = _build_info_at(data, section[0])
+        if info is not None:
+            return info
     start = 0
     while (at := data.find(BUILDINFO_MAGIC, start)) >= 0:
         start = at + 1
@@ -570,6 +614,15 @@ def missing_values(data: bytes, values: Mapping[str, str]) -> list[str]:
     wanted = {key: value for key, value in values.items() if value}
     if not wanted:
         return []
+    # The linker writes each -X value into read-only data (.rodata in ELF, an eighth of a Go
+    # binary; runtime.modinfo, with its -ldflags line, lies there too): a value found there is in,
+    # and only one not found there is looked for everywhere else.
+    rodata = elf_sections(data).get(".rodata")
+    if rodata is not None:
+        region = _without_ldflags_record(data[rodata[0] : rodata[0] + rodata[1]])
+        wanted = {key: value for key, value in wanted.items() if value.encode() not in region}
+        if not wanted:
+            return []
     haystack = _without_ldflags_record(data)
     return [key for key, value in wanted.items() if value.encode() not in haystack]
 

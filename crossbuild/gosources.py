@@ -18,9 +18,11 @@ return None, and the caller asks go list every time.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -76,6 +78,50 @@ def _comment_state(line: bytes, in_comment: bool) -> bool:
     return in_comment
 
 
+# each .go file's share of graph_key, by its stat (path, size, mtime, ctime, inode: a rewrite changes the
+# ctime), so an unchanged file is not read again in this run, nor in the next once save_parts wrote it out
+_PARTS: dict[tuple[str, int, int, int, int], str] = {}
+_SEEN: set[tuple[str, int, int, int, int]] = set()
+
+
+def _go_file_part(path: Path, st: os.stat_result) -> str:
+    """ "h" and the sha256 of the file's header, or "f" and that of the whole file when it has no
+    safe header (crossbuild.gosources.header)."""
+    key = (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    part = _PARTS.get(key)
+    if part is None:
+        data = path.read_bytes()
+        head = header(data)
+        part = "h" + hashlib.sha256(head).hexdigest() if head is not None else "f" + hashlib.sha256(data).hexdigest()
+        _PARTS[key] = part
+    _SEEN.add(key)
+    return part
+
+
+def load_parts(path: Path) -> None:
+    """The files' shares of graph_key an earlier run saved (save_parts)."""
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            name, size, mtime, ctime, ino, part = entry
+            _PARTS[(str(name), int(size), int(mtime), int(ctime), int(ino))] = str(part)
+        except (TypeError, ValueError):
+            continue
+
+
+def save_parts(path: Path) -> None:
+    """Write out the shares of the files graph_key read or reused in this run (a file gone or
+    changed since drops out: its stat no longer matches next time)."""
+    entries = [[*key, _PARTS[key]] for key in sorted(_SEEN) if key in _PARTS]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, separators=(",", ":")))
+    tmp.replace(path)
+
+
 def _walk(root: Path, excluded: set[Path]) -> Iterable[tuple[Path, list[str]]]:
     """Directories under a resolved `root` (os.walk does not follow links, so no path needs
     resolving again) with their file names, less the skipped and excluded ones."""
@@ -127,7 +173,12 @@ def graph_key(
         for name in names:
             path = here / name
             digest.update(f"{rel}/{name}\0".encode())
-            if not path.is_file() or path.is_symlink():
+            try:
+                st = os.lstat(path)
+            except OSError:
+                st = None
+            if st is None or not stat.S_ISREG(st.st_mode):  # a link, a socket, gone meanwhile: its name only
+                digest.update(b"\n")
                 continue
             if name in _MODULE_FILES:
                 data = path.read_bytes()
@@ -135,9 +186,7 @@ def graph_key(
                     return None
                 digest.update(data)
             elif name.endswith(".go"):
-                data = path.read_bytes()
-                head = header(data)
-                digest.update(b"h" + head if head is not None else b"f" + data)
+                digest.update(_go_file_part(path, st).encode())
             digest.update(b"\n")
     go_vars = sorted((k, v) for k, v in environ.items() if k.startswith(("GO", "CGO_")))
     digest.update(

@@ -40,6 +40,7 @@ from crossbuild.errors import UserError
 STATE_NAME = "stamping"
 # go list's and govars' answers, kept for the next run (crossbuild.gosources decides when they still hold)
 SOURCES_STATE_NAME = "gosources"
+HEADERS_STATE_NAME = "goheaders"
 
 
 @dataclass(frozen=True)
@@ -295,6 +296,11 @@ def analyse(
     return stamping
 
 
+def parts_file(cfg: Config) -> Path:
+    """build/state/goheaders.json: each .go file's share of the package graph's key, by its stat."""
+    return cfg.output_dir / "state" / f"{HEADERS_STATE_NAME}.json"
+
+
 def _settings_key(cfg: Config, services: Sequence[Service]) -> str:
     return incremental.key_of(
         {
@@ -333,6 +339,7 @@ def resolve(
         )
     else:
         sources = incremental.State(cfg.output_dir / "state" / f"{SOURCES_STATE_NAME}.json")
+        gosources.load_parts(parts_file(cfg))
         stamping = analyse(
             cfg.module_dir,
             services,
@@ -345,6 +352,7 @@ def resolve(
             exclude=[cfg.output_dir],
         )
         sources.save()
+        gosources.save_parts(parts_file(cfg))
         state.put(
             "last",
             {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -17,12 +18,14 @@ import pytest
 
 from crossbuild import binaries
 from crossbuild.binaries import (
+    ELF_MAGIC,
     BuildInfo,
     Header,
     check_binary,
     check_build_info,
     check_header,
     check_variant,
+    elf_sections,
     expected_header,
     go_build_setting,
     is_checkable,
@@ -707,10 +710,18 @@ def test_real_go_binaries(tmp_path: Path, platform: Platform, wrong: Platform) -
     (src / "main.go").write_text(_GO_MAIN)
 
     good = tmp_path / f"hello{platform.exe_suffix}"
-    _go_build(src, platform, "-X main.version=v7.7.7-test", good)
+    data = _go_build(src, platform, "-X main.version=v7.7.7-test", good)
     values = {"main.version": "v7.7.7-test"}
     assert check_binary(good, platform, values) == []
     assert check_binary(good, wrong, values) != []
+    if platform.os == "linux":  # ELF: the sections as binutils' readelf reads them, the -X value in .rodata
+        sections = elf_sections(data)
+        for name, (offset, size) in _readelf_sections(good).items():
+            assert sections[name] == (offset, size), name
+        start, size = sections[".rodata"]
+        assert data.find(b"v7.7.7-test", start, start + size) >= 0
+    else:
+        assert elf_sections(data) == {}
 
     bad = tmp_path / f"bad{platform.exe_suffix}"
     data = _go_build(src, platform, "-X nosuch/pkg.version=v8.8.8", bad)
@@ -720,6 +731,26 @@ def test_real_go_binaries(tmp_path: Path, platform: Platform, wrong: Platform) -
         "-X nosuch/pkg.version=v8.8.8 is not in the binary (the Go linker ignores -X for a "
         "symbol that does not exist: check the package path)"
     ]
+
+
+def _readelf_sections(path: Path) -> dict[str, tuple[int, int]]:
+    """(file offset, size) of the sections with bytes in the file, as `readelf -SW` prints them."""
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf (binutils) is not installed")
+    proc = subprocess.run(["readelf", "-SW", str(path)], check=True, capture_output=True, text=True, timeout=60)
+    found = {}
+    for line in proc.stdout.splitlines():
+        m = re.match(r"\s*\[\s*\d+\]\s+(\S+)\s+(\S+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+([0-9a-f]+)", line)
+        if m and m.group(2) != "NOBITS" and m.group(1).startswith("."):
+            found[m.group(1)] = (int(m.group(3), 16), int(m.group(4), 16))
+    assert ".rodata" in found and ".go.buildinfo" in found, proc.stdout
+    return found
+
+
+def test_elf_sections_of_what_is_not_a_whole_elf_file_is_empty() -> None:
+    assert elf_sections(b"MZ" + b"\0" * 200) == {}
+    assert elf_sections(ELF_MAGIC + b"\x02\x01" + b"\0" * 100) == {}  # no section table
+    assert elf_sections(ELF_MAGIC + b"\x02\x01" + b"\0" * 34 + b"\xff" * 8 + b"\0" * 40) == {}  # table past the end
 
 
 def _go_version_m(path: Path) -> dict[str, str]:

@@ -7,6 +7,7 @@ what a key cannot see (a go.work, a replace outside the module) turns the cache 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,55 @@ def test_dir_key_follows_the_directory_files_only(tmp_path: Path) -> None:
     assert api != gosources.dir_key(root / "cmd/api", {"goos": "darwin"})
     (root / "cmd/api/main.go").write_bytes(MAIN.replace(b'"b"', b'"c"'))
     assert gosources.dir_key(root / "cmd/api", {"goos": "linux"}) != api
+
+
+def _counting_headers(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every file body gosources.header is asked to cut, from now on."""
+    calls: list[bytes] = []
+    real = gosources.header
+
+    def counted(data: bytes) -> bytes | None:
+        calls.append(data)
+        return real(data)
+
+    monkeypatch.setattr(gosources, "header", counted)
+    return calls
+
+
+def test_an_unchanged_file_is_not_read_again_and_an_edited_one_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _module(tmp_path)
+    (root / "lib.go").write_bytes(b'package lib\n\nimport "os"\n\nvar X = os.Args\n')
+    first = _key(root)
+    calls = _counting_headers(monkeypatch)
+    assert _key(root) == first and calls == []  # the same stat: the share kept in memory
+    main = root / "cmd/api/main.go"
+    main.write_bytes(MAIN.replace(b'"fmt"', b'"os"'))  # same size, an import changed
+    second = _key(root)
+    assert [c for c in calls if c.startswith(b"//go:build")] == [main.read_bytes()]  # only the edited file
+    assert second != first
+
+
+def test_an_edit_that_restores_the_time_and_size_is_still_seen(tmp_path: Path) -> None:
+    root = _module(tmp_path)
+    main = root / "cmd/api/main.go"
+    before_stat = main.stat()
+    first = _key(root)
+    main.write_bytes(MAIN.replace(b'"fmt"', b'"log"'))  # same size
+    os.utime(main, ns=(before_stat.st_atime_ns, before_stat.st_mtime_ns))  # same mtime: the ctime moved
+    assert _key(root) != first
+
+
+def test_saved_shares_spare_the_next_run_the_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _module(tmp_path / "m")
+    first = _key(root)
+    saved = tmp_path / "state" / "goheaders.json"  # outside the module: its name is no source
+    gosources.save_parts(saved)
+    monkeypatch.setattr(gosources, "_PARTS", {})  # a new process
+    gosources.load_parts(saved)
+    calls = _counting_headers(monkeypatch)
+    assert _key(root) == first and calls == []
+    gosources.load_parts(tmp_path / "missing.json")  # nothing saved yet: nothing known, no error
+    (tmp_path / "bad.json").write_text("{not json")
+    gosources.load_parts(tmp_path / "bad.json")
