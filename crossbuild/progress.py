@@ -315,6 +315,10 @@ def activity(title: str, rows: tuple[str, ...] = ()) -> Iterator[Board]:
     try:
         yield board
     finally:
+        if isinstance(_display, _Live):
+            # the board's last state, drawn once before it goes: a step that started and ended
+            # between two refreshes (everything cached, say) still shows its row and seconds
+            _display.region.refresh()
         with _stack_lock:
             _stack.remove(board)
             if not _stack and _display is not None:

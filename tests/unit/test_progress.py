@@ -467,3 +467,18 @@ def test_streaming_honours_the_timeout() -> None:
 def test_streaming_under_dry_run_is_only_planned(capsys: pytest.CaptureFixture[str]) -> None:
     result = Runner(dry_run=True).run(["false"], on_line=print)
     assert result.planned and capsys.readouterr().out == "[dry-run] false\n"
+
+
+def test_live_region_draws_the_last_state_of_rows_that_ended_between_refreshes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A row started and finished within one refresh interval (a bake all cached) is still drawn once,
+    with its seconds, before the board goes."""
+    screen = _Tty()
+    monkeypatch.setenv("CROSSBUILD_PROGRESS", "live")
+    monkeypatch.setattr(sys, "stdout", screen)
+    with progress.activity("bake", ("api linux/arm64",)) as board:  # over long before the first timed refresh
+        board.start("api linux/arm64", "1/1 COPY")
+        board.finish("api linux/arm64", "cached")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+    assert re.search(r"api linux/arm64 +[\d.]+s +cached", text), text
