@@ -80,14 +80,14 @@ def _comment_state(line: bytes, in_comment: bool) -> bool:
 
 # each .go file's share of graph_key, by its stat (path, size, mtime, ctime, inode: a rewrite changes the
 # ctime), so an unchanged file is not read again in this run, nor in the next once save_parts wrote it out
-_PARTS: dict[tuple[str, int, int, int, int], str] = {}
-_SEEN: set[tuple[str, int, int, int, int]] = set()
+_PARTS: dict[incremental.StatKey, str] = {}
+_SEEN: set[incremental.StatKey] = set()
 
 
 def _go_file_part(path: Path, st: os.stat_result) -> str:
     """ "h" and the sha256 of the file's header, or "f" and that of the whole file when it has no
     safe header (crossbuild.gosources.header)."""
-    key = (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    key = incremental.stat_key(path, st)
     part = _PARTS.get(key)
     if part is None:
         data = path.read_bytes()
@@ -100,16 +100,8 @@ def _go_file_part(path: Path, st: os.stat_result) -> str:
 
 def load_parts(path: Path) -> None:
     """The files' shares of graph_key an earlier run saved (save_parts)."""
-    try:
-        entries = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return
-    for entry in entries if isinstance(entries, list) else []:
-        try:
-            name, size, mtime, ctime, ino, part = entry
-            _PARTS[(str(name), int(size), int(mtime), int(ctime), int(ino))] = str(part)
-        except (TypeError, ValueError):
-            continue
+    for key, (part,) in incremental.stat_entries(path, 1):
+        _PARTS[key] = str(part)
 
 
 def save_parts(path: Path) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +44,31 @@ def tree_hash(root: Path, exclude: Iterable[Path] = ()) -> str:
 
 _DIGESTS: dict[tuple[str, int, int, int, int], str] = {}
 
+StatKey = tuple[str, int, int, int, int]  # path, size, mtime, ctime, inode: a rewrite changes the ctime
+
+
+def stat_key(path: Path, st: os.stat_result | None = None) -> StatKey:
+    """What identifies a file's content without reading it, for the caches kept by stat."""
+    st = os.stat(path) if st is None else st
+    return (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def stat_entries(path: Path, extra: int) -> Iterator[tuple[StatKey, list[Any]]]:
+    """The entries a cache kept by stat saved as a JSON list of [name, size, mtime, ctime, inode,
+    then `extra` values]: each entry's key and its values; nothing when the file is missing or bad."""
+    try:
+        entries = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            name, size, mtime, ctime, ino, *rest = entry
+            key = (str(name), int(size), int(mtime), int(ctime), int(ino))
+        except (TypeError, ValueError):
+            continue
+        if len(rest) == extra:
+            yield key, rest
+
 
 def file_digest(path: Path) -> str:
     """sha256 of a file's content, computed once for an unchanged file (same size, mtime,
@@ -55,7 +80,7 @@ def file_digest(path: Path) -> str:
     is the hash of the binary's content, so the same path, size and build ID is the same
     content: the touched binary is not read again."""
     st = os.stat(path)
-    key = (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    key = stat_key(path, st)
     cached = _DIGESTS.get(key)
     if cached is not None:
         return cached
@@ -99,24 +124,15 @@ def go_build_id(head: bytes) -> str:
 
 def same_content(path: Path, digest: str) -> None:
     """`path` still holds `digest` after a change to its metadata only (new times, a new hard link)."""
-    st = os.stat(path)
-    _DIGESTS[(os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)] = digest
+    _DIGESTS[stat_key(path)] = digest
 
 
 def load_digests(path: Path) -> None:
     """The digests an earlier run saved (`save_digests`): by stat, and by Go build ID."""
-    try:
-        entries = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return
-    for entry in entries if isinstance(entries, list) else []:
-        try:
-            name, size, mtime, ctime, ino, build_id, digest = entry
-            _DIGESTS[(str(name), int(size), int(mtime), int(ctime), int(ino))] = str(digest)
-            if build_id:
-                _BY_BUILD_ID[(str(name), int(size), str(build_id))] = str(digest)
-        except (TypeError, ValueError):
-            continue
+    for key, (build_id, digest) in stat_entries(path, 2):
+        _DIGESTS[key] = str(digest)
+        if build_id:
+            _BY_BUILD_ID[(key[0], key[1], str(build_id))] = str(digest)
 
 
 def save_digests(path: Path, under: Path) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench.cases.base import Case
 from bench.context import Context
+from bench.measure import Phase
 from bench.results import CaseResult
 from bench.shell import go_env_for
 from bench.workspace import BUILDER
@@ -94,9 +95,14 @@ def seconds(results: Mapping[str, CaseResult]) -> float | None:
     return wall_s(results.get(BakeAlone.key))
 
 
+def _bake(x: CaseResult | None) -> Phase | None:
+    """The bake phase of one BakeAlone result (None when it did not run or failed)."""
+    return x.phases.get(IMAGES) if x is not None and x.status == "ok" else None
+
+
 def wall_s(x: CaseResult | None) -> float | None:
     """The wall time of one BakeAlone result's bake (None when it did not run or failed)."""
-    phase = x.phases.get(IMAGES) if x is not None and x.status == "ok" else None
+    phase = _bake(x)
     return phase.wall_s if phase is not None else None
 
 
@@ -118,8 +124,7 @@ def beside(floor_s: float, results: Mapping[str, CaseResult], floor_busy: float 
 
 def busy(results: Mapping[str, CaseResult]) -> float | None:
     """The machine's busy CPU seconds during (x)'s bake (go, BuildKit and the registry all count)."""
-    x = results.get(BakeAlone.key)
-    phase = x.phases.get(IMAGES) if x is not None and x.status == "ok" else None
+    phase = _bake(results.get(BakeAlone.key))
     return phase.cpu.get("machine_busy_cpu_s") if phase is not None else None
 
 

@@ -10,10 +10,12 @@ growth sweep's four tiny points, (a) and (f) at each, and its sweep.json and cha
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.clone import PROJECT_ROOT as PROJECT
@@ -24,21 +26,26 @@ pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.usefixtur
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
-    out = tmp_path / "bench"
+def _tiny_bench(out: Path, cases: str, timeout: float) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`bench/run.py --size tiny --cases <cases>` into `out`, which must succeed; its output and results.json."""
     proc = run(
         [
             sys.executable,
             PROJECT / "bench" / "run.py",
-            *("--size", "tiny", "--cases", "a,d,f,f2,x", "--out", out),
+            *("--size", "tiny", "--cases", cases, "--out", out),
             *("--wait-idle", "0", "--retry-busy", "0"),  # proves it works; the numbers are not asserted
         ],
         cwd=PROJECT,
-        timeout=600,
+        timeout=timeout,
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    data: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return proc, data
 
-    data = json.loads((out / "results.json").read_text())
+
+def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    proc, data = _tiny_bench(out, "a,d,f,f2,x", timeout=600)
     assert data["size"] == "tiny"
     assert set(data["cases"]) == {"a", "d", "f", "f2", "x"}
     x = data["cases"].pop("x")  # buildx bake alone: one phase, not cold and warm
@@ -146,18 +153,7 @@ def test_bench_tiny_supply_and_verify_floors(tmp_path: Path) -> None:
     """(as) times cosign alone on the digests its cold run signed; (v) times the docker CLI alone on the
     images verify smoke-ran. Checked at the registry's API and the docker CLI, not through the bench."""
     out = tmp_path / "bench"
-    proc = run(
-        [
-            sys.executable,
-            PROJECT / "bench" / "run.py",
-            *("--size", "tiny", "--cases", "a,as,v", "--out", out),
-            *("--wait-idle", "0", "--retry-busy", "0"),
-        ],
-        cwd=PROJECT,
-        timeout=900,
-    )
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    data = json.loads((out / "results.json").read_text())
+    _proc, data = _tiny_bench(out, "a,as,v", timeout=900)
     for key in ("a", "as", "v"):
         assert data["cases"][key]["status"] == "ok", (key, data["cases"][key]["status"])
 
