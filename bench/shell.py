@@ -21,7 +21,7 @@ from pathlib import Path
 # Variables that would steer crossbuild, go or git if inherited (mirrors tests/integration/conftest.py).
 LEAKY_ENV = (
     "PLATFORMS", "BINS", "IMAGES", "REGISTRY_PREFIX", "VERSION", "BASE_IMAGE", "GO_IMAGE", "CACHE_REF", "MODE",
-    "VERIFY", "V", "CONFIG", "CROSSBUILD_CONFIG", "SOURCE_DATE_EPOCH", "GOOS", "GOARCH", "GOARM",
+    "VERIFY", "BAKE_EARLY", "V", "CONFIG", "CROSSBUILD_CONFIG", "SOURCE_DATE_EPOCH", "GOOS", "GOARCH", "GOARM",
     "GOAMD64", "GOARM64", "CGO_ENABLED", "GOFLAGS", "GOCACHE", "MAKEFLAGS", "MFLAGS", "MAKELEVEL",
     "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "KO_DOCKER_REPO", "KO_DEFAULTBASEIMAGE", "KO_CONFIG_PATH",
 )  # fmt: skip

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,10 +138,12 @@ def bake(
     index: bool,
     no_cache: bool = False,
     report: progress.Reporter | None = None,
+    cancel: threading.Event | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Write build/bake/<name>.json and build it; the metadata buildx reports per target.
 
     `report`: a progress board that hears, condensed, what buildx reports as it goes.
+    `cancel`: once set, the bake is killed.
     """
     file, metadata_file = paths(cfg, name)
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +160,7 @@ def bake(
             cwd=cfg.root,
             no_cache=no_cache,
             on_event=condenser.event if condenser is not None else None,
+            cancel=cancel,
         )
     except buildx.RegistryRefused as exc:
         raise UserError(refused_message(cfg, exc)) from exc
@@ -210,8 +214,11 @@ class Condenser:
     def __init__(self, targets: Sequence[ImageTarget], report: progress.Reporter) -> None:
         self.report = report
         self.targets = {t.bake_name: t.service.name for t in targets}
+        # a target of one platform (a part, crossbuild.earlybake): buildx leaves the platform out of its steps' names
+        self.pinned = {t.bake_name: str(t.platforms[0]) for t in targets if t.part and len(t.platforms) == 1}
         self.platforms = {str(p) for t in targets for p in t.platforms}
         self.only = next(iter(self.targets.values())) if len(self.targets) == 1 else None
+        self.only_platform = next(iter(self.pinned.values())) if self.only and self.pinned else ""
         self.rows: dict[str, tuple[str, bool] | None] = {}  # vertex digest -> (row, is a platform row)
         self.running: dict[str, set[str]] = {}  # platform row -> its vertexes started, not completed
         self.done: set[str] = set()
@@ -220,10 +227,11 @@ class Condenser:
         """((row, is a platform row) or None when not shown, status) of a vertex name."""
         match = _VERTEX.match(name)
         inside, rest = (match.group("inside").split(), match.group("rest")) if match else ([], name)
-        service, platform, step, other, internal = self.only, "", "", [], False
+        service, platform, step, other, internal = self.only, self.only_platform, "", [], False
         for word in inside:
             if word in self.targets:
                 service = self.targets[word]
+                platform = self.pinned.get(word, platform)
             elif word in self.platforms:
                 platform = word
             elif _STEP.match(word):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,8 +289,11 @@ def bake(
     cwd: Path | None = None,
     no_cache: bool = False,
     on_event: Callable[[dict[str, Any]], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Build every target of a bake definition in one invocation; return the metadata.
+
+    `cancel`: once set, the bake is killed (the run it belongs to failed beside it).
 
     With `on_event`, buildx reports in its machine-readable form (`--progress=rawjson`: one
     SolveStatus JSON object per line on stderr, vertexes, statuses and logs) and each object is
@@ -306,10 +310,10 @@ def bake(
         progress="rawjson" if on_event is not None else None,
     )
     if on_event is None:
-        result = _run_build(run, argv, cwd=cwd, env=BAKE_ENV, hint="image build failed")
+        result = _run_build(run, argv, cwd=cwd, env=BAKE_ENV, hint="image build failed", cancel=cancel)
     else:
         readable = RawProgress(on_event)
-        result = run.run(argv, cwd=cwd, env=BAKE_ENV, check=False, on_line=readable.feed)
+        result = run.run(argv, cwd=cwd, env=BAKE_ENV, check=False, on_line=readable.feed, cancel=cancel)
         if result.returncode != 0:
             failed = CommandError(argv, result.returncode, readable.text(), result.stdout, hint="image build failed")
             raise _refused(failed) or failed

@@ -77,8 +77,9 @@ def _image_platforms(cfg: Config, platforms: Sequence[Platform] | None) -> tuple
 # --- the pipelines --------------------------------------------------------------------------
 
 
-def _prepare(push: bool) -> list[Stage]:
-    """Everything before the bake: the same for every output."""
+def _prepare(push: bool, bake_early: bool = False) -> list[Stage]:
+    """Everything before the bake: the same for every output (`bake_early`: image.multiarch bakes
+    each platform's images while the others compile, crossbuild.earlybake)."""
     return [
         prepare.Preflight(),
         route.Route(),  # which node builds which platform; refuses an output several nodes cannot make
@@ -88,18 +89,18 @@ def _prepare(push: bool) -> list[Stage]:
         prepare.StaticBase(),
         prepare.GoImage(),
         prepare.BinFmt(),
-        prepare.Compile(),
-        prepare.Rootfs(),  # the binaries' layer trees, reproducible as BuildKit exports them
         prepare.Render(),
+        prepare.Compile(bake_early=bake_early),
+        prepare.Rootfs(),  # the binaries' layer trees, reproducible as BuildKit exports them
     ]
 
 
 def publish_stages() -> list[Stage]:
     """image.multiarch: build what changed, push by digest, prove every index, then move the tags."""
     return [
-        *_prepare(push=True),
+        *_prepare(push=True, bake_early=True),  # a platform's images start as soon as its binaries exist
         publish.Decide(),  # what is unchanged since the last publish
-        publish.Bake(),  # ONE buildx bake, pushed by digest
+        publish.Bake(),  # what the early bakes left, pushed by digest; each index composed
         publish.CheckIndexes(),  # exactly the planned platforms
         supply.Sbom(),  # an SBOM per platform from the binary's Go build info, attached to the index
         publish.Verify(),  # binaries, configs, SBOMs, smoke runs: before any tag moves

@@ -121,6 +121,7 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "expose": _LIST,
         "sbom": _BOOL,
         "sbom_format": _STR,
+        "bake_early": _STR,
     },
     "registry": {"address": _STR, "embedded": _BOOL, "data_dir": _STR, "insecure": _LIST, "mirrors": _TABLE},
     # [builder] is node 0 of the builder; [[builder.nodes]] are the others (crossbuild.builder)
@@ -139,6 +140,8 @@ SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 TOP_LEVEL = ("project", "services", "go", "platforms", "image", "registry", "builder", "bundle", "sign")
 SBOM_FORMATS = ("spdx", "cyclonedx")
+# auto: while the compile runs only when the images are assembled on other machines (earlybake.wanted)
+BAKE_EARLY = ("auto", "always", "never")
 GITHUB_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
 
 
@@ -276,6 +279,8 @@ class ImageConfig:
     release_tags: tuple[str, ...] = ("latest",)
     sbom: bool = True  # attach an SBOM (from each binary's Go build info) to every index
     sbom_format: str = "spdx"  # spdx (SPDX 2.3 JSON) or cyclonedx (CycloneDX 1.5 JSON)
+    # bake a platform's images while the others compile (crossbuild.earlybake): auto, always, never
+    bake_early: str = "auto"
 
     @property
     def static_base(self) -> bool:
@@ -1023,7 +1028,11 @@ def load(
         expose=_expose(image.get("expose", []), f"{cfg_path}: image.expose"),
         sbom=pick(None, _env_bool(environ, "SBOM"), image.get("sbom"), ImageConfig.sbom),
         sbom_format=image.get("sbom_format", ImageConfig.sbom_format),
+        bake_early=pick(None, _env_str(environ, "BAKE_EARLY"), image.get("bake_early"), ImageConfig.bake_early),
     )
+    if image_cfg.bake_early not in BAKE_EARLY:
+        where = "BAKE_EARLY" if _env_str(environ, "BAKE_EARLY") is not None else f"{cfg_path}: image.bake_early ="
+        raise UserError(f"{where} {image_cfg.bake_early!r}: use one of {', '.join(BAKE_EARLY)}")
     if image_cfg.sbom_format not in SBOM_FORMATS:
         raise UserError(
             f"{cfg_path}: image.sbom_format = {image_cfg.sbom_format!r}: use one of {', '.join(SBOM_FORMATS)}"

@@ -291,6 +291,7 @@ def build(
     report: progress.Reporter = progress.NULL,
     checks: Callable[[], Config] | None = None,
     cancel: threading.Event | None = None,
+    built: Callable[[PlatformResult], None] | None = None,
 ) -> list[PlatformResult]:
     """Build every service for every platform; never raises for a compile error.
 
@@ -299,7 +300,9 @@ def build(
     `checks`: the Config whose -X stamping the binaries are checked against, asked for only
     once a platform has compiled (the stamping check may still be running beside the compile);
     `cfg` itself by default. The command lines do not depend on it. `cancel`: once set (that
-    check failed), the go builds still running are killed.
+    check failed), the go builds still running are killed. `built`: told, from the pool's
+    thread, of each platform whose binaries all passed their checks, as soon as they have (its
+    images can be baked while the other platforms still compile).
     """
     if runner.which("go") is None:
         raise UserError("go: command not found; install Go >= 1.22 (https://go.dev/dl/) or run `make tools`")
@@ -318,13 +321,16 @@ def build(
     # each go build runs in a process group of its own, so that a failed check can kill it with its
     # compilers; Ctrl-C and SIGTERM no longer reach it from the terminal, so they stop it from here
     stop = cancel or threading.Event()
+
+    def one(platform: Platform) -> PlatformResult:
+        result = build_platform(run, cfg, platform, services, inputs, state, report, expect, stop)
+        if built is not None and not result.error and all(b.ok for b in result.binaries) and not stop.is_set():
+            built(result)
+        return result
+
     with runner.terminate_as_exit(), ThreadPoolExecutor(max_workers=workers(cfg, len(platforms))) as pool:
         try:
-            results = list(
-                pool.map(
-                    lambda p: build_platform(run, cfg, p, services, inputs, state, report, expect, stop), platforms
-                )
-            )
+            results = list(pool.map(one, platforms))
         except BaseException:
             stop.set()
             raise

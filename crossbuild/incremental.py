@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -138,9 +139,10 @@ def load_digests(path: Path) -> None:
 def save_digests(path: Path, under: Path) -> None:
     """Write out the digests known for files under `under` that still have the recorded stat."""
     prefix = os.fspath(under) + os.sep
-    ids = {(name, size): build_id for (name, size, build_id) in _BY_BUILD_ID}
+    ids = {(name, size): build_id for (name, size, build_id) in list(_BY_BUILD_ID)}
     entries = []
-    for (name, size, mtime, ctime, ino), digest in _DIGESTS.items():
+    # a copy: another thread (a platform's images baked beside the compile) may add digests meanwhile
+    for (name, size, mtime, ctime, ino), digest in list(_DIGESTS.items()):
         if not name.startswith(prefix):
             continue
         try:
@@ -153,9 +155,13 @@ def save_digests(path: Path, under: Path) -> None:
                 build_id = ""
             entries.append([name, size, mtime, ctime, ino, build_id, digest])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(sorted(entries)) + "\n")
-    tmp.replace(path)
+    with _SAVING:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(sorted(entries)) + "\n")
+        tmp.replace(path)
+
+
+_SAVING = threading.Lock()
 
 
 def key_of(parts: Mapping[str, Any]) -> str:

@@ -40,7 +40,10 @@ def _paint(text: str, color: str) -> str:
 
 
 def _say(text: str, err: bool = False) -> None:
-    print(text, file=sys.stderr if err else sys.stdout, flush=True)
+    # one write per line, under the lock the progress lines take: a line printed from another
+    # thread (an early bake's, beside the compile's progress) never lands inside this one
+    with progress.PRINT_LOCK:
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
     progress.touched()
 
 

@@ -13,7 +13,7 @@ Adding a step (an SBOM, a signature) is one class and one line in a stage list.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -49,6 +49,8 @@ class Context:
     builds: list[PlatformResult] = field(default_factory=list)  # the compile stage's results
     memo: dict[str, Any] = field(default_factory=dict)  # computed once per run (tree hash, base lookup)
     timings: dict[str, float] = field(default_factory=dict)
+    # run when the pipeline ends, however it ends (a thread a stage started, to stop)
+    closers: list[Callable[[], None]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -90,20 +92,24 @@ class Stage:
 def run(stages: Sequence[Stage], ctx: Context) -> Context:
     """Run every stage in order; a dry run prints the mutating ones instead and fails at the
     end if a read-only stage found something the real run would fail on."""
-    for stage in stages:
-        why = stage.skip(ctx)
-        if why:
-            ctx.session.runner.echo([f"# {stage.name}: skipped, {why}"])
-            continue
-        if ctx.dry_run and stage.mutates:
-            for line in stage.describe(ctx):
-                ctx.session.runner.plan(line)
-            continue
-        started = time.monotonic()
-        with progress.activity(stage.name):  # shown while it runs; a heartbeat when it says nothing
-            stage.run(ctx)
-        ctx.timings[stage.name] = time.monotonic() - started
-        ctx.session.runner.echo([f"# {stage.name}: {ctx.timings[stage.name]:.2f}s"])
+    try:
+        for stage in stages:
+            why = stage.skip(ctx)
+            if why:
+                ctx.session.runner.echo([f"# {stage.name}: skipped, {why}"])
+                continue
+            if ctx.dry_run and stage.mutates:
+                for line in stage.describe(ctx):
+                    ctx.session.runner.plan(line)
+                continue
+            started = time.monotonic()
+            with progress.activity(stage.name):  # shown while it runs; a heartbeat when it says nothing
+                stage.run(ctx)
+            ctx.timings[stage.name] = time.monotonic() - started
+            ctx.session.runner.echo([f"# {stage.name}: {ctx.timings[stage.name]:.2f}s"])
+    finally:
+        for close in reversed(ctx.closers):
+            close()
     if ctx.dry_run and ctx.blockers:
         problems = "; ".join(dict.fromkeys(ctx.blockers))
         raise UserError(f"dry run: the real run would fail: {problems}")

@@ -43,10 +43,14 @@ class ImageTarget:
     rendered: bool = True  # crossbuild renders it from a template (False: the user's own file)
     # its layers are reproducible as built (it copies a crossbuild.rootfs tree): no rewrite-timestamp
     fixed_times: bool = False
+    # a target cut down to some of the service's platforms (crossbuild.earlybake): its bake target
+    # is named after them, <service>-<os>-<arch>[-...], and its index is a part of the service's
+    part: bool = False
 
     @property
     def bake_name(self) -> str:
-        return bake_name(self.service)
+        name = bake_name(self.service)
+        return "-".join([name, *(p.slug for p in self.platforms)]) if self.part else name
 
     def refs(self) -> list[str]:
         return [f"{self.repository}:{t}" for t in self.tags]
@@ -200,29 +204,40 @@ def content_key(cfg: Config, t: ImageTarget, tree: str = "") -> str:
 
     `tree`: the module's tree hash (computed once per run by the caller for multistage targets).
     """
+    return incremental.key_of({**frame(cfg, t), "inputs": key_inputs(cfg, t, tree)})
+
+
+def frame_key(cfg: Config, t: ImageTarget) -> str:
+    """The content key without its inputs: what decides the index besides the binaries (known
+    before they are built, so a platform's images can start as soon as its binaries exist)."""
+    return incremental.key_of(frame(cfg, t))
+
+
+def frame(cfg: Config, t: ImageTarget) -> dict[str, object]:
+    return {
+        "repository": t.repository,
+        "platforms": [str(p) for p in t.platforms],
+        "dockerfile": t.dockerfile_text,
+        "args": dict(t.args),
+        "labels": dict(t.labels),
+        "annotations": dict(t.annotations),
+        "provenance": cfg.image.provenance,
+        "output": [push_output(cfg, t)],  # compression level, timestamps
+        # the attached SBOM changes the index; a new signer must sign it again
+        "sbom": cfg.image.sbom_format if cfg.image.sbom else "",
+        "signer": cfg.sign.signer,
+    }
+
+
+def key_inputs(cfg: Config, t: ImageTarget, tree: str = "") -> dict[str, str]:
+    """What the images are built from: the module's tree (multistage), else each platform's binary digest."""
     if cfg.mode_of(t.service) == "multistage":
-        inputs = {"tree": tree or incremental.tree_hash(cfg.module_dir, exclude=[cfg.output_dir])}
-    else:
-        inputs = {}
-        for p in t.platforms:
-            path = gobuild.binary_path(cfg.bin_dir, p, t.service)
-            inputs[str(p)] = incremental.file_digest(path) if path.is_file() else "missing"
-    return incremental.key_of(
-        {
-            "repository": t.repository,
-            "platforms": [str(p) for p in t.platforms],
-            "dockerfile": t.dockerfile_text,
-            "args": dict(t.args),
-            "labels": dict(t.labels),
-            "annotations": dict(t.annotations),
-            "provenance": cfg.image.provenance,
-            "output": [push_output(cfg, t)],  # compression level, timestamps
-            "inputs": inputs,
-            # the attached SBOM changes the index; a new signer must sign it again
-            "sbom": cfg.image.sbom_format if cfg.image.sbom else "",
-            "signer": cfg.sign.signer,
-        }
-    )
+        return {"tree": tree or incremental.tree_hash(cfg.module_dir, exclude=[cfg.output_dir])}
+    inputs = {}
+    for p in t.platforms:
+        path = gobuild.binary_path(cfg.bin_dir, p, t.service)
+        inputs[str(p)] = incremental.file_digest(path) if path.is_file() else "missing"
+    return inputs
 
 
 def leg_config(cfg: Config, service: Service) -> str:

@@ -56,7 +56,7 @@ def style(environ: Mapping[str, str] | None = None, stream: Any = None) -> str:
 
 
 _last_line = time.monotonic()
-_print_lock = threading.RLock()
+PRINT_LOCK = threading.RLock()  # one line at a time, whichever thread prints it (crossbuild.output too)
 
 
 def touched() -> None:
@@ -202,7 +202,7 @@ class _Plain:
         self.thread = threading.Thread(target=self._beat, name="crossbuild-heartbeat", daemon=True)
 
     def line(self, text: str) -> None:
-        with _print_lock:
+        with PRINT_LOCK:
             print(f"{clock()} {text}", flush=True)
             touched()
 
@@ -230,7 +230,7 @@ class _Live:
         self.stack = stack
         # stderr goes above the rows too when it is the terminal; a redirected stderr stays untouched
         err = sys.stderr if live.isatty(sys.stderr) else None
-        self.region = live.Region(self.render, _print_lock, sys.stdout, err)
+        self.region = live.Region(self.render, PRINT_LOCK, sys.stdout, err)
 
     def render(self, size: os.terminal_size) -> list[str]:
         """The title line (spinner, title, seconds), then one line per row: mark, key, seconds,

@@ -56,7 +56,10 @@ class Registry(Publisher):
         return [push_output(self.cfg, target)]
 
     def after(self, ctx: Context, metadata: dict[str, dict[str, Any]]) -> None:
-        ctx.pushed = {t.service.name: digest_of(metadata, t) for t in ctx.to_build()}
+        # the indexes composed from early bakes are in already (crossbuild.earlybake)
+        ctx.pushed.update(
+            {t.service.name: digest_of(metadata, t) for t in ctx.to_build() if t.service.name not in ctx.pushed}
+        )
 
 
 class DigestLegs(Registry):

@@ -51,7 +51,7 @@ def key(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service])
     return incremental.key_of({"binaries": digests})[:16]
 
 
-def write(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service]) -> Path:
+def write(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service], prune: bool = True) -> Path:
     """Link each binary into its tree, give every entry the release's time; return the context.
 
     The context is named after the binaries it holds (build/rootfs/<key>). BuildKit keeps a copy
@@ -60,12 +60,13 @@ def write(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service
     same size would not be sent at all, and a new file written into its cached directory moves
     that directory's time to now. A directory of its own for every new set of binaries is sent
     whole, with the times set here; the same binaries find the same directory again.
+
+    `prune`: remove the trees of earlier binaries (False while other platforms' trees of this
+    run are still being written: crossbuild.earlybake removes them at the end).
     """
     context = root(cfg) / key(cfg, platforms, services)
-    if root(cfg).is_dir():
-        for other in root(cfg).iterdir():
-            if other != context:  # an earlier set of binaries
-                shutil.rmtree(other, ignore_errors=True)
+    if prune:
+        remove_others(cfg, {context})
     epoch = cfg.version.epoch
     for platform in platforms:
         for service in services:
@@ -86,3 +87,11 @@ def write(cfg: Config, platforms: Sequence[Platform], services: Sequence[Service
                 os.utime(top.joinpath(*INSTALL_DIR[:depth]), (epoch, epoch))
     incremental.save_digests(digests_file(cfg), cfg.bin_dir)
     return context
+
+
+def remove_others(cfg: Config, keep: set[Path]) -> None:
+    """Remove every layer tree but `keep` (those of an earlier set of binaries)."""
+    if root(cfg).is_dir():
+        for other in root(cfg).iterdir():
+            if other not in keep:
+                shutil.rmtree(other, ignore_errors=True)

@@ -12,7 +12,7 @@ from bench.cases.floor import Floor, FloorAgain
 from bench.cases.ko import Ko
 from bench.cases.multistage import Multistage
 from bench.cases.openim import OpenIMLoop
-from bench.cases.prebuilt import Prebuilt, PrebuiltVerified
+from bench.cases.prebuilt import Prebuilt, PrebuiltEarly, PrebuiltVerified
 from bench.cases.supply import PrebuiltSupply
 from bench.cases.transfer import Transfer
 from bench.cases.verify import VerifyParallel
@@ -22,6 +22,7 @@ ALL: tuple[Case, ...] = (
     Prebuilt(),  # a: crossbuild image.multiarch, VERIFY=0
     FloorAgain(),  # f2: the floor's cold run again, right after (a): brackets it against the machine's drift
     BakeAlone(),  # x: docker buildx bake alone of every image from new binaries: the images step without crossbuild
+    PrebuiltEarly(),  # ae: (a) with each platform's images baked beside the compile (information)
     PrebuiltVerified(),  # av: the same with VERIFY=1 (information)
     PrebuiltSupply(),  # as: the same with an SBOM per platform and cosign signatures
     VerifyParallel(),  # v: invoke verify of every service x platform, against its smoke runs and layer reads alone

@@ -65,6 +65,18 @@ class Prebuilt(edits.EditPhases, ImageMultiarch):
         return out + edits.targets(results)
 
 
+class PrebuiltEarly(ImageMultiarch):
+    """(a) with every platform's images baked as soon as its binaries exist, beside the compile
+    (BAKE_EARLY=always; crossbuild.earlybake): what that pipelining gains or costs on this machine,
+    where crossbuild leaves it off by default because BuildKit shares the compile's cores.
+    Information: its cold time is compared with (a)'s and the floor's in the main table."""
+
+    key = "ae"
+    slug = "ae-early"
+    title = "crossbuild prebuilt, images baked while compiling (BAKE_EARLY=always; info)"
+    settings: ClassVar[Mapping[str, str]] = {"VERIFY": "0", "SBOM": "0", "SIGN": "off", "BAKE_EARLY": "always"}
+
+
 class PrebuiltVerified(ImageMultiarch):
     key = "av"
     slug = "av-verify"

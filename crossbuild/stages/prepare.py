@@ -25,10 +25,12 @@ from crossbuild import (
     builder,
     dockerfiles,
     doctor,
+    earlybake,
     gobuild,
     incremental,
     output,
     progress,
+    publishers,
     registry_server,
     rootfs,
     runner,
@@ -268,8 +270,9 @@ class Compile(Stage):
     name = "compile"
     mutates = True
 
-    def __init__(self, every_service: bool = False) -> None:
+    def __init__(self, every_service: bool = False, bake_early: bool = False) -> None:
         self.every_service = every_service  # `invoke build`: every selected service, not only prebuilt images
+        self.bake_early = bake_early  # each platform's images baked once its binaries exist (earlybake)
 
     def services(self, ctx: Context) -> list[Service]:
         if self.every_service:
@@ -280,10 +283,27 @@ class Compile(Stage):
     def skip(self, ctx: Context) -> str:
         return "" if self.services(ctx) else "no image copies a host-built binary"
 
+    def _baker(self, ctx: Context, board: progress.Reporter) -> earlybake.Baker | None:
+        """The early baker of image.multiarch, when some image can be baked a platform at a time."""
+        if not self.bake_early or type(ctx.publisher) is not publishers.Registry or ctx.plan is None:
+            return None
+        if not earlybake.wanted(ctx.cfg):
+            return None
+        if not any(earlybake.takes(t) for t in ctx.plan.targets):
+            return None
+        records = {t.service.name: ctx.session.state("images").get(t.service.name) for t in ctx.plan.targets}
+        baker = earlybake.Baker(
+            ctx.session.runner, ctx.cfg, ctx.session.client, ctx.plan.targets, records, ctx.platforms, board
+        )
+        ctx.memo[earlybake.MEMO] = baker
+        ctx.closers.append(baker.stop)  # however the run ends, no bake outlives it
+        return baker
+
     def run(self, ctx: Context) -> None:
         services = self.services(ctx)
         announce_build(ctx, services)
         with progress.activity("go build", tuple(str(p) for p in ctx.platforms)) as board:
+            baker = self._baker(ctx, board)
             try:
                 ctx.builds = gobuild.build(
                     ctx.session.runner,
@@ -295,6 +315,7 @@ class Compile(Stage):
                     board,
                     checks=lambda: stamped_config(ctx),
                     cancel=ctx.memo.get(_FAILED),
+                    built=baker.built if baker is not None else None,
                 )
             finally:
                 join_stamping(ctx)
@@ -345,6 +366,8 @@ class Rootfs(Stage):
         return [t for t in ctx.plan.targets if t.fixed_times]
 
     def skip(self, ctx: Context) -> str:
+        if earlybake.MEMO in ctx.memo:
+            return "each platform's layer trees are written as its images are baked"
         return "" if self._targets(ctx) else "no image copies a layer tree"
 
     def run(self, ctx: Context) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from crossbuild import bake, expect, images, output, progress
+from crossbuild import bake, earlybake, expect, images, output, progress
 from crossbuild import plan as plan_mod
 from crossbuild.errors import UserError
 from crossbuild.oci import Reference, parse_reference
@@ -85,6 +85,11 @@ class Bake(Stage):
             f"bake {len(targets)} image(s) x {len(ctx.platforms)} platform(s) -> {publisher.name}"
             + (" (no cache)" if self.no_cache else "")
         )
+        baker: earlybake.Baker | None = ctx.memo.pop(earlybake.MEMO, None)
+        if baker is not None:
+            targets = self._finish_early(ctx, baker, targets)
+            if not targets:
+                return
         with progress.activity("bake", bake.rows_of(targets)) as board:
             metadata = bake.bake(
                 ctx.session.runner,
@@ -100,6 +105,22 @@ class Bake(Stage):
         output.ok(f"baked {len(targets)} image(s) x {len(ctx.platforms)} platform(s) in {board.elapsed():.1f}s")
         ctx.memo[f"bake:{self._name(ctx)}"] = metadata
         publisher.after(ctx, metadata)
+
+    @staticmethod
+    def _finish_early(
+        ctx: Context, baker: earlybake.Baker, targets: list[plan_mod.ImageTarget]
+    ) -> list[plan_mod.ImageTarget]:
+        """The images the compile's early bakes left, baked; every index composed and pushed by
+        digest. Returns the targets a platform-at-a-time bake does not take (one bake, as before)."""
+        mine = [t for t in targets if earlybake.takes(t)]
+        with progress.activity("bake", bake.rows_of(mine)) as board:
+            ctx.pushed.update(baker.finish(mine, board))
+        if mine:
+            output.ok(
+                f"{len(mine)} index(es) pushed by digest ({baker.composed} composed from parts): "
+                f"{baker.early()} image(s) baked beside the compile, {baker.late} after it in {board.elapsed():.1f}s"
+            )
+        return [t for t in targets if not earlybake.takes(t)]
 
     def describe(self, ctx: Context) -> list[str]:
         return [bake.command(ctx.cfg, self._name(ctx), self.no_cache)]
@@ -167,6 +188,9 @@ class Record(Stage):
                     "platforms": list(s.platforms),
                     "size": s.size,
                     "repository": s.target.repository,
+                    # the key's parts, so that the next run can start a platform's images early (earlybake)
+                    "frame": plan_mod.frame_key(ctx.cfg, s.target),
+                    "inputs": plan_mod.key_inputs(ctx.cfg, s.target, tree_key),
                 },
             )
         state.save()

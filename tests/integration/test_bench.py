@@ -45,9 +45,9 @@ def _tiny_bench(out: Path, cases: str, timeout: float) -> tuple[subprocess.Compl
 
 def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    proc, data = _tiny_bench(out, "a,d,f,f2,x", timeout=600)
+    proc, data = _tiny_bench(out, "a,ae,d,f,f2,x", timeout=600)
     assert data["size"] == "tiny"
-    assert set(data["cases"]) == {"a", "d", "f", "f2", "x"}
+    assert set(data["cases"]) == {"a", "ae", "d", "f", "f2", "x"}
     x = data["cases"].pop("x")  # buildx bake alone: one phase, not cold and warm
     assert x["status"] == "ok" and x["phases"]["images"]["wall_s"] > 0, x
     for key, case in data["cases"].items():
@@ -66,6 +66,14 @@ def test_bench_tiny_runs_and_reports(tmp_path: Path) -> None:
     for repo in pushed_cold:
         digest = x["figures"]["digests"][repo]
         index = _manifest(f"{x_prefix}/{repo}", digest)
+        assert index is not None and len(index["manifests"]) == len(data["platforms"]), (repo, index)
+    # (ae) baked each platform's images beside the compile and published every service's index of every
+    # platform, as (a) did (the registry's API again)
+    ae = data["cases"]["ae"]
+    assert "beside the compile" in (out / "logs" / "ae-cold.log").read_text()
+    assert set(ae["bytes_by_repo"]["cold"]) == set(pushed_cold)
+    for repo in pushed_cold:
+        index = _manifest(f"{ae['prefix'].removeprefix('localhost:5000/')}/{repo}", "latest")
         assert index is not None and len(index["manifests"]) == len(data["platforms"]), (repo, index)
     # the image cases pushed something cold; the floor pushes nothing
     assert data["cases"]["a"]["bytes_cold"] > 0

@@ -17,7 +17,7 @@ LEAKY_ENV = frozenset(
     {
         # crossbuild's own (README, "Variables") and the Makefile's
         *("PLATFORMS", "BINS", "IMAGES", "REGISTRY_PREFIX", "VERSION", "BASE_IMAGE", "GO_IMAGE", "CACHE_REF"),
-        *("MODE", "VERIFY", "V", "CONFIG", "CROSSBUILD", "CROSSBUILD_CONFIG", "SOURCE_DATE_EPOCH"),
+        *("MODE", "VERIFY", "BAKE_EARLY", "V", "CONFIG", "CROSSBUILD", "CROSSBUILD_CONFIG", "SOURCE_DATE_EPOCH"),
         *(
             "SBOM",
             "SIGN",
