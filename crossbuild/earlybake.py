@@ -196,6 +196,7 @@ class Baker:
         self.frames = {t.service.name: plan_mod.frame_key(cfg, t) for t in self.targets}
         self.records = records
         self.platforms = set(platforms)
+        self.order = {p: i for i, p in enumerate(platforms)}  # rows and lines name platforms as configured
         self.report = report
         self.gather = gather
         self.cancel = threading.Event()  # the run failed: a bake running is killed, no other starts
@@ -296,6 +297,10 @@ class Baker:
         media_type = json.loads(raw).get("mediaType") or OCI_INDEX
         return self.client.put_manifest(ref.registry, ref.repository, images.sha256_of(raw), raw, str(media_type))
 
+    def ordered(self, platforms: Iterable[Platform]) -> list[Platform]:
+        """`platforms` in the order the run names them (config, PLATFORMS), for rows and lines."""
+        return sorted(platforms, key=lambda p: self.order.get(p, len(self.order)))
+
     def early(self) -> int:
         """How many images were baked beside the compile."""
         return len(self._taken)
@@ -310,7 +315,7 @@ class Baker:
         by_service: dict[str, tuple[plan_mod.ImageTarget, list[Platform]]] = {}
         for t, p in pairs:
             by_service.setdefault(t.service.name, (t, []))[1].append(p)
-        batch_platforms = sorted({p for _t, ps in by_service.values() for p in ps}, key=str)
+        batch_platforms = self.ordered({p for _t, ps in by_service.values() for p in ps})
         by_set: dict[tuple[Platform, ...], list[plan_mod.ImageTarget]] = {}
         for t, ps in by_service.values():
             by_set.setdefault(tuple(p for p in t.platforms if p in ps), []).append(t)

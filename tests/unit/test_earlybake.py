@@ -342,6 +342,13 @@ def test_platforms_finishing_together_make_one_bake(
     assert baker.bakes[0][0] - started < 2.0  # the last platform in: no waiting out the 5 s window
 
 
+def test_a_bake_names_its_platforms_in_the_order_the_run_does(three: tuple[config.Config, list[ImageTarget]]) -> None:
+    """Not by their strings (arm/v7 before arm64): the row and its line read like the go build rows."""
+    baker = _Gathered(*three, gather=0.0)
+    handed = parse_platforms("linux/arm/v7,linux/arm64,linux/amd64")
+    assert [str(p) for p in baker.ordered(handed)] == ["linux/amd64", "linux/arm64", "linux/arm/v7"]
+
+
 def test_a_platform_far_ahead_of_the_others_is_baked_without_them(
     tmp_path: Path, three: tuple[config.Config, list[ImageTarget]]
 ) -> None:
