@@ -44,7 +44,6 @@ a BuildKit solve). Measured on the 2-core bench machine with BuildKit local:
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import threading
 import time
@@ -54,7 +53,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from crossbuild import attestations, bake, images, incremental, output, progress, rootfs
+from crossbuild import attestations, bake, hosts, images, incremental, output, progress, rootfs
 from crossbuild import plan as plan_mod
 from crossbuild.config import Config
 from crossbuild.errors import UserError
@@ -62,7 +61,7 @@ from crossbuild.gobuild import PlatformResult
 from crossbuild.oci import Reference, parse_reference
 from crossbuild.oci.client import Client
 from crossbuild.oci.mediatypes import OCI_INDEX
-from crossbuild.platforms import Platform
+from crossbuild.platforms import Platform, normalise_platform
 from crossbuild.runner import Runner
 
 Pair = tuple[str, str]  # (service, platform)
@@ -88,13 +87,7 @@ def elsewhere(driver: str, endpoint: str) -> bool:
         return True
     if driver != "remote" or not endpoint.startswith("tcp://"):
         return False  # docker-container, docker: this machine's daemon; unix://: a socket here
-    host = (urlsplit(endpoint).hostname or "").lower()
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a host name other than localhost
+    return not hosts.is_loopback(urlsplit(endpoint).netloc)  # by the text alone, as for registries
 
 
 def takes(t: plan_mod.ImageTarget) -> bool:
@@ -135,9 +128,11 @@ def go_json(value: Any) -> bytes:
 
 
 def platform_of(entry: attestations.Entry) -> str:
-    """An index entry's platform as crossbuild writes platforms: linux/arm/v7."""
+    """An index entry's platform as crossbuild writes platforms: linux/arm/v7 (arm64/v8: linux/arm64)."""
     p = entry.platform
-    return "/".join(str(part) for part in (p.get("os"), p.get("architecture"), p.get("variant")) if part)
+    return str(
+        normalise_platform(str(p.get("os") or ""), str(p.get("architecture") or ""), str(p.get("variant") or ""))
+    )
 
 
 def compose(parts: Sequence[Mapping[str, Any]], platforms: Sequence[str]) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,24 @@ def test_bake_argv_asks_for_rawjson_only_when_told() -> None:
     streamed = buildx.bake_argv(file=Path("b.json"), builder="x", metadata_file=Path("m.json"), progress="rawjson")
     assert "--progress" not in plain
     assert streamed[streamed.index("--progress") + 1] == "rawjson"
+
+
+# --- one-platform parts (crossbuild.earlybake) ---------------------------------------------------
+
+
+def test_steps_of_one_platform_parts_go_to_their_platform_rows(targets: list[ImageTarget]) -> None:
+    cut = [replace(t, platforms=(p,), part=True) for t in targets for p in t.platforms]
+    rec = Recorder()
+    c = bake.Condenser(cut, rec)
+    c.event(vertex("d1", "[api-linux-arm64 1/1] COPY linux/arm64/api/ /", started="t"))
+    c.event(vertex("d1", "[api-linux-arm64 1/1] COPY linux/arm64/api/ /", completed="t"))
+    assert ("update", "api linux/arm64", "1/1 COPY linux/arm64/api/ /") in rec.events
+    assert ("finish", "api linux/arm64", "built") in rec.events
+
+
+def test_a_lone_one_platform_part_still_has_its_platform_row(targets: list[ImageTarget]) -> None:
+    one = replace(targets[0], platforms=parse_platforms("linux/arm64"), part=True)
+    rec = Recorder()
+    c = bake.Condenser([one], rec)
+    c.event(vertex("d1", "[1/1] COPY linux/arm64/api/ /", started="t"))
+    assert ("update", "api linux/arm64", "1/1 COPY linux/arm64/api/ /") in rec.events

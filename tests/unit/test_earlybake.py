@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from crossbuild import bake, config, earlybake, incremental, rootfs
+from crossbuild import config, earlybake, incremental, rootfs
 from crossbuild import plan as plan_mod
 from crossbuild.errors import UserError
 from crossbuild.gobuild import BinaryResult, PlatformResult
@@ -163,6 +163,14 @@ def test_compose_orders_parts_of_several_platforms_by_the_service_platforms() ->
     assert digests == ["sha256:a", "sha256:b", "sha256:c", "sha256:aa", "sha256:bb", "sha256:cc"]
 
 
+def test_compose_reads_entry_platforms_as_the_rest_of_crossbuild_does() -> None:
+    """arm64/v8 is linux/arm64 (platforms.normalise_platform), and the entry is written as it came."""
+    parts = [_one(_image("sha256:b", "arm64", "v8")), _one(_image("sha256:a", "amd64"))]
+    index = json.loads(earlybake.compose(parts, ["linux/amd64", "linux/arm64"]))
+    assert [m["digest"] for m in index["manifests"]] == ["sha256:a", "sha256:b"]
+    assert index["manifests"][1]["platform"]["variant"] == "v8"
+
+
 def test_compose_of_one_part_is_that_part() -> None:
     part = _one(_image("sha256:a", "amd64"))
     assert json.loads(earlybake.compose([part], ["linux/amd64"])) == part
@@ -263,41 +271,6 @@ def test_trees_written_a_platform_at_a_time_keep_each_other(tmp_path: Path) -> N
     assert sorted(p.name for p in rootfs.root(cfg).iterdir()) == sorted([first.name, second.name])
 
 
-# --- progress of a one-platform target ----------------------------------------------------------
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str]] = []
-
-    def start(self, key: str, status: str = "") -> None:
-        self.events.append(("start", key, status))
-
-    def update(self, key: str, status: str, detail: str = "") -> None:
-        self.events.append(("update", key, status))
-
-    def finish(self, key: str, status: str, failed: bool = False) -> None:
-        self.events.append(("finish", key, status))
-
-
-def test_steps_of_one_platform_parts_go_to_their_platform_rows(targets: list[ImageTarget]) -> None:
-    cut = [replace(t, platforms=(p,), part=True) for t in targets for p in t.platforms]
-    rec = Recorder()
-    c = bake.Condenser(cut, rec)
-    c.event({"vertexes": [{"digest": "d1", "name": "[api-linux-arm64 1/1] COPY linux/arm64/api/ /", "started": "t"}]})
-    c.event({"vertexes": [{"digest": "d1", "name": "[api-linux-arm64 1/1] COPY linux/arm64/api/ /", "completed": "t"}]})
-    assert ("update", "api linux/arm64", "1/1 COPY linux/arm64/api/ /") in rec.events
-    assert ("finish", "api linux/arm64", "built") in rec.events
-
-
-def test_a_lone_one_platform_part_still_has_its_platform_row(targets: list[ImageTarget]) -> None:
-    one = replace(targets[0], platforms=parse_platforms("linux/arm64"), part=True)
-    rec = Recorder()
-    c = bake.Condenser([one], rec)
-    c.event({"vertexes": [{"digest": "d1", "name": "[1/1] COPY linux/arm64/api/ /", "started": "t"}]})
-    assert ("update", "api linux/arm64", "1/1 COPY linux/arm64/api/ /") in rec.events
-
-
 # --- gathering ----------------------------------------------------------------------------------
 
 
@@ -396,6 +369,8 @@ def test_images_already_published_with_these_binaries_are_not_baked_early(
         ("remote", "tcp://127.0.0.1:1234", False),
         ("remote", "tcp://localhost:1234", False),
         ("remote", "tcp://[::1]:1234", False),
+        ("remote", "tcp://localhost.:1234", False),
+        ("remote", "tcp://[::ffff:127.0.0.1]:1234", False),
         ("remote", "tcp://10.0.0.7:1234", True),
         ("remote", "tcp://buildkit-arm.internal:1234", True),
         ("docker-container", "", False),
